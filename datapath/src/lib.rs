@@ -1,0 +1,20 @@
+//! vswitch fast path.
+//!
+//! Pure core first: [`wire`] (checked frame views), [`vlan`] (port VLAN model), [`fdb`] (MAC
+//! learning), [`topology`] (compiled port configuration) and [`pipeline`] (the per-burst
+//! forwarding stages) are plain types testable without root. Port backends are thin shells
+//! around them: [`mem`] for tests, benches and the in-memory demo.
+#![deny(unsafe_code)]
+
+pub mod counters;
+pub mod fdb;
+pub mod mem;
+pub mod pipeline;
+pub mod topology;
+pub mod vlan;
+pub mod wire;
+
+pub use counters::{DropReason, PortCounters};
+pub use topology::{PortConfig, PortId, PortSet, Topology};
+pub use vlan::{PortVlan, Vid, VlanSet};
+pub use wire::{Edit, MacAddr, Tci};

@@ -1,0 +1,298 @@
+//! The forwarding pipeline over one burst of frames received on one port.
+//!
+//! Stages per frame: parse (checked view) -> source checks -> ingress VLAN classify ->
+//! learn (src, vid) -> lookup (dst, vid) -> egress set (unicast, or flood in the VLAN minus
+//! the ingress port) -> per-egress VLAN edit -> per-port TX list. [`Pipeline::flush`] then
+//! hands each port its list in one call, which copies each frame once into the port's
+//! memory with the edit applied.
+//!
+//! Invariants kept here:
+//! - Every frame gets exactly one [`Verdict`]; every dropped frame (or dropped copy) bumps
+//!   exactly one named counter: ingress drops on the ingress port, `mtu_exceeded` and
+//!   `tx_ring_full` on the egress port.
+//! - A frame never leaves through its ingress port, and a flood never leaves its VLAN.
+//! - Each egress port receives a frame at most once, so per-port TX lists never hold more
+//!   than [`MAX_BURST`] items; all buffers are allocated in [`Pipeline::new`], so a burst
+//!   never allocates.
+
+use crate::counters::{DropReason, PortCounters};
+use crate::fdb::{Fdb, FdbConfig, FdbUpdate};
+use crate::topology::{FloodKind, PortId, PortSet, Topology, MAX_PORTS};
+use crate::vlan::VID_RESERVED;
+use crate::wire::{Edit, L2Header, ParseError, Tci};
+
+/// Most frames one call to [`Pipeline::process`] handles.
+pub const MAX_BURST: usize = 256;
+
+/// What happened to one received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Known unicast, queued to exactly one port.
+    Unicast(PortId),
+    /// Flooded (broadcast, multicast or unknown unicast) to `copies` ports of its VLAN.
+    Flood { copies: u16 },
+    /// Dropped at ingress, or every copy dropped at egress (the reason of the last one).
+    Drop(DropReason),
+}
+
+/// One frame queued to one egress port: an index into the burst and the edit to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxItem {
+    pub frame: u16,
+    pub edit: Edit,
+}
+
+/// A port that can transmit the frames of a burst. Implemented by port backends (and by
+/// benches' sinks). Writes `items[..n]` for the largest `n` it has room for and reports it.
+pub trait TxPorts {
+    /// Transmits `items` (indices into `frames` plus edits) on `port`; returns how many
+    /// were sent and their total bytes after editing. Items it cannot take are counted
+    /// `tx_ring_full` by the pipeline.
+    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone;
+}
+
+/// Result of [`TxPorts::tx_burst`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxDone {
+    pub sent: usize,
+    pub bytes: u64,
+}
+
+/// Per-worker forwarding state: the FDB replica, counters and TX lists.
+#[derive(Debug)]
+pub struct Pipeline {
+    fdb: Fdb,
+    counters: Box<[PortCounters]>,
+    tx: Box<[Vec<TxItem>]>,
+    touched: PortSet,
+    verdicts: Vec<Verdict>,
+    updates: Vec<FdbUpdate>,
+}
+
+impl Pipeline {
+    pub fn new(fdb: FdbConfig) -> Pipeline {
+        Pipeline {
+            fdb: Fdb::new(fdb),
+            counters: vec![PortCounters::default(); MAX_PORTS].into_boxed_slice(),
+            tx: (0..MAX_PORTS)
+                .map(|_| Vec::with_capacity(MAX_BURST))
+                .collect(),
+            touched: PortSet::EMPTY,
+            verdicts: Vec::with_capacity(MAX_BURST),
+            updates: Vec::with_capacity(MAX_BURST),
+        }
+    }
+
+    pub fn fdb(&self) -> &Fdb {
+        &self.fdb
+    }
+    pub fn fdb_mut(&mut self) -> &mut Fdb {
+        &mut self.fdb
+    }
+    pub fn counters(&self, p: PortId) -> &PortCounters {
+        &self.counters[p.index()]
+    }
+    /// Resets one port's counters (port removed, id reused).
+    pub fn reset_counters(&mut self, p: PortId) {
+        self.counters[p.index()] = PortCounters::default();
+    }
+    /// Verdicts of the last [`Pipeline::process`] call, one per processed frame.
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
+    }
+    /// FDB changes of the last burst that other workers' replicas need.
+    pub fn updates(&self) -> &[FdbUpdate] {
+        &self.updates
+    }
+    /// Ports with queued frames and their lists.
+    pub fn pending(&self) -> impl Iterator<Item = (PortId, &[TxItem])> + '_ {
+        self.touched.iter().map(|p| (p, &self.tx[p.index()][..]))
+    }
+
+    /// Runs the forwarding stages over `frames` received on `ingress` at time `now`
+    /// (seconds). Processes at most [`MAX_BURST`] frames and returns how many it took.
+    /// Queued frames stay pending until [`Pipeline::flush`].
+    pub fn process(
+        &mut self,
+        topo: &Topology,
+        ingress: PortId,
+        frames: &[&[u8]],
+        now: u64,
+    ) -> usize {
+        let n = frames.len().min(MAX_BURST);
+        self.verdicts.clear();
+        self.updates.clear();
+        let Some(port) = topo.port(ingress) else {
+            // Unknown port: not configured in this snapshot (removed at a burst boundary).
+            self.verdicts.extend(
+                frames[..n]
+                    .iter()
+                    .map(|_| Verdict::Drop(DropReason::PortDown)),
+            );
+            return n;
+        };
+        let up = topo.is_up(ingress);
+        let learning = port.learning;
+        let limit = port.learn_limit;
+        for (i, frame) in frames[..n].iter().enumerate() {
+            let c = &mut self.counters[ingress.index()];
+            c.rx_packets += 1;
+            c.rx_bytes += frame.len() as u64;
+            let verdict = if up {
+                self.forward_one(
+                    topo, ingress, &port.vlan, learning, limit, i as u16, frame, now,
+                )
+            } else {
+                Verdict::Drop(DropReason::PortDown)
+            };
+            if let Verdict::Drop(r) = verdict {
+                if !matches!(r, DropReason::MtuExceeded) {
+                    self.counters[ingress.index()].drop(r);
+                }
+            }
+            self.verdicts.push(verdict);
+        }
+        n
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_one(
+        &mut self,
+        topo: &Topology,
+        ingress: PortId,
+        vlan: &crate::vlan::PortVlan,
+        learning: bool,
+        limit: Option<u32>,
+        index: u16,
+        frame: &[u8],
+        now: u64,
+    ) -> Verdict {
+        let hdr = match L2Header::parse(frame) {
+            Ok(h) => h,
+            Err(ParseError::Runt) => return Verdict::Drop(DropReason::Runt),
+            Err(ParseError::TruncatedTag) => return Verdict::Drop(DropReason::TruncatedTag),
+        };
+        if !hdr.src.is_learnable() {
+            return Verdict::Drop(DropReason::InvalidSrc);
+        }
+        if hdr.dst.is_link_local_reserved() {
+            return Verdict::Drop(DropReason::ReservedDst);
+        }
+        let cls = match vlan.classify(hdr.tag) {
+            Ok(c) => c,
+            Err(r) => return Verdict::Drop(r),
+        };
+        debug_assert!(cls.vid != 0 && cls.vid != VID_RESERVED);
+        if learning {
+            let r = self.fdb.learn(cls.vid, hdr.src, ingress, now, limit);
+            if r.changed() {
+                self.updates.push(FdbUpdate::Learned {
+                    vid: cls.vid,
+                    mac: hdr.src,
+                    port: ingress,
+                    now,
+                });
+            }
+        }
+        // L3 length: what the egress MTU is compared with.
+        let l3_len = frame.len() - hdr.len() as usize;
+        let tagged_in = hdr.tag.is_some();
+        let out_tci = Tci(cls.priority | cls.vid);
+
+        let kind = if hdr.dst.is_broadcast() {
+            FloodKind::Broadcast
+        } else if hdr.dst.is_multicast() {
+            FloodKind::Multicast
+        } else {
+            match self.fdb.lookup(cls.vid, hdr.dst, now) {
+                Some(p) if p == ingress => return Verdict::Drop(DropReason::DstOnIngress),
+                Some(p) if topo.members(cls.vid).contains(p) => {
+                    if topo.is_isolated(ingress) && topo.is_isolated(p) {
+                        return Verdict::Drop(DropReason::Isolated);
+                    }
+                    return match self.enqueue(topo, p, index, cls.vid, tagged_in, out_tci, l3_len) {
+                        Ok(()) => Verdict::Unicast(p),
+                        Err(r) => Verdict::Drop(r),
+                    };
+                }
+                // Unknown, or learned on a port that has since left the VLAN: flood.
+                _ => FloodKind::UnknownUnicast,
+            }
+        };
+        self.counters[ingress.index()].rx_flooded += 1;
+        let set = topo.flood_set(cls.vid, kind, ingress);
+        if set.is_empty() {
+            return Verdict::Drop(DropReason::NoEgress);
+        }
+        let mut copies = 0u16;
+        let mut last_err = DropReason::NoEgress;
+        for p in set.iter() {
+            match self.enqueue(topo, p, index, cls.vid, tagged_in, out_tci, l3_len) {
+                Ok(()) => copies += 1,
+                Err(r) => last_err = r,
+            }
+        }
+        if copies == 0 {
+            Verdict::Drop(last_err)
+        } else {
+            Verdict::Flood { copies }
+        }
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &mut self,
+        topo: &Topology,
+        p: PortId,
+        index: u16,
+        vid: u16,
+        tagged_in: bool,
+        tci: Tci,
+        l3_len: usize,
+    ) -> Result<(), DropReason> {
+        let info = topo.egress_info(p);
+        if l3_len > info.mtu as usize {
+            self.counters[p.index()].drop(DropReason::MtuExceeded);
+            return Err(DropReason::MtuExceeded);
+        }
+        let tagged_out = info.untagged_vid != vid;
+        let edit = match (tagged_in, tagged_out) {
+            (false, false) => Edit::Keep,
+            (false, true) => Edit::Push(tci),
+            (true, false) => Edit::Pop,
+            (true, true) => Edit::SetTci(tci),
+        };
+        let list = &mut self.tx[p.index()];
+        debug_assert!(
+            list.len() < MAX_BURST,
+            "a port gets each frame at most once"
+        );
+        list.push(TxItem { frame: index, edit });
+        self.touched.insert(p);
+        Ok(())
+    }
+
+    /// Transmits every pending TX list through `ports` and clears them; items a port could
+    /// not take are counted `tx_ring_full` on it. `frames` must be the slice given to the
+    /// preceding [`Pipeline::process`].
+    pub fn flush<P: TxPorts + ?Sized>(&mut self, frames: &[&[u8]], ports: &mut P) {
+        for p in self.touched.iter() {
+            let list = &mut self.tx[p.index()];
+            let done = ports.tx_burst(p, frames, list);
+            let c = &mut self.counters[p.index()];
+            c.tx_packets += done.sent as u64;
+            c.tx_bytes += done.bytes;
+            let unsent = list.len().saturating_sub(done.sent);
+            if unsent > 0 {
+                c.drop_n(DropReason::TxRingFull, unsent as u64);
+            }
+            list.clear();
+        }
+        self.touched = PortSet::EMPTY;
+    }
+}
+
+#[cfg(test)]
+mod tests;
