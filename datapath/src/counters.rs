@@ -150,12 +150,16 @@ mod tests {
 
     #[test]
     fn accumulate_sums_everything() {
-        let mut a = PortCounters::default();
-        a.rx_packets = 2;
+        let mut a = PortCounters {
+            rx_packets: 2,
+            ..PortCounters::default()
+        };
         a.drop(DropReason::Runt);
-        let mut b = PortCounters::default();
-        b.rx_packets = 3;
-        b.tx_bytes = 100;
+        let mut b = PortCounters {
+            rx_packets: 3,
+            tx_bytes: 100,
+            ..PortCounters::default()
+        };
         b.drop_n(DropReason::Runt, 4);
         b.drop(DropReason::NoEgress);
         a.accumulate(&b);

@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod fdb;
+pub mod fuzzing;
 pub mod mem;
 pub mod pipeline;
 pub mod topology;

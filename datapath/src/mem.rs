@@ -311,24 +311,28 @@ impl MemSwitch {
 
     /// One burst from every port with pending frames; returns frames processed.
     pub fn poll(&mut self) -> usize {
-        let mut total = 0;
-        for i in 0..self.ports.len() {
-            let Some(port) = self.ports[i].as_mut() else {
-                continue;
-            };
-            if port.rx.is_empty() {
-                continue;
-            }
-            let n = self.arena.fill_from(&mut port.rx, self.burst);
-            let ingress = PortId::new(i).expect("index below MAX_PORTS");
-            let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
-            let n = self.arena.frames(&mut refs).min(n);
-            self.pipeline
-                .process(&self.topo, ingress, &refs[..n], self.now);
-            self.pipeline.flush(&refs[..n], &mut MemTx(&mut self.ports));
-            total += n;
+        (0..MAX_PORTS)
+            .filter_map(PortId::new)
+            .map(|p| self.poll_port(p))
+            .sum()
+    }
+
+    /// One burst from one port; returns frames processed. The burst's verdicts are then in
+    /// [`Pipeline::verdicts`].
+    pub fn poll_port(&mut self, ingress: PortId) -> usize {
+        let Some(port) = self.ports[ingress.index()].as_mut() else {
+            return 0;
+        };
+        if port.rx.is_empty() {
+            return 0;
         }
-        total
+        let n = self.arena.fill_from(&mut port.rx, self.burst);
+        let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+        let n = self.arena.frames(&mut refs).min(n);
+        self.pipeline
+            .process(&self.topo, ingress, &refs[..n], self.now);
+        self.pipeline.flush(&refs[..n], &mut MemTx(&mut self.ports));
+        n
     }
 
     /// Polls until every receive ring is empty; returns frames processed.

@@ -196,7 +196,7 @@ impl Pipeline {
             }
         }
         // L3 length: what the egress MTU is compared with.
-        let l3_len = frame.len() - hdr.len() as usize;
+        let l3_len = frame.len() - hdr.len();
         let tagged_in = hdr.tag.is_some();
         let out_tci = Tci(cls.priority | cls.vid);
 

@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn parse_untagged() {
-        let mut f = vec![0u8; 60];
+        let mut f = [0u8; 60];
         f[..6].copy_from_slice(&[0xff; 6]);
         f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
         f[12..14].copy_from_slice(&[0x08, 0x00]);
