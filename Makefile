@@ -31,7 +31,7 @@ test-unit:
 
 ## test-sriov: SR-IOV VF management against a real PF driver (QEMU igb), see sriov/README.md.
 test-sriov:
-	@echo "test-sriov: no SR-IOV tests yet"
+	bash scripts/sriov-qemu-test.sh
 
 ## bench: criterion benchmarks (numbers go into README.md's performance table).
 bench: setup

@@ -4,7 +4,8 @@
 //! Invariants:
 //! - a request is validated, the PF and VF are checked to exist and a trunk allow-list
 //!   is checked to be enforceable *before* anything is journaled or sent;
-//! - the VF's original state is journaled before the first change to it;
+//! - the VF's original state is journaled before the first change to it; the desired
+//!   settings journaled are the ones that took effect (a refused setting is not desired);
 //! - every kernel or driver error names the PF, the VF and the setting;
 //! - a restore is verified by reading the VF back; the journal entry is removed only
 //!   when every journaled field matches the original again.
@@ -435,8 +436,9 @@ impl<R: Rtnl> Host<R> {
         })
     }
 
-    /// Validates `cfg`, journals VF `vf` of `pf` (original state on first change, the
-    /// merged desired settings always), then applies every setting `cfg` manages.
+    /// Validates `cfg`, journals the original state of VF `vf` of `pf` before its first
+    /// change, applies every setting `cfg` manages (stopping at the first refusal) and
+    /// records the settings that took effect as desired.
     /// Returns the names of the settings sent.
     pub fn set(&mut self, pf: &str, vf: u32, cfg: &VfConfig) -> Result<Vec<&'static str>, VfError> {
         check_config(cfg).map_err(|source| VfError::Invalid {
@@ -446,9 +448,10 @@ impl<R: Rtnl> Host<R> {
         })?;
         let live = self.read_vf(pf, vf)?;
         self.check_trunk_backend(pf, vf, cfg)?;
-        self.journal_before_change(&live, cfg)?;
+        self.journal_before_change(&live)?;
         let actions = plan(cfg, &live.state);
-        self.execute(&live, &actions)
+        let outcome = self.execute(&live, &actions);
+        self.finish(&live, cfg, outcome)
     }
 
     fn check_trunk_backend(&self, pf: &str, vf: u32, cfg: &VfConfig) -> Result<(), VfError> {
@@ -468,41 +471,64 @@ impl<R: Rtnl> Host<R> {
         Ok(())
     }
 
-    fn journal_before_change(&self, live: &LiveVf, cfg: &VfConfig) -> Result<(), VfError> {
+    /// Makes sure the journal holds the original state of `live`'s VF (written before
+    /// the first change) and returns the entry.
+    fn journal_before_change(&self, live: &LiveVf) -> Result<JournalEntry, VfError> {
         let pf = &live.pf.name;
-        let entry = match self.journal.load(pf, live.state.vf)? {
-            Some(mut e) => {
-                e.desired = e.desired.overlay(cfg);
-                e
-            }
-            None => JournalEntry {
-                pf: pf.clone(),
-                pf_pci: live.pf.pci.clone(),
-                vf: live.state.vf,
-                original: live.state.clone(),
-                desired: cfg.clone(),
-            },
+        if let Some(e) = self.journal.load(pf, live.state.vf)? {
+            return Ok(e);
+        }
+        let entry = JournalEntry {
+            pf: pf.clone(),
+            pf_pci: live.pf.pci.clone(),
+            vf: live.state.vf,
+            original: live.state.clone(),
+            desired: VfConfig::default(),
         };
         self.journal.save(&entry)?;
-        Ok(())
+        Ok(entry)
     }
 
-    fn execute(&mut self, live: &LiveVf, actions: &[Action]) -> Result<Vec<&'static str>, VfError> {
+    /// Runs `actions` in order, stopping at the first failure. Returns the names of the
+    /// actions that took effect, and the failure if there was one.
+    fn execute(
+        &mut self,
+        live: &LiveVf,
+        actions: &[Action],
+    ) -> (Vec<&'static str>, Result<(), VfError>) {
         let pf = live.pf.name.as_str();
         let vf = live.state.vf;
         let mut done = Vec::new();
         for action in actions {
-            match action {
-                Action::Netlink(setting) => {
-                    self.rtnl
-                        .set_vf(live.ifindex, vf, setting)
-                        .map_err(|e| self.setting_error(pf, vf, setting.name(), e))?;
-                }
-                Action::TrunkList(want) => self.write_trunk(live, want)?,
+            let result = match action {
+                Action::Netlink(setting) => self
+                    .rtnl
+                    .set_vf(live.ifindex, vf, setting)
+                    .map_err(|e| self.setting_error(pf, vf, setting.name(), e)),
+                Action::TrunkList(want) => self.write_trunk(live, want),
+            };
+            if let Err(e) = result {
+                return (done, Err(e));
             }
             done.push(action.name());
         }
-        Ok(done)
+        (done, Ok(()))
+    }
+
+    /// Journals `cfg` restricted to the settings in `done` as desired, then returns
+    /// `done` or the execution error.
+    fn finish(
+        &self,
+        live: &LiveVf,
+        cfg: &VfConfig,
+        (done, result): (Vec<&'static str>, Result<(), VfError>),
+    ) -> Result<Vec<&'static str>, VfError> {
+        if !done.is_empty() {
+            let mut entry = self.journal_before_change(live)?;
+            entry.desired = entry.desired.overlay(&applied_part(cfg, &done));
+            self.journal.save(&entry)?;
+        }
+        result.map(|()| done)
     }
 
     fn write_trunk(&self, live: &LiveVf, want: &VlanSet) -> Result<(), VfError> {
@@ -591,7 +617,8 @@ impl<R: Rtnl> Host<R> {
             })?;
         let live = self.read_vf(pf, vf)?;
         let actions = restore_plan(&entry.original, &live.state);
-        let done = self.execute(&live, &actions)?;
+        let (done, result) = self.execute(&live, &actions);
+        result?;
         let after = self.read_vf(pf, vf)?;
         let differing = differing_fields(&entry.original, &after.state);
         if !differing.is_empty() {
@@ -679,9 +706,10 @@ impl<R: Rtnl> Host<R> {
         if todo.is_empty() {
             return Ok(Vec::new());
         }
-        self.journal_before_change(&live, &d.config)?;
+        self.journal_before_change(&live)?;
         let actions = plan(&todo, &live.state);
-        self.execute(&live, &actions)
+        let outcome = self.execute(&live, &actions);
+        self.finish(&live, &d.config, outcome)
     }
 }
 
@@ -737,6 +765,26 @@ fn plan(cfg: &VfConfig, live: &VfState) -> Vec<Action> {
         }));
     }
     out
+}
+
+/// The part of `cfg` that the actions named in `done` put in place.
+fn applied_part(cfg: &VfConfig, done: &[&str]) -> VfConfig {
+    let has = |name: &str| done.contains(&name);
+    let vlan = match &cfg.vlan {
+        Some(VlanMode::Trunk { allowed }) if has("vlan") => Some(VlanMode::Trunk {
+            allowed: allowed.clone().filter(|_| has("trunk")),
+        }),
+        other => other.clone().filter(|_| has("vlan")),
+    };
+    VfConfig {
+        vlan,
+        mac: cfg.mac.filter(|_| has("mac")),
+        spoofchk: cfg.spoofchk.filter(|_| has("spoofchk")),
+        trust: cfg.trust.filter(|_| has("trust")),
+        link_state: cfg.link_state.filter(|_| has("state")),
+        min_tx_rate: cfg.min_tx_rate.filter(|_| has("rate")),
+        max_tx_rate: cfg.max_tx_rate.filter(|_| has("rate")),
+    }
 }
 
 /// The changes that return a VF from `live` to `original` (only differing settings).

@@ -1,5 +1,5 @@
 //! Crash-safe journal of VF state: for each VF we changed, its original state (taken
-//! before the first change) and the settings we last asked for.
+//! before the first change) and the settings we last set.
 //!
 //! Layout: `STATE_DIR/<pf>/vf<N>.json`, one JSON [`JournalEntry`] per VF.
 //! Invariants: an entry is written before the change it protects; a write is
@@ -55,7 +55,7 @@ pub struct JournalEntry {
     pub vf: u32,
     /// State before our first change.
     pub original: VfState,
-    /// What we last set (all managed settings, merged over time).
+    /// What we last set successfully (merged over time, newest value per setting).
     pub desired: VfConfig,
 }
 

@@ -276,8 +276,15 @@ fn driver_errors_name_pf_vf_setting_and_driver() {
         err.to_string(),
         "pf eth0 vf 1: set state: operation not supported by driver igb"
     );
-    // The original was journaled before the attempt.
-    assert!(f.host.journal().load("eth0", 1).expect("load").is_some());
+    // The original was journaled before the attempt; the refused setting is not desired.
+    let entry = f
+        .host
+        .journal()
+        .load("eth0", 1)
+        .expect("load")
+        .expect("journaled");
+    assert_eq!(entry.original, default_vf(1));
+    assert_eq!(entry.desired, VfConfig::default());
     let err = f
         .host
         .set(
@@ -297,6 +304,34 @@ fn driver_errors_name_pf_vf_setting_and_driver() {
         err.to_string(),
         "pf eth0 vf 1: set vlan: VLAN protocol not supported by driver igb"
     );
+    // A partly refused request records what did take effect.
+    let err = f
+        .host
+        .set(
+            "eth0",
+            1,
+            &VfConfig {
+                trust: Some(true),
+                link_state: Some(LinkState::Disable),
+                ..VfConfig::default()
+            },
+        )
+        .expect_err("state refused");
+    assert!(err.to_string().starts_with("pf eth0 vf 1: set state: "));
+    let entry = f
+        .host
+        .journal()
+        .load("eth0", 1)
+        .expect("load")
+        .expect("journaled");
+    assert_eq!(
+        entry.desired,
+        VfConfig {
+            trust: Some(true),
+            ..VfConfig::default()
+        }
+    );
+    assert_eq!(f.host.rtnl().vf("eth0", 1).trust, Some(true));
 }
 
 #[test]
