@@ -168,15 +168,20 @@ while [ -z "$pf" ] && [ $i -lt 50 ]; do
 done
 echo "@@PF $pf"
 if [ -n "$pf" ]; then
+  # igb accepts VF rates only with the link up (it checks them against the speed), and
+  # enabling VFs resets the PF: wait (bounded) for carrier after each.
+  wait_link() {
+    i=0
+    while [ "$(cat /sys/class/net/$pf/carrier 2>/dev/null)" != 1 ] && [ $i -lt 100 ]; do
+      sleep 0.1; i=$((i+1))
+    done
+  }
   $IP link set "$pf" up
-  # igb checks VF rates against the link speed: wait (bounded) for carrier.
-  i=0
-  while [ "$(cat /sys/class/net/$pf/carrier 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
-    sleep 0.2; i=$((i+1))
-  done
-  echo "@@SPEED $(cat /sys/class/net/$pf/speed 2>/dev/null)"
+  wait_link
   mark caps vswitchctl vf caps "$pf" --json
   mark numvfs vswitchctl vf numvfs "$pf" 3
+  wait_link
+  echo "@@SPEED $(cat /sys/class/net/$pf/speed 2>/dev/null)"
   mark orig_ours vswitchctl vf show "$pf" --json
   mark orig_ip $IP -j link show "$pf"
 
@@ -186,6 +191,8 @@ if [ -n "$pf" ]; then
   mark probe_max_rate vswitchctl vf set "$pf" 2 --max-rate 100
   mark probe_min_rate vswitchctl vf set "$pf" 2 --min-rate 10 --max-rate 100
   mark probe_trunk_list vswitchctl vf set "$pf" 2 --trunk 10,20
+  # The same rate through iproute2: the driver, not our request, decides.
+  mark probe_ip_max_rate $IP link set "$pf" vf 2 max_tx_rate 100
 
   mark set_vf0 vswitchctl vf set "$pf" 0 --access 10 --qos 3
   mark set_vf1 vswitchctl vf set "$pf" 1 --access 20 --mac 02:00:00:00:00:21 --spoofchk off --trust on
@@ -302,8 +309,8 @@ def ip_norm(links):
                         qos=vl.get("qos", 0), proto=vl.get("protocol", "802.1Q"),
                         spoofchk=v.get("spoofchk"), trust=v.get("trust"),
                         link_state=v.get("link_state"),
-                        min_tx_rate=v.get("min_tx_rate", 0),
-                        max_tx_rate=v.get("max_tx_rate", 0)))
+                        min_tx_rate=v.get("rate", {}).get("min_tx", 0),
+                        max_tx_rate=v.get("rate", {}).get("max_tx", 0)))
     return out
 
 def agree(ours_name, ip_name):
@@ -337,6 +344,8 @@ for name, vf, setting in [("probe_state", 0, "state"), ("probe_8021ad", 0, "vlan
         ok = rc == 1 and err.startswith(f"vswitchctl: pf {pf} vf {vf}: set {setting}: ")
         check(ok, f"{name}: refused with a clear error: {err}")
         probe_results[name] = "refused: " + err.split(f"set {setting}: ", 1)[-1]
+check((rcs.get("probe_ip_max_rate") == 0) == (probe_results.get("probe_max_rate") == "supported"),
+      f"max rate: iproute2 gets the same answer from igb ({errs.get('probe_ip_max_rate') or 'accepted'})")
 rc, err = rcs.get("probe_trunk_list"), errs.get("probe_trunk_list", "")
 check(rc == 1 and "no trunk backend" in err,
       f"trunk allow-list on igb is an explicit error, not a silent downgrade: {err}")
@@ -352,6 +361,8 @@ if cur is not None and len(cur) == 3:
     check(v1["spoofchk"] is False, "VF1 spoofchk off")
     check(v1["trust"] is True, "VF1 trust on")
     check(v2["vlan"] == 0 and v2["qos"] == 0, "VF2 trunk (vlan 0)")
+    if probe_results.get("probe_max_rate") == "supported":
+        check(v2["max_tx_rate"] == 100, "VF2 max_tx_rate 100 (read back by both)")
 setv = js("set_ours")
 if setv:
     check([v["journaled"] for v in setv["vfs"]] == [True, True, True], "all three VFs journaled")
