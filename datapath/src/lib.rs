@@ -11,6 +11,11 @@ pub mod fdb;
 pub mod fuzzing;
 pub mod mem;
 pub mod pipeline;
+pub mod port;
+#[allow(unsafe_code)]
+pub mod sys;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 pub mod topology;
 pub mod vlan;
 pub mod wire;

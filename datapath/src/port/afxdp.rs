@@ -1,0 +1,619 @@
+//! AF_XDP port on any netdev (veth end, tap netdev, NIC), over xsk-rs/libxdp.
+//!
+//! One UMEM per port, one socket per configured queue. The UMEM's frames are split once
+//! at open: each queue gets `frame_count / (2 * queues)` frames for its fill ring, and the
+//! TX half gets the other half of the UMEM for the first configured queue's TX ring
+//! (transmission goes through that queue).
+//!
+//! Invariants kept here:
+//! - Fast path (`rx_burst`/`frames`/`release`/`tx_burst`/`flush`): no heap allocation (all
+//!   stacks have fixed capacity from open), no lock, no per-packet syscall. RX wakes the
+//!   kernel only when it sets need_wakeup on a fill ring; TX issues at most one `sendto`
+//!   per burst and only when the kernel sets need_wakeup on the TX ring (copy mode always
+//!   does: the kernel transmits inside `sendto`, up to 32 frames per call, so the worker's
+//!   per-loop [`TxPort::flush`] kicks again while descriptors are pending).
+//! - The completion ring is reaped and the fill ring refilled once per burst; every frame
+//!   token is in exactly one place (see [`crate::sys::xsk`]).
+//! - Each frame is copied exactly once on TX, from the source slice into a free UMEM frame,
+//!   with the VLAN edit applied (`write_edited`).
+//! - On open, an XDP program already on the interface is either an error
+//!   ([`PortError::XdpProgramAttached`]) or, with `replace_stale`, detached first: after a
+//!   kill -9 libxdp's program stays attached with a reference count that never drops to
+//!   zero again, so reusing it would leave it attached forever. On drop (of both halves),
+//!   the sockets are deleted and the program this port attached is detached if still there.
+
+use std::sync::Arc;
+
+use super::{PortError, RxPort, TxPort};
+use crate::pipeline::{TxDone, TxItem, MAX_BURST};
+use crate::sys::netdev;
+use crate::sys::xdp::{self, AttachMode, Attached};
+use crate::sys::xsk::{self, FrameStack, SocketParams, UmemParams, XskRx, XskStats, XskTx};
+use crate::wire::write_edited;
+
+/// Requested XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// In the driver; fails with [`PortError::UnsupportedMode`] if the driver lacks it.
+    Native,
+    /// In the generic skb path (works on every netdev, slower).
+    Generic,
+    /// Native if the driver supports it, else generic (the kernel decides).
+    #[default]
+    Auto,
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+            XdpMode::Auto => "auto",
+        })
+    }
+}
+
+/// Configuration of an AF_XDP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfXdpConfig {
+    pub ifname: String,
+    /// Queues to bind, one socket each (distinct, each below the device's queue count).
+    pub queues: Vec<u32>,
+    pub mode: XdpMode,
+    /// UMEM frames for the whole port (half for RX fill, half for TX).
+    pub frame_count: u32,
+    /// Bytes per UMEM frame: a power of two >= 2048. Frames longer than the frame size
+    /// minus the kernel's 256-byte headroom are not received/sent.
+    pub frame_size: u32,
+    pub rx_ring: u32,
+    pub tx_ring: u32,
+    pub fill_ring: u32,
+    pub comp_ring: u32,
+    /// Detach an XDP program already attached to the interface (e.g. left by a process
+    /// killed with SIGKILL) instead of failing with [`PortError::XdpProgramAttached`].
+    pub replace_stale: bool,
+}
+
+impl AfXdpConfig {
+    /// Defaults: queue 0, auto mode, 4096 frames of 2048 bytes, rings of 2048, replace
+    /// stale programs.
+    pub fn new(ifname: impl Into<String>) -> AfXdpConfig {
+        AfXdpConfig {
+            ifname: ifname.into(),
+            queues: vec![0],
+            mode: XdpMode::Auto,
+            frame_count: 4096,
+            frame_size: 2048,
+            rx_ring: 2048,
+            tx_ring: 2048,
+            fill_ring: 2048,
+            comp_ring: 2048,
+            replace_stale: true,
+        }
+    }
+
+    fn invalid(&self, reason: impl Into<String>) -> PortError {
+        PortError::InvalidConfig {
+            ifname: self.ifname.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), PortError> {
+        if self.queues.is_empty() {
+            return Err(self.invalid("no queues"));
+        }
+        if self.queues.len() > 64 {
+            return Err(self.invalid("more than 64 queues"));
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            if self.queues[..i].contains(q) {
+                return Err(self.invalid(format!("queue {q} listed twice")));
+            }
+        }
+        if self.frame_size < 2048 || !self.frame_size.is_power_of_two() {
+            return Err(self.invalid(format!(
+                "frame size {} is not a power of two >= 2048",
+                self.frame_size
+            )));
+        }
+        for (name, v) in [
+            ("rx ring", self.rx_ring),
+            ("tx ring", self.tx_ring),
+            ("fill ring", self.fill_ring),
+            ("completion ring", self.comp_ring),
+        ] {
+            if v == 0 || !v.is_power_of_two() {
+                return Err(self.invalid(format!("{name} size {v} is not a power of two")));
+            }
+        }
+        let per_queue = self.frame_count / (2 * self.queues.len() as u32);
+        if per_queue == 0 {
+            return Err(self.invalid(format!(
+                "{} frames cannot serve {} queues",
+                self.frame_count,
+                self.queues.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What an open AF_XDP port is running with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfXdpInfo {
+    pub ifname: String,
+    pub ifindex: u32,
+    pub driver: String,
+    /// The XDP mode actually in use (read back from the interface after attach).
+    pub mode: AttachMode,
+    /// Whether the kernel runs the sockets zero-copy (`XDP_OPTIONS_ZEROCOPY`).
+    pub zero_copy: bool,
+    pub queues: Vec<u32>,
+    /// The XDP program (or libxdp dispatcher) serving the sockets.
+    pub prog_id: u32,
+    /// The program found attached at open and detached because `replace_stale` was set.
+    pub replaced: Option<Attached>,
+    /// Longest frame (bytes) one UMEM frame holds.
+    pub max_frame_len: usize,
+}
+
+/// Detaches the XDP program this port attached once both halves are gone. Declared as
+/// the last field of each half, so it drops after that half's sockets.
+#[derive(Debug)]
+struct AttachGuard {
+    ifindex: u32,
+    prog_id: u32,
+}
+
+impl Drop for AttachGuard {
+    fn drop(&mut self) {
+        // libxdp detaches its program when the last socket goes; this covers the cases it
+        // does not (its reference count disturbed by a killed process). Best effort.
+        let _ = xdp::detach_if(self.ifindex, self.prog_id);
+    }
+}
+
+#[derive(Debug)]
+struct RxQueueState {
+    xsk: XskRx,
+    /// Frames of this queue waiting to go back on its fill ring.
+    stash: FrameStack,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    queue: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Receive half of an AF_XDP port (all its queues).
+#[derive(Debug)]
+pub struct AfXdpRx {
+    queues: Vec<RxQueueState>,
+    held: FrameStack,
+    /// Which queue each run of `held` came from (frames of one queue are contiguous).
+    segs: Vec<Seg>,
+    next: usize,
+    info: Arc<AfXdpInfo>,
+    _guard: Arc<AttachGuard>,
+}
+
+/// Transmit half of an AF_XDP port.
+#[derive(Debug)]
+pub struct AfXdpTx {
+    xsk: XskTx,
+    /// TX halves of the other queues' sockets: unused, kept so the sockets stay whole.
+    _other: Vec<XskTx>,
+    free: FrameStack,
+    ready: FrameStack,
+    kick_errors: u64,
+    info: Arc<AfXdpInfo>,
+    _guard: Arc<AttachGuard>,
+}
+
+/// An AF_XDP port: both halves. Use [`AfXdpPort::split`] to hand them to a worker.
+#[derive(Debug)]
+pub struct AfXdpPort {
+    rx: AfXdpRx,
+    tx: AfXdpTx,
+}
+
+/// How long a bind keeps retrying while the queue is busy. A socket of a process that
+/// just died (kill -9) releases its queue in deferred kernel work, shortly after exit.
+const BUSY_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+const BUSY_RETRY_STEP: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn bind_retrying_busy(
+    umem: &xsk::Umem,
+    ifname: &str,
+    queue: u32,
+    params: SocketParams,
+) -> std::io::Result<(XskRx, XskTx)> {
+    let deadline = std::time::Instant::now() + BUSY_RETRY_FOR;
+    loop {
+        match xsk::bind(umem, ifname, queue, params) {
+            Err(e) if errno(&e) == libc::EBUSY && std::time::Instant::now() < deadline => {
+                std::thread::sleep(BUSY_RETRY_STEP);
+            }
+            r => return r,
+        }
+    }
+}
+
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+impl AfXdpPort {
+    /// Opens the port: checks the interface and queues, handles an attached XDP program,
+    /// registers the UMEM (after raising RLIMIT_MEMLOCK), binds one socket per queue
+    /// (libxdp attaches its XDP program in the requested mode), reads back the mode in
+    /// use and fills the fill rings.
+    pub fn open(cfg: &AfXdpConfig) -> Result<AfXdpPort, PortError> {
+        let ifname = cfg.ifname.as_str();
+        let ifindex = netdev::if_index(ifname).ok_or_else(|| PortError::NoSuchInterface {
+            ifname: ifname.to_owned(),
+        })?;
+        cfg.validate()?;
+        let driver = netdev::driver_name(ifname).unwrap_or_else(|_| "unknown".to_owned());
+        let count = netdev::rx_queue_count(ifname)
+            .map_err(|e| PortError::io(ifname, "read rx queue count", e))?;
+        if let Some(&queue) = cfg.queues.iter().find(|&&q| q >= count) {
+            return Err(PortError::QueueOutOfRange {
+                ifname: ifname.to_owned(),
+                queue,
+                count,
+            });
+        }
+        // Both are allowed to fail: as non-root the registration error below says why.
+        let _ = netdev::raise_memlock();
+        let _ = netdev::ensure_bpffs();
+
+        let attached =
+            xdp::attached(ifindex).map_err(|e| PortError::io(ifname, "query XDP program", e))?;
+        let replaced = match attached {
+            None => None,
+            Some(a) if cfg.replace_stale => {
+                xdp::detach(ifindex)
+                    .map_err(|e| PortError::io(ifname, "detach stale XDP program", e))?;
+                Some(a)
+            }
+            Some(a) => {
+                return Err(PortError::XdpProgramAttached {
+                    ifname: ifname.to_owned(),
+                    driver,
+                    program: a.name,
+                    prog_id: a.prog_id,
+                    mode: a.mode,
+                })
+            }
+        };
+
+        let (umem, mut all) = xsk::Umem::new(UmemParams {
+            frame_count: cfg.frame_count,
+            frame_size: cfg.frame_size,
+            fill_size: cfg.fill_ring,
+            comp_size: cfg.comp_ring,
+        })
+        .map_err(|e| match errno(&e) {
+            libc::ENOBUFS | libc::ENOMEM | libc::EPERM | libc::EAGAIN => {
+                PortError::UmemRegistration {
+                    ifname: ifname.to_owned(),
+                    bytes: u64::from(cfg.frame_count) * u64::from(cfg.frame_size),
+                    source: e,
+                }
+            }
+            _ => PortError::io(ifname, "create UMEM", e),
+        })?;
+
+        let xdp_flags = match cfg.mode {
+            XdpMode::Native => xsk::XDP_FLAGS_DRV_MODE,
+            XdpMode::Generic => xsk::XDP_FLAGS_SKB_MODE,
+            XdpMode::Auto => 0,
+        };
+        let params = SocketParams {
+            rx_size: cfg.rx_ring,
+            tx_size: cfg.tx_ring,
+            xdp_flags,
+        };
+        let mut rxs = Vec::with_capacity(cfg.queues.len());
+        let mut txs = Vec::with_capacity(cfg.queues.len());
+        for &queue in &cfg.queues {
+            let (rx, tx) =
+                bind_retrying_busy(&umem, ifname, queue, params).map_err(|e| match errno(&e) {
+                    libc::EBUSY => PortError::QueueBusy {
+                        ifname: ifname.to_owned(),
+                        queue,
+                    },
+                    libc::EOPNOTSUPP if cfg.mode != XdpMode::Auto => PortError::UnsupportedMode {
+                        ifname: ifname.to_owned(),
+                        mode: cfg.mode,
+                        driver: driver.clone(),
+                    },
+                    libc::EEXIST => match xdp::attached(ifindex) {
+                        Ok(Some(a)) => PortError::XdpProgramAttached {
+                            ifname: ifname.to_owned(),
+                            driver: driver.clone(),
+                            program: a.name,
+                            prog_id: a.prog_id,
+                            mode: a.mode,
+                        },
+                        _ => PortError::io(ifname, "create AF_XDP socket", e),
+                    },
+                    libc::ENOBUFS | libc::ENOMEM => PortError::UmemRegistration {
+                        ifname: ifname.to_owned(),
+                        bytes: u64::from(cfg.frame_count) * u64::from(cfg.frame_size),
+                        source: e,
+                    },
+                    _ => PortError::io(ifname, "create AF_XDP socket", e),
+                })?;
+            rxs.push(rx);
+            txs.push(tx);
+        }
+
+        let now = xdp::attached(ifindex)
+            .map_err(|e| PortError::io(ifname, "query XDP program", e))?
+            .ok_or_else(|| {
+                PortError::io(
+                    ifname,
+                    "attach XDP program",
+                    std::io::Error::other("no XDP program attached after socket creation"),
+                )
+            })?;
+        let mode_ok = match cfg.mode {
+            XdpMode::Native => now.mode == AttachMode::Native,
+            XdpMode::Generic => now.mode == AttachMode::Generic,
+            XdpMode::Auto => true,
+        };
+        if !mode_ok {
+            return Err(PortError::UnsupportedMode {
+                ifname: ifname.to_owned(),
+                mode: cfg.mode,
+                driver,
+            });
+        }
+        let guard = Arc::new(AttachGuard {
+            ifindex,
+            prog_id: now.prog_id,
+        });
+        let zero_copy = rxs[0]
+            .zero_copy()
+            .map_err(|e| PortError::io(ifname, "read XDP_OPTIONS", e))?;
+        let info = Arc::new(AfXdpInfo {
+            ifname: ifname.to_owned(),
+            ifindex,
+            driver,
+            mode: now.mode,
+            zero_copy,
+            queues: cfg.queues.clone(),
+            prog_id: now.prog_id,
+            replaced,
+            max_frame_len: umem.data_room(),
+        });
+
+        let per_queue = (cfg.frame_count / (2 * cfg.queues.len() as u32)) as usize;
+        let mut queues = Vec::with_capacity(rxs.len());
+        for mut xsk in rxs {
+            let mut stash = all.sibling(per_queue);
+            stash.take_from(&mut all, per_queue);
+            xsk.fill(&mut stash);
+            queues.push(RxQueueState { xsk, stash });
+        }
+        let held = all.sibling(MAX_BURST);
+        let ready = all.sibling(MAX_BURST);
+        let mut txs = txs.into_iter();
+        let tx_xsk = txs.next().expect("validated: at least one queue");
+        Ok(AfXdpPort {
+            rx: AfXdpRx {
+                segs: Vec::with_capacity(queues.len()),
+                queues,
+                held,
+                next: 0,
+                info: info.clone(),
+                _guard: guard.clone(),
+            },
+            tx: AfXdpTx {
+                xsk: tx_xsk,
+                _other: txs.collect(),
+                // The rest of the UMEM: the TX share.
+                free: all,
+                ready,
+                kick_errors: 0,
+                info,
+                _guard: guard,
+            },
+        })
+    }
+
+    pub fn info(&self) -> &AfXdpInfo {
+        &self.rx.info
+    }
+    /// The XDP mode in use.
+    pub fn mode(&self) -> AttachMode {
+        self.rx.info.mode
+    }
+    pub fn split(self) -> (AfXdpRx, AfXdpTx) {
+        (self.rx, self.tx)
+    }
+    pub fn rx(&mut self) -> &mut AfXdpRx {
+        &mut self.rx
+    }
+    pub fn tx(&mut self) -> &mut AfXdpTx {
+        &mut self.tx
+    }
+}
+
+impl AfXdpRx {
+    pub fn info(&self) -> &AfXdpInfo {
+        &self.info
+    }
+    /// The XDP mode in use.
+    pub fn mode(&self) -> AttachMode {
+        self.info.mode
+    }
+    /// The kernel's drop counters, summed over the port's sockets.
+    pub fn kernel_stats(&self) -> std::io::Result<XskStats> {
+        let mut sum = XskStats::default();
+        for q in &self.queues {
+            let s = q.xsk.stats()?;
+            sum.rx_dropped += s.rx_dropped;
+            sum.rx_invalid_descs += s.rx_invalid_descs;
+            sum.rx_ring_full += s.rx_ring_full;
+            sum.rx_fill_ring_empty += s.rx_fill_ring_empty;
+            sum.tx_invalid_descs += s.tx_invalid_descs;
+            sum.tx_ring_empty += s.tx_ring_empty;
+        }
+        Ok(sum)
+    }
+}
+
+impl RxPort for AfXdpRx {
+    fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
+        if !self.held.is_empty() {
+            self.release();
+        }
+        let max = max.min(MAX_BURST);
+        self.segs.clear();
+        let nq = self.queues.len();
+        for k in 0..nq {
+            let room = max - self.held.len();
+            if room == 0 {
+                break;
+            }
+            let queue = (self.next + k) % nq;
+            let q = &mut self.queues[queue];
+            let start = self.held.len();
+            let n = q.xsk.consume(&mut self.held, room);
+            if n > 0 {
+                self.segs.push(Seg {
+                    queue,
+                    start,
+                    end: start + n,
+                });
+            } else if q.xsk.fill_needs_wakeup() {
+                q.xsk.wakeup();
+            }
+        }
+        self.next = (self.next + 1) % nq;
+        Ok(self.held.len())
+    }
+
+    fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
+        let xsk = &self.queues[0].xsk;
+        let n = self.held.len();
+        for (i, slot) in out.iter_mut().enumerate().take(n) {
+            *slot = xsk.data(&self.held, i);
+        }
+        n
+    }
+
+    fn release(&mut self) {
+        // Later runs first, so earlier indices stay valid while draining.
+        for seg in self.segs.iter().rev() {
+            let q = &mut self.queues[seg.queue];
+            q.stash.take_range(&mut self.held, seg.start..seg.end);
+        }
+        self.segs.clear();
+        debug_assert!(self.held.is_empty(), "every held frame belongs to a run");
+        for q in &mut self.queues {
+            if !q.stash.is_empty() {
+                q.xsk.fill(&mut q.stash);
+            }
+        }
+    }
+}
+
+impl AfXdpTx {
+    pub fn info(&self) -> &AfXdpInfo {
+        &self.info
+    }
+    /// `sendto` wakeups that failed with an unexpected error (device gone, ...).
+    pub fn kick_errors(&self) -> u64 {
+        self.kick_errors
+    }
+    /// UMEM frames currently free for transmission.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    fn kick(&mut self) {
+        if self.xsk.kick().is_err() {
+            self.kick_errors += 1;
+        }
+    }
+}
+
+impl TxPort for AfXdpTx {
+    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        self.xsk.reap(&mut self.free);
+        if !self.ready.is_empty() {
+            self.xsk.produce(&mut self.ready);
+        }
+        let room = self
+            .xsk
+            .ring_room(items.len())
+            .saturating_sub(self.ready.len());
+        let n = items
+            .len()
+            .min(room)
+            .min(self.free.len())
+            .min(self.ready.capacity() - self.ready.len());
+        let mut done = TxDone::default();
+        for item in &items[..n] {
+            let Some(src) = frames.get(usize::from(item.frame)) else {
+                break;
+            };
+            let edit = item.edit;
+            let written = self.xsk.write_one(&mut self.free, &mut self.ready, |buf| {
+                write_edited(src, edit, buf).ok()
+            });
+            match written {
+                Some(len) => {
+                    done.sent += 1;
+                    done.bytes += len as u64;
+                }
+                None => break,
+            }
+        }
+        if !self.ready.is_empty() {
+            self.xsk.produce(&mut self.ready);
+        }
+        if done.sent > 0 && self.xsk.needs_wakeup() {
+            self.kick();
+        }
+        done
+    }
+
+    fn flush(&mut self) {
+        self.xsk.reap(&mut self.free);
+        if !self.ready.is_empty() {
+            self.xsk.produce(&mut self.ready);
+        }
+        if self.xsk.needs_wakeup() && self.xsk.pending() {
+            self.kick();
+        }
+    }
+}
+
+impl RxPort for AfXdpPort {
+    fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
+        self.rx.rx_burst(max)
+    }
+    fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
+        self.rx.frames(out)
+    }
+    fn release(&mut self) {
+        self.rx.release()
+    }
+}
+
+impl TxPort for AfXdpPort {
+    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        self.tx.tx_burst(frames, items)
+    }
+    fn flush(&mut self) {
+        self.tx.flush()
+    }
+}

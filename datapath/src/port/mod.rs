@@ -1,0 +1,174 @@
+//! Real port backends and the burst API the PMD worker drives.
+//!
+//! A port is split into an RX half ([`RxPort`]) and a TX half ([`TxPort`]) so a worker can
+//! hold port A's received frames (slices into A's memory) while writing copies into port
+//! B's memory. The TX halves of all ports sit in a [`PortTxTable`], which implements
+//! [`TxPorts`] for [`crate::pipeline::Pipeline::flush`].
+//!
+//! Worker loop per port and burst:
+//! ```text
+//! n = rx.rx_burst(MAX_BURST)?;            // AF_XDP: RX ring -> held tokens
+//! k = rx.frames(&mut refs);               // slices into the port's memory
+//! pipeline.process(&topo, id, &refs[..k], now);
+//! pipeline.flush(&refs[..k], &mut table); // one tx_burst per egress port: copy + edit once
+//! rx.release();                           // AF_XDP: held frames -> fill ring
+//! table.flush_all();                      // once per loop: kick TX rings still pending
+//! ```
+//!
+//! Invariants kept here:
+//! - No heap allocation, lock or per-packet syscall on the fast path of the AF_XDP
+//!   backend (syscalls: at most one TX `sendto` per burst and only when the kernel sets
+//!   need_wakeup, one RX wakeup only when it asks). The tap backend costs one read or
+//!   write syscall per frame, which is inherent to a tap fd.
+//! - A received frame's slice is valid until [`RxPort::release`]; the borrow checker
+//!   enforces it (`frames` borrows `&self`, `release` takes `&mut self`).
+
+pub mod afxdp;
+pub mod tap;
+
+use crate::pipeline::{TxDone, TxItem, TxPorts, MAX_BURST};
+use crate::topology::{PortId, MAX_PORTS};
+
+pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpRx, AfXdpTx, XdpMode};
+pub use tap::{TapConfig, TapPort, TapRx, TapTx};
+
+/// Why a port could not be opened or serviced. Messages name the interface and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("port {ifname}: no such interface")]
+    NoSuchInterface { ifname: String },
+    #[error(
+        "port {ifname}: XDP program already attached (driver {driver}, program {program} id {prog_id}, {mode} mode)"
+    )]
+    XdpProgramAttached {
+        ifname: String,
+        driver: String,
+        program: String,
+        prog_id: u32,
+        mode: crate::sys::xdp::AttachMode,
+    },
+    #[error(
+        "port {ifname}: cannot register UMEM of {bytes} bytes ({source}); locked memory or kernel memory exhausted"
+    )]
+    UmemRegistration {
+        ifname: String,
+        bytes: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("port {ifname}: XDP {mode} mode not supported (driver {driver})")]
+    UnsupportedMode {
+        ifname: String,
+        mode: XdpMode,
+        driver: String,
+    },
+    #[error("port {ifname}: queue {queue} out of range (device has {count} rx queues)")]
+    QueueOutOfRange {
+        ifname: String,
+        queue: u32,
+        count: u32,
+    },
+    #[error("port {ifname}: queue {queue} already bound by another AF_XDP socket")]
+    QueueBusy { ifname: String, queue: u32 },
+    #[error("port {ifname}: invalid configuration: {reason}")]
+    InvalidConfig { ifname: String, reason: String },
+    #[error("port {ifname}: {op} failed: {source}")]
+    Io {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PortError {
+    pub(crate) fn io(ifname: &str, op: &'static str, source: std::io::Error) -> PortError {
+        PortError::Io {
+            ifname: ifname.to_owned(),
+            op,
+            source,
+        }
+    }
+}
+
+/// The receive half of a port.
+pub trait RxPort: Send {
+    /// Receives up to `max` frames (at most [`MAX_BURST`]); returns how many are held.
+    /// Frames still held from the previous burst are released first.
+    fn rx_burst(&mut self, max: usize) -> Result<usize, PortError>;
+    /// The held frames as slices (valid until [`RxPort::release`]).
+    fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize;
+    /// Returns the held frames' buffers to the port (AF_XDP: fill ring); once per burst.
+    fn release(&mut self);
+}
+
+/// The transmit half of a port.
+pub trait TxPort: Send {
+    /// Copies `items` (indices into `frames` with their VLAN edits) into the port's memory
+    /// and queues them; returns how many of `items`, in order, were taken.
+    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone;
+    /// Pushes out anything still queued (AF_XDP: reap completions, kick the TX ring if the
+    /// kernel has not taken all of it). Call once per worker loop, not per frame.
+    fn flush(&mut self);
+}
+
+/// The TX halves of all ports of one worker, indexed by [`PortId`].
+pub struct PortTxTable {
+    ports: Vec<Option<Box<dyn TxPort>>>,
+}
+
+impl std::fmt::Debug for PortTxTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let present: Vec<usize> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|_| i))
+            .collect();
+        f.debug_struct("PortTxTable")
+            .field("ports", &present)
+            .finish()
+    }
+}
+
+impl Default for PortTxTable {
+    fn default() -> Self {
+        PortTxTable::new()
+    }
+}
+
+impl PortTxTable {
+    pub fn new() -> PortTxTable {
+        PortTxTable {
+            ports: (0..MAX_PORTS).map(|_| None).collect(),
+        }
+    }
+    /// Installs `port` as the TX half of `id`; returns the previous one.
+    pub fn insert(&mut self, id: PortId, port: Box<dyn TxPort>) -> Option<Box<dyn TxPort>> {
+        self.ports[id.index()].replace(port)
+    }
+    pub fn remove(&mut self, id: PortId) -> Option<Box<dyn TxPort>> {
+        self.ports[id.index()].take()
+    }
+    pub fn get_mut(&mut self, id: PortId) -> Option<&mut (dyn TxPort + 'static)> {
+        self.ports[id.index()].as_deref_mut()
+    }
+    /// [`TxPort::flush`] on every port.
+    pub fn flush_all(&mut self) {
+        for p in self.ports.iter_mut().flatten() {
+            p.flush();
+        }
+    }
+}
+
+impl TxPorts for PortTxTable {
+    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        match self.ports[port.index()].as_deref_mut() {
+            Some(p) => p.tx_burst(frames, items),
+            None => TxDone::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,552 @@
+//! Port backend tests. The AF_XDP and tap tests need root (CI runs as root): each builds
+//! its own veth pair / namespace / tap with unique names, removed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::pipeline::{TxDone, TxItem, MAX_BURST};
+use crate::sys::xdp::{self, AttachMode};
+use crate::testutil::{tagged, test_frame, test_seq, Capture, Netns, VethPair};
+use crate::wire::{Edit, Tci};
+
+const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0xbb];
+const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xaa];
+const WAIT: Duration = Duration::from_secs(3);
+
+/// Receives until `want` test frames arrived or `WAIT` passed; returns copies.
+fn rx_collect(rx: &mut dyn RxPort, want: usize) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + WAIT;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < deadline {
+        let n = rx.rx_burst(MAX_BURST).expect("rx_burst");
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+        let k = rx.frames(&mut refs);
+        assert_eq!(k, n, "frames() reports what rx_burst held");
+        got.extend(
+            refs[..k]
+                .iter()
+                .filter(|f| crate::testutil::is_test_frame(f))
+                .map(|f| f.to_vec()),
+        );
+        rx.release();
+    }
+    got
+}
+
+/// Transmits `frames` with `edit` through `tx`, retrying what the ring did not take, and
+/// kicks until the kernel has taken everything.
+fn tx_all(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let items: Vec<TxItem> = (0..frames.len())
+        .map(|i| TxItem {
+            frame: i as u16,
+            edit,
+        })
+        .collect();
+    let mut total = TxDone::default();
+    let deadline = Instant::now() + WAIT;
+    while total.sent < items.len() && Instant::now() < deadline {
+        let d = tx.tx_burst(&refs, &items[total.sent..]);
+        total.sent += d.sent;
+        total.bytes += d.bytes;
+        tx.flush();
+    }
+    for _ in 0..100 {
+        tx.flush();
+    }
+    total
+}
+
+fn open_veth(pair: &VethPair) -> AfXdpPort {
+    AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect("open AF_XDP port on veth")
+}
+
+#[test]
+fn afxdp_rx_receives_frame_sent_by_peer() {
+    let ns = Netns::new("xr");
+    let pair = VethPair::new("xr");
+    ns.adopt(&pair.b);
+    let mut port = open_veth(&pair);
+    assert_eq!(port.info().driver, "veth");
+    assert_eq!(port.mode(), AttachMode::Native, "veth supports native XDP");
+    assert!(!port.info().zero_copy, "veth runs AF_XDP in copy mode");
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frame = test_frame(DST, SRC, 7, 100);
+    peer.send(&frame);
+    let got = rx_collect(port.rx(), 1);
+    assert_eq!(got, vec![frame]);
+}
+
+#[test]
+fn afxdp_tx_reaches_peer_with_exact_bytes() {
+    let ns = Netns::new("xt");
+    let pair = VethPair::new("xt");
+    ns.adopt(&pair.b);
+    let mut port = open_veth(&pair);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frame = test_frame(DST, SRC, 1, 64);
+    let done = tx_all(port.tx(), std::slice::from_ref(&frame), Edit::Keep);
+    assert_eq!(done, TxDone { sent: 1, bytes: 64 });
+    let got = peer.collect_test_frames(2, Duration::from_millis(500));
+    assert_eq!(got, vec![frame]);
+}
+
+#[test]
+fn afxdp_vlan_edits_round_trip_tagged_frames() {
+    let ns = Netns::new("xv");
+    let pair = VethPair::new("xv");
+    ns.adopt(&pair.b);
+    let mut port = open_veth(&pair);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let plain = test_frame(DST, SRC, 3, 80);
+
+    // Push: untagged source, tagged on the wire (capture re-inserts the auxdata tag).
+    let tci = 0x6000 | 100;
+    let done = tx_all(
+        port.tx(),
+        std::slice::from_ref(&plain),
+        Edit::Push(Tci(tci)),
+    );
+    assert_eq!(done, TxDone { sent: 1, bytes: 84 });
+    assert_eq!(peer.collect_test_frames(1, WAIT), vec![tagged(&plain, tci)]);
+
+    // A tagged frame from the peer reaches AF_XDP with its tag in the bytes.
+    let tagged_in = tagged(&plain, 20);
+    peer.send(&tagged_in);
+    assert_eq!(rx_collect(port.rx(), 1), vec![tagged_in.clone()]);
+
+    // Retag and pop on the way back out.
+    tx_all(
+        port.tx(),
+        std::slice::from_ref(&tagged_in),
+        Edit::SetTci(Tci(30)),
+    );
+    assert_eq!(peer.collect_test_frames(1, WAIT), vec![tagged(&plain, 30)]);
+    tx_all(port.tx(), std::slice::from_ref(&tagged_in), Edit::Pop);
+    assert_eq!(peer.collect_test_frames(1, WAIT), vec![plain]);
+}
+
+fn assert_each_seq_once(frames: &[Vec<u8>], n: u32) {
+    let mut seqs: Vec<u32> = frames
+        .iter()
+        .map(|f| test_seq(f).expect("test frame has a sequence number"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "each frame exactly once");
+}
+
+#[test]
+fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
+    let ns = Netns::new("xb");
+    let pair = VethPair::new("xb");
+    ns.adopt(&pair.b);
+    let mut port = open_veth(&pair);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frames: Vec<Vec<u8>> = (0..64)
+        .map(|i| test_frame(DST, SRC, i, 60 + i as usize))
+        .collect();
+
+    for f in &frames {
+        peer.send(f);
+    }
+    let got = rx_collect(port.rx(), 64);
+    assert_eq!(got.len(), 64);
+    assert_each_seq_once(&got, 64);
+    for f in &got {
+        let seq = test_seq(f).expect("seq") as usize;
+        assert_eq!(f, &frames[seq], "frame {seq} bytes");
+    }
+    assert!(
+        rx_collect(port.rx(), 1).is_empty(),
+        "no duplicate after the burst"
+    );
+
+    // One tx_burst call with all 64 (copy mode transmits up to 32 per sendto; flush kicks
+    // the rest).
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let items: Vec<TxItem> = (0..64)
+        .map(|i| TxItem {
+            frame: i,
+            edit: Edit::Keep,
+        })
+        .collect();
+    let done = port.tx().tx_burst(&refs, &items);
+    assert_eq!(done.sent, 64);
+    assert_eq!(
+        done.bytes,
+        frames.iter().map(|f| f.len() as u64).sum::<u64>()
+    );
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while seen.len() < 64 && Instant::now() < deadline {
+        port.tx().flush();
+        seen.extend(peer.collect_test_frames(64 - seen.len(), Duration::from_millis(20)));
+    }
+    seen.extend(peer.collect_test_frames(1, Duration::from_millis(300)));
+    assert_eq!(seen.len(), 64, "exactly 64 frames on the wire");
+    assert_each_seq_once(&seen, 64);
+    // Completions come back: every TX frame is free again.
+    for _ in 0..10 {
+        port.tx().flush();
+    }
+    assert_eq!(port.tx().free_frames(), 2048);
+}
+
+#[test]
+fn afxdp_two_queues_receive_each_frame_once() {
+    let ns = Netns::new("xq");
+    let pair = VethPair::with_queues("xq", 2);
+    ns.adopt(&pair.b);
+    let mut cfg = AfXdpConfig::new(pair.a.clone());
+    cfg.queues = vec![0, 1];
+    let mut port = AfXdpPort::open(&cfg).expect("open two queues");
+    assert_eq!(port.info().queues, vec![0, 1]);
+    let peer = Capture::open_in(&ns, &pair.b);
+    for i in 0..32 {
+        peer.send(&test_frame(DST, SRC, i, 60));
+    }
+    let got = rx_collect(port.rx(), 32);
+    assert_each_seq_once(&got, 32);
+}
+
+#[test]
+fn afxdp_generic_mode_is_reported_and_works() {
+    let ns = Netns::new("xg");
+    let pair = VethPair::new("xg");
+    ns.adopt(&pair.b);
+    let mut cfg = AfXdpConfig::new(pair.a.clone());
+    cfg.mode = XdpMode::Generic;
+    let mut port = AfXdpPort::open(&cfg).expect("open in generic mode");
+    assert_eq!(port.mode(), AttachMode::Generic);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frame = test_frame(DST, SRC, 9, 70);
+    peer.send(&frame);
+    assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+}
+
+#[test]
+fn afxdp_native_mode_on_driver_without_xdp_is_specific_error() {
+    let br = crate::testutil::unique_name("xn");
+    crate::testutil::run("ip", &["link", "add", &br, "type", "bridge"]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(br.clone());
+    let mut cfg = AfXdpConfig::new(br.clone());
+    cfg.mode = XdpMode::Native;
+    let err = AfXdpPort::open(&cfg).expect_err("bridge has no native XDP");
+    assert!(
+        matches!(&err, PortError::UnsupportedMode { mode: XdpMode::Native, driver, .. } if driver == "bridge"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("port {br}: XDP native mode not supported (driver bridge)")
+    );
+}
+
+#[test]
+fn afxdp_nonexistent_interface_is_specific_error() {
+    let err = AfXdpPort::open(&AfXdpConfig::new("vsnosuch0")).expect_err("no such interface");
+    assert!(matches!(&err, PortError::NoSuchInterface { ifname } if ifname == "vsnosuch0"));
+    assert_eq!(err.to_string(), "port vsnosuch0: no such interface");
+}
+
+#[test]
+fn afxdp_queue_out_of_range_is_specific_error() {
+    let pair = VethPair::new("xo");
+    let mut cfg = AfXdpConfig::new(pair.a.clone());
+    cfg.queues = vec![0, 5];
+    let err = AfXdpPort::open(&cfg).expect_err("veth has one queue");
+    assert!(
+        matches!(
+            err,
+            PortError::QueueOutOfRange {
+                queue: 5,
+                count: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "port {}: queue 5 out of range (device has 1 rx queues)",
+            pair.a
+        )
+    );
+    // Nothing was attached on the way out.
+    let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+    assert_eq!(xdp::attached(idx).expect("query"), None);
+}
+
+#[test]
+fn afxdp_drop_detaches_program() {
+    let pair = VethPair::new("xd");
+    let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+    let port = open_veth(&pair);
+    let attached = xdp::attached(idx)
+        .expect("query")
+        .expect("program attached while open");
+    assert_eq!(attached.prog_id, port.info().prog_id);
+    let (rx, tx) = port.split();
+    drop(rx);
+    assert!(
+        xdp::attached(idx).expect("query").is_some(),
+        "TX half still open"
+    );
+    drop(tx);
+    assert_eq!(xdp::attached(idx).expect("query"), None);
+}
+
+/// What `std::mem::forget` of a port leaves behind: the sockets stay open in this process
+/// and keep the queue bound, so a second open is refused with a specific error (unlike
+/// kill -9, where the kernel closes the sockets and only the XDP program stays; see
+/// `afxdp_stale_program_after_kill_is_replaced`).
+#[test]
+fn afxdp_forgotten_port_keeps_queue_busy() {
+    let pair = VethPair::new("xf");
+    std::mem::forget(open_veth(&pair));
+    let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("queue still bound");
+    assert!(
+        matches!(err, PortError::QueueBusy { queue: 0, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "port {}: queue 0 already bound by another AF_XDP socket",
+            pair.a
+        )
+    );
+}
+
+/// Child half of the kill -9 test: opens the port named in the environment, reports the
+/// program id, then waits to be killed.
+#[test]
+#[ignore = "run by afxdp_stale_program_after_kill_is_replaced in a child process"]
+fn afxdp_stale_child() {
+    let Ok(ifname) = std::env::var("VSWITCH_STALE_IF") else {
+        return;
+    };
+    let port = AfXdpPort::open(&AfXdpConfig::new(ifname)).expect("child open");
+    println!("OPENED {}", port.info().prog_id);
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn afxdp_stale_program_after_kill_is_replaced() {
+    let ns = Netns::new("xk");
+    let pair = VethPair::new("xk");
+    ns.adopt(&pair.b);
+    let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "port::tests::afxdp_stale_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("VSWITCH_STALE_IF", &pair.a)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut stale_id = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("child output");
+        if let Some(id) = line.strip_prefix("OPENED ") {
+            stale_id = Some(id.trim().parse::<u32>().expect("program id"));
+            break;
+        }
+    }
+    let stale_id = stale_id.expect("child opened the port");
+    child.kill().expect("SIGKILL child");
+    child.wait().expect("reap child");
+
+    let stale = xdp::attached(idx)
+        .expect("query")
+        .expect("program left by killed process");
+    assert_eq!(stale.prog_id, stale_id);
+
+    let mut strict = AfXdpConfig::new(pair.a.clone());
+    strict.replace_stale = false;
+    let err = AfXdpPort::open(&strict).expect_err("stale program refused");
+    assert!(
+        matches!(&err, PortError::XdpProgramAttached { prog_id, driver, .. } if *prog_id == stale_id && driver == "veth"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "port {}: XDP program already attached (driver veth",
+            pair.a
+        )),
+        "{err}"
+    );
+
+    let mut port = open_veth(&pair);
+    let replaced = port
+        .info()
+        .replaced
+        .clone()
+        .expect("stale program replaced");
+    assert_eq!(replaced.prog_id, stale_id);
+    assert_ne!(port.info().prog_id, stale_id);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frame = test_frame(DST, SRC, 11, 90);
+    peer.send(&frame);
+    assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+    drop(port);
+    assert_eq!(xdp::attached(idx).expect("query"), None, "detached on drop");
+}
+
+fn tap_name(prefix: &str) -> String {
+    crate::testutil::unique_name(prefix)
+}
+
+#[test]
+fn tap_receives_frame_written_on_kernel_side() {
+    let ns = Netns::new("tr");
+    let name = tap_name("tr");
+    let mut port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
+    assert_eq!(port.name(), name);
+    ns.adopt(&name);
+    let host = Capture::open_in(&ns, &name);
+    let frame = test_frame(DST, SRC, 5, 120);
+    host.send(&frame);
+    assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+}
+
+#[test]
+fn tap_transmits_to_kernel_side_with_edit_and_mtu() {
+    let ns = Netns::new("tt");
+    let name = tap_name("tt");
+    let mut cfg = TapConfig::new(name.clone());
+    cfg.mtu = Some(9000);
+    let mut port = TapPort::create(&cfg).expect("create tap");
+    assert_eq!(port.mtu(), 9000);
+    ns.adopt(&name);
+    let host = Capture::open_in(&ns, &name);
+
+    let plain = test_frame(DST, SRC, 2, 64);
+    let done = tx_all(port.tx(), std::slice::from_ref(&plain), Edit::Keep);
+    assert_eq!(done, TxDone { sent: 1, bytes: 64 });
+    assert_eq!(host.collect_test_frames(1, WAIT), vec![plain.clone()]);
+
+    let done = tx_all(port.tx(), std::slice::from_ref(&plain), Edit::Push(Tci(42)));
+    assert_eq!(done, TxDone { sent: 1, bytes: 68 });
+    assert_eq!(host.collect_test_frames(1, WAIT), vec![tagged(&plain, 42)]);
+
+    // A jumbo frame fits the 9000-byte MTU.
+    let jumbo = test_frame(DST, SRC, 3, 9014);
+    let done = tx_all(port.tx(), std::slice::from_ref(&jumbo), Edit::Keep);
+    assert_eq!(done.sent, 1);
+    assert_eq!(host.collect_test_frames(1, WAIT), vec![jumbo]);
+}
+
+#[test]
+fn tap_burst_of_64_received_exactly_once() {
+    let name = tap_name("tb");
+    let mut port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
+    crate::testutil::disable_ipv6(&name);
+    let host = Capture::open(&name);
+    for i in 0..64 {
+        host.send(&test_frame(DST, SRC, i, 60));
+    }
+    let got = rx_collect(port.rx(), 64);
+    assert_each_seq_once(&got, 64);
+}
+
+#[test]
+fn tap_device_disappears_on_drop() {
+    let name = tap_name("td");
+    let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
+    assert!(crate::sys::netdev::if_index(&name).is_some());
+    let (rx, tx) = port.split();
+    drop(rx);
+    assert!(
+        crate::sys::netdev::if_index(&name).is_some(),
+        "TX half keeps the fd"
+    );
+    drop(tx);
+    assert_eq!(crate::sys::netdev::if_index(&name), None);
+}
+
+/// A TX half that records what it was given.
+#[derive(Default)]
+struct Recorder {
+    frames: Vec<Vec<u8>>,
+    room: usize,
+    flushes: usize,
+}
+
+impl TxPort for Recorder {
+    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        let n = items.len().min(self.room);
+        let mut d = TxDone::default();
+        for it in &items[..n] {
+            let mut out = vec![0u8; 2048];
+            let len = crate::wire::write_edited(frames[usize::from(it.frame)], it.edit, &mut out)
+                .expect("edit");
+            out.truncate(len);
+            d.bytes += len as u64;
+            self.frames.push(out);
+        }
+        d.sent = n;
+        self.room -= n;
+        d
+    }
+    fn flush(&mut self) {
+        self.flushes += 1;
+    }
+}
+
+#[test]
+fn tx_table_routes_bursts_by_port_and_reports_missing_ports_as_unsent() {
+    use crate::pipeline::TxPorts;
+    use crate::topology::PortId;
+    let p1 = PortId::new(1).expect("id");
+    let p2 = PortId::new(2).expect("id");
+    let mut table = PortTxTable::new();
+    assert!(table
+        .insert(
+            p1,
+            Box::new(Recorder {
+                room: 1,
+                ..Recorder::default()
+            })
+        )
+        .is_none());
+    let f = test_frame(DST, SRC, 0, 60);
+    let frames: [&[u8]; 1] = [&f];
+    let items = [
+        TxItem {
+            frame: 0,
+            edit: Edit::Push(Tci(5)),
+        },
+        TxItem {
+            frame: 0,
+            edit: Edit::Keep,
+        },
+    ];
+    assert_eq!(
+        table.tx_burst(p1, &frames, &items),
+        TxDone { sent: 1, bytes: 64 }
+    );
+    assert_eq!(table.tx_burst(p2, &frames, &items), TxDone::default());
+    table.flush_all();
+    assert!(table.remove(p2).is_none());
+    assert!(table.remove(p1).is_some());
+}

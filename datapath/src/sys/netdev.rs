@@ -1,0 +1,149 @@
+//! Network interface queries and settings through ioctls on a throwaway socket, plus the
+//! process-wide preparations AF_XDP needs (locked-memory limit, bpffs).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::{c_chars_to_string, ifname_cstr, ifreq_for};
+
+/// Index of the interface called `name` in the caller's network namespace.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = ifname_cstr(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq_ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
+    let sock = ioctl_socket()?;
+    // SAFETY: `ifr` is a valid, exclusively borrowed ifreq for the duration of the call;
+    // the interface ioctls used here read and write only within it.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `struct ethtool_drvinfo` from linux/ethtool.h.
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [libc::c_char; 32],
+    version: [libc::c_char; 32],
+    fw_version: [libc::c_char; 32],
+    bus_info: [libc::c_char; 32],
+    erom_version: [libc::c_char; 32],
+    reserved2: [libc::c_char; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+
+/// Kernel driver of an interface (`veth`, `tun`, `igb`, ...), via `ETHTOOL_GDRVINFO`.
+pub fn driver_name(name: &str) -> io::Result<String> {
+    let mut ifr = ifreq_for(name)?;
+    // SAFETY: EthtoolDrvinfo is plain integers and char arrays; all-zero is valid.
+    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    ifr.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // `info` outlives the ioctl below, which writes at most size_of::<EthtoolDrvinfo>().
+    ifreq_ioctl(libc::SIOCETHTOOL, &mut ifr)?;
+    Ok(c_chars_to_string(&info.driver))
+}
+
+/// Sets IFF_UP on an interface.
+pub fn set_up(name: &str) -> io::Result<()> {
+    let mut ifr = ifreq_for(name)?;
+    ifreq_ioctl(libc::SIOCGIFFLAGS, &mut ifr)?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    ifreq_ioctl(libc::SIOCSIFFLAGS, &mut ifr)
+}
+
+/// Sets the MTU of an interface.
+pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_mtu =
+        i32::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    ifreq_ioctl(libc::SIOCSIFMTU, &mut ifr)
+}
+
+/// MTU of an interface.
+pub fn mtu(name: &str) -> io::Result<u32> {
+    let mut ifr = ifreq_for(name)?;
+    ifreq_ioctl(libc::SIOCGIFMTU, &mut ifr)?;
+    // SAFETY: SIOCGIFMTU filled the `ifru_mtu` member of the union.
+    let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
+    Ok(mtu.max(0) as u32)
+}
+
+/// Number of receive queues the interface exposes (sysfs `queues/rx-N`).
+pub fn rx_queue_count(name: &str) -> io::Result<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))?;
+    let mut n = 0;
+    for e in dir {
+        if e?.file_name().to_string_lossy().starts_with("rx-") {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Raises RLIMIT_MEMLOCK to infinity (UMEM registration pins memory; older kernels charge
+/// it against this limit).
+pub fn raise_memlock() -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `lim` is a valid rlimit that outlives the call.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Mounts bpffs at /sys/fs/bpf unless it is mounted there already. libxdp pins its
+/// dispatcher there; without it libxdp loads a single program. Failure is returned for the
+/// caller to ignore or log.
+pub fn ensure_bpffs() -> io::Result<()> {
+    const PATH: &std::ffi::CStr = c"/sys/fs/bpf";
+    // SAFETY: `statfs` is plain data; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: PATH is NUL-terminated and `st` is a valid out pointer for the call.
+    let r = unsafe { libc::statfs(PATH.as_ptr(), &mut st) };
+    if r == 0 && st.f_type as u64 == libc::BPF_FS_MAGIC as u64 {
+        return Ok(());
+    }
+    // SAFETY: all pointers are NUL-terminated static strings; data may be NULL.
+    let r = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            PATH.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
