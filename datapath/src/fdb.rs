@@ -150,8 +150,8 @@ const EMPTY_LIST: PortList = PortList {
 };
 
 #[inline]
-fn key(vid: u16, mac: MacAddr) -> u64 {
-    (u64::from(vid & 0x0fff) << 48) | mac.to_u64()
+fn key(vid: u16, mac: u64) -> u64 {
+    (u64::from(vid & 0x0fff) << 48) | (mac & 0xffff_ffff_ffff)
 }
 
 #[inline]
@@ -219,12 +219,18 @@ impl Fdb {
     /// The port `mac` was learned on in VLAN `vid`, if known and not expired.
     #[inline]
     pub fn lookup(&self, vid: u16, mac: MacAddr, now: u64) -> Option<PortId> {
+        self.lookup_raw(vid, mac.to_u64(), now)
+    }
+
+    /// [`Fdb::lookup`] with the MAC as the low 48 bits of a `u64` (the fast path's form).
+    #[inline]
+    pub fn lookup_raw(&self, vid: u16, mac: u64, now: u64) -> Option<PortId> {
         let idx = *self.map.get(&key(vid, mac))?;
         let s = &self.slots[idx as usize];
         if self.expired(s, now) {
             None
         } else {
-            Some(PortId::new(usize::from(s.port)).expect("slot port is a valid id"))
+            Some(PortId::from_raw(s.port))
         }
     }
 
@@ -238,10 +244,24 @@ impl Fdb {
         now: u64,
         limit: Option<u32>,
     ) -> Learn {
+        self.learn_raw(vid, mac.to_u64(), port, now, limit)
+    }
+
+    /// [`Fdb::learn`] with the MAC as the low 48 bits of a `u64` (the fast path's form).
+    #[inline]
+    pub fn learn_raw(
+        &mut self,
+        vid: u16,
+        mac: u64,
+        port: PortId,
+        now: u64,
+        limit: Option<u32>,
+    ) -> Learn {
         let k = key(vid, mac);
         if let Some(&idx) = self.map.get(&k) {
-            let s = self.slots[idx as usize];
-            if s.port as usize == port.index() {
+            let s = &self.slots[idx as usize];
+            if usize::from(s.port) == port.index() {
+                // Hot path: a known source on its port, refreshed at most once a second.
                 if !s.is_static && s.last_seen != now {
                     self.unlink(idx);
                     self.slots[idx as usize].last_seen = now;
@@ -249,24 +269,44 @@ impl Fdb {
                 }
                 return Learn::Refreshed;
             }
-            if s.is_static {
-                self.counters.static_move_blocked += 1;
-                return Learn::StaticMoveBlocked;
-            }
-            let from = PortId::new(usize::from(s.port)).expect("slot port is a valid id");
-            if self.at_limit(port, limit) {
-                self.remove_slot(k, idx);
-                self.counters.learn_limit += 1;
-                return Learn::LimitReached;
-            }
-            self.unlink(idx);
-            let slot = &mut self.slots[idx as usize];
-            slot.port = port.index() as u16;
-            slot.last_seen = now;
-            self.link_tail(idx);
-            self.counters.moved += 1;
-            return Learn::Moved { from };
+            self.learn_other_port(k, idx, port, now, limit)
+        } else {
+            self.learn_new(k, port, now, limit)
         }
+    }
+
+    /// A known (vid, mac) seen on another port than its entry's.
+    #[cold]
+    fn learn_other_port(
+        &mut self,
+        k: u64,
+        idx: u32,
+        port: PortId,
+        now: u64,
+        limit: Option<u32>,
+    ) -> Learn {
+        let s = self.slots[idx as usize];
+        if s.is_static {
+            self.counters.static_move_blocked += 1;
+            return Learn::StaticMoveBlocked;
+        }
+        let from = PortId::from_raw(s.port);
+        if self.at_limit(port, limit) {
+            self.remove_slot(k, idx);
+            self.counters.learn_limit += 1;
+            return Learn::LimitReached;
+        }
+        self.unlink(idx);
+        let slot = &mut self.slots[idx as usize];
+        slot.port = port.index() as u16;
+        slot.last_seen = now;
+        self.link_tail(idx);
+        self.counters.moved += 1;
+        Learn::Moved { from }
+    }
+
+    /// An unknown (vid, mac).
+    fn learn_new(&mut self, k: u64, port: PortId, now: u64, limit: Option<u32>) -> Learn {
         if self.at_limit(port, limit) {
             self.counters.learn_limit += 1;
             return Learn::LimitReached;
@@ -313,7 +353,7 @@ impl Fdb {
         if !mac.is_learnable() {
             return Err(FdbError::NotUnicast { mac });
         }
-        let k = key(vid, mac);
+        let k = key(vid, mac.to_u64());
         if let Some(&idx) = self.map.get(&k) {
             let s = self.slots[idx as usize];
             if !s.is_static {
@@ -337,7 +377,7 @@ impl Fdb {
 
     /// Removes one entry (static or dynamic); returns whether it existed.
     pub fn remove(&mut self, vid: u16, mac: MacAddr) -> bool {
-        let k = key(vid, mac);
+        let k = key(vid, mac.to_u64());
         match self.map.get(&k) {
             Some(&idx) => {
                 self.remove_slot(k, idx);
@@ -401,7 +441,7 @@ impl Fdb {
             FdbEntry {
                 vid,
                 mac,
-                port: PortId::new(usize::from(s.port)).expect("slot port is a valid id"),
+                port: PortId::from_raw(s.port),
                 is_static: s.is_static,
                 age: if s.is_static {
                     0

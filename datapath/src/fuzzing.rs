@@ -21,6 +21,8 @@ pub fn parse(data: &[u8]) {
     let Ok(hdr) = hdr else { return };
     assert!(hdr.len() <= data.len());
     assert_eq!(hdr.tag, view.tag());
+    assert_eq!(hdr.dst_mac(), view.dst());
+    assert_eq!(hdr.src_mac(), view.src());
     assert_eq!(view.payload().len(), data.len() - view.header_len());
     let _ = view.ethertype();
     let mut out = [0u8; 4096];

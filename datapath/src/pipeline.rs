@@ -19,7 +19,7 @@ use crate::counters::{DropReason, PortCounters};
 use crate::fdb::{Fdb, FdbConfig, FdbUpdate};
 use crate::topology::{FloodKind, PortId, PortSet, Topology, MAX_PORTS};
 use crate::vlan::VID_RESERVED;
-use crate::wire::{Edit, L2Header, ParseError, Tci};
+use crate::wire::{mac48, Edit, L2Header, MacAddr, ParseError, Tci};
 
 /// Most frames one call to [`Pipeline::process`] handles.
 pub const MAX_BURST: usize = 256;
@@ -58,14 +58,45 @@ pub struct TxDone {
     pub bytes: u64,
 }
 
+/// A list with a fixed capacity allocated once; `push` past it is refused, never grows.
+#[derive(Debug)]
+struct BurstList<T> {
+    items: Box<[T]>,
+    len: usize,
+}
+
+impl<T: Copy> BurstList<T> {
+    fn new(fill: T) -> BurstList<T> {
+        BurstList {
+            items: vec![fill; MAX_BURST].into_boxed_slice(),
+            len: 0,
+        }
+    }
+    #[inline(always)]
+    fn push(&mut self, v: T) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = v;
+            self.len += 1;
+        }
+    }
+    #[inline]
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+    #[inline]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
 /// Per-worker forwarding state: the FDB replica, counters and TX lists.
 #[derive(Debug)]
 pub struct Pipeline {
     fdb: Fdb,
     counters: Box<[PortCounters]>,
-    tx: Box<[Vec<TxItem>]>,
+    tx: Box<[BurstList<TxItem>]>,
     touched: PortSet,
-    verdicts: Vec<Verdict>,
+    verdicts: BurstList<Verdict>,
     updates: Vec<FdbUpdate>,
 }
 
@@ -75,10 +106,15 @@ impl Pipeline {
             fdb: Fdb::new(fdb),
             counters: vec![PortCounters::default(); MAX_PORTS].into_boxed_slice(),
             tx: (0..MAX_PORTS)
-                .map(|_| Vec::with_capacity(MAX_BURST))
+                .map(|_| {
+                    BurstList::new(TxItem {
+                        frame: 0,
+                        edit: Edit::Keep,
+                    })
+                })
                 .collect(),
             touched: PortSet::EMPTY,
-            verdicts: Vec::with_capacity(MAX_BURST),
+            verdicts: BurstList::new(Verdict::Drop(DropReason::NoEgress)),
             updates: Vec::with_capacity(MAX_BURST),
         }
     }
@@ -98,7 +134,7 @@ impl Pipeline {
     }
     /// Verdicts of the last [`Pipeline::process`] call, one per processed frame.
     pub fn verdicts(&self) -> &[Verdict] {
-        &self.verdicts
+        self.verdicts.as_slice()
     }
     /// FDB changes of the last burst that other workers' replicas need.
     pub fn updates(&self) -> &[FdbUpdate] {
@@ -106,7 +142,9 @@ impl Pipeline {
     }
     /// Ports with queued frames and their lists.
     pub fn pending(&self) -> impl Iterator<Item = (PortId, &[TxItem])> + '_ {
-        self.touched.iter().map(|p| (p, &self.tx[p.index()][..]))
+        self.touched
+            .iter()
+            .map(|p| (p, self.tx[p.index()].as_slice()))
     }
 
     /// Runs the forwarding stages over `frames` received on `ingress` at time `now`
@@ -124,20 +162,17 @@ impl Pipeline {
         self.updates.clear();
         let Some(port) = topo.port(ingress) else {
             // Unknown port: not configured in this snapshot (removed at a burst boundary).
-            self.verdicts.extend(
-                frames[..n]
-                    .iter()
-                    .map(|_| Verdict::Drop(DropReason::PortDown)),
-            );
+            for _ in 0..n {
+                self.verdicts.push(Verdict::Drop(DropReason::PortDown));
+            }
             return n;
         };
         let up = topo.is_up(ingress);
         let learning = port.learning;
         let limit = port.learn_limit;
+        let mut rx_bytes = 0u64;
         for (i, frame) in frames[..n].iter().enumerate() {
-            let c = &mut self.counters[ingress.index()];
-            c.rx_packets += 1;
-            c.rx_bytes += frame.len() as u64;
+            rx_bytes += frame.len() as u64;
             let verdict = if up {
                 self.forward_one(
                     topo, ingress, &port.vlan, learning, limit, i as u16, frame, now,
@@ -146,12 +181,15 @@ impl Pipeline {
                 Verdict::Drop(DropReason::PortDown)
             };
             if let Verdict::Drop(r) = verdict {
-                if !matches!(r, DropReason::MtuExceeded) {
+                if r != DropReason::MtuExceeded {
                     self.counters[ingress.index()].drop(r);
                 }
             }
             self.verdicts.push(verdict);
         }
+        let c = &mut self.counters[ingress.index()];
+        c.rx_packets += n as u64;
+        c.rx_bytes += rx_bytes;
         n
     }
 
@@ -173,10 +211,10 @@ impl Pipeline {
             Err(ParseError::Runt) => return Verdict::Drop(DropReason::Runt),
             Err(ParseError::TruncatedTag) => return Verdict::Drop(DropReason::TruncatedTag),
         };
-        if !hdr.src.is_learnable() {
+        if !mac48::is_learnable(hdr.src) {
             return Verdict::Drop(DropReason::InvalidSrc);
         }
-        if hdr.dst.is_link_local_reserved() {
+        if mac48::is_link_local_reserved(hdr.dst) {
             return Verdict::Drop(DropReason::ReservedDst);
         }
         let cls = match vlan.classify(hdr.tag) {
@@ -185,11 +223,11 @@ impl Pipeline {
         };
         debug_assert!(cls.vid != 0 && cls.vid != VID_RESERVED);
         if learning {
-            let r = self.fdb.learn(cls.vid, hdr.src, ingress, now, limit);
+            let r = self.fdb.learn_raw(cls.vid, hdr.src, ingress, now, limit);
             if r.changed() {
                 self.updates.push(FdbUpdate::Learned {
                     vid: cls.vid,
-                    mac: hdr.src,
+                    mac: MacAddr::from_u64(hdr.src),
                     port: ingress,
                     now,
                 });
@@ -200,12 +238,12 @@ impl Pipeline {
         let tagged_in = hdr.tag.is_some();
         let out_tci = Tci(cls.priority | cls.vid);
 
-        let kind = if hdr.dst.is_broadcast() {
+        let kind = if mac48::is_broadcast(hdr.dst) {
             FloodKind::Broadcast
-        } else if hdr.dst.is_multicast() {
+        } else if mac48::is_multicast(hdr.dst) {
             FloodKind::Multicast
         } else {
-            match self.fdb.lookup(cls.vid, hdr.dst, now) {
+            match self.fdb.lookup_raw(cls.vid, hdr.dst, now) {
                 Some(p) if p == ingress => return Verdict::Drop(DropReason::DstOnIngress),
                 Some(p) if topo.members(cls.vid).contains(p) => {
                     if topo.is_isolated(ingress) && topo.is_isolated(p) {
@@ -240,7 +278,7 @@ impl Pipeline {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
@@ -265,10 +303,9 @@ impl Pipeline {
             (true, true) => Edit::SetTci(tci),
         };
         let list = &mut self.tx[p.index()];
-        debug_assert!(
-            list.len() < MAX_BURST,
-            "a port gets each frame at most once"
-        );
+        // A port gets each frame of a burst at most once, so the list (MAX_BURST long)
+        // never fills up.
+        debug_assert!(list.len < MAX_BURST);
         list.push(TxItem { frame: index, edit });
         self.touched.insert(p);
         Ok(())
@@ -280,11 +317,11 @@ impl Pipeline {
     pub fn flush<P: TxPorts + ?Sized>(&mut self, frames: &[&[u8]], ports: &mut P) {
         for p in self.touched.iter() {
             let list = &mut self.tx[p.index()];
-            let done = ports.tx_burst(p, frames, list);
+            let done = ports.tx_burst(p, frames, list.as_slice());
             let c = &mut self.counters[p.index()];
             c.tx_packets += done.sent as u64;
             c.tx_bytes += done.bytes;
-            let unsent = list.len().saturating_sub(done.sent);
+            let unsent = list.len.saturating_sub(done.sent);
             if unsent > 0 {
                 c.drop_n(DropReason::TxRingFull, unsent as u64);
             }

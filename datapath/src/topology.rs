@@ -23,6 +23,12 @@ impl PortId {
     pub fn new(id: usize) -> Option<PortId> {
         (id < MAX_PORTS).then_some(PortId(id as u16))
     }
+    /// From a value known to be below [`MAX_PORTS`] (stored by this crate).
+    #[inline]
+    pub(crate) fn from_raw(id: u16) -> PortId {
+        debug_assert!(usize::from(id) < MAX_PORTS);
+        PortId(id)
+    }
     #[inline]
     pub fn index(self) -> usize {
         usize::from(self.0)

@@ -51,26 +51,26 @@ impl MacAddr {
     /// Group (multicast or broadcast) address: I/G bit set.
     #[inline]
     pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
+        mac48::is_multicast(self.to_u64())
     }
     #[inline]
     pub fn is_broadcast(&self) -> bool {
-        self.0 == [0xff; 6]
+        mac48::is_broadcast(self.to_u64())
     }
     #[inline]
     pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
+        self.to_u64() == 0
     }
     /// A source address the switch may learn: unicast and non-zero.
     #[inline]
     pub fn is_learnable(&self) -> bool {
-        !self.is_multicast() && !self.is_zero()
+        mac48::is_learnable(self.to_u64())
     }
     /// IEEE 802.1D reserved link-local group 01:80:c2:00:00:00 to :0f (STP, pause, LACP,
     /// 802.1X, LLDP): never forwarded by a bridge.
     #[inline]
     pub fn is_link_local_reserved(&self) -> bool {
-        self.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && self.0[5] <= 0x0f
+        mac48::is_link_local_reserved(self.to_u64())
     }
     /// The address as the low 48 bits of a `u64` (big-endian order).
     #[inline]
@@ -89,6 +89,32 @@ impl MacAddr {
         let mut m = [0u8; 6];
         m.copy_from_slice(s);
         MacAddr(m)
+    }
+}
+
+/// Predicates on a MAC held as the low 48 bits of a `u64` (the fast path's form: one
+/// load, no byte shuffling). [`MacAddr`]'s predicates are defined by these.
+pub mod mac48 {
+    const BROADCAST: u64 = 0xffff_ffff_ffff;
+    /// I/G bit: the least significant bit of the first octet.
+    const GROUP_BIT: u64 = 1 << 40;
+
+    #[inline]
+    pub fn is_multicast(mac: u64) -> bool {
+        mac & GROUP_BIT != 0
+    }
+    #[inline]
+    pub fn is_broadcast(mac: u64) -> bool {
+        mac == BROADCAST
+    }
+    #[inline]
+    pub fn is_learnable(mac: u64) -> bool {
+        mac & GROUP_BIT == 0 && mac != 0
+    }
+    /// 01:80:c2:00:00:00 to 01:80:c2:00:00:0f.
+    #[inline]
+    pub fn is_link_local_reserved(mac: u64) -> bool {
+        mac & !0x0f == 0x0180_c200_0000
     }
 }
 
@@ -314,24 +340,46 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 }
 
 /// The parsed summary of a frame's L2 header: what the fast path reads, parsed once.
+/// MACs are held as the low 48 bits of a `u64` (see [`mac48`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2Header {
-    pub dst: MacAddr,
-    pub src: MacAddr,
+    pub dst: u64,
+    pub src: u64,
     /// Outer 802.1Q tag (VID 0 included: a priority tag).
     pub tag: Option<Tci>,
 }
 
 impl L2Header {
-    /// Parses the header of an untrusted byte string; never panics.
+    /// Parses the header of an untrusted byte string; never panics. Two 8-byte loads
+    /// (bytes 0..8 and 6..14) give both MACs and the outer ethertype.
     #[inline]
     pub fn parse(frame: &[u8]) -> Result<L2Header, ParseError> {
-        let f = EthernetFrame::new_checked(frame)?;
+        let Some(h) = frame.first_chunk::<ETH_HDR_LEN>() else {
+            return Err(ParseError::Runt);
+        };
+        let w0 = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+        let w1 = u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]);
+        let tag = if w1 as u16 == TPID_8021Q {
+            match frame.get(14..16) {
+                Some(t) if frame.len() >= ETH_HDR_LEN + VLAN_TAG_LEN => {
+                    Some(Tci(u16::from_be_bytes([t[0], t[1]])))
+                }
+                _ => return Err(ParseError::TruncatedTag),
+            }
+        } else {
+            None
+        };
         Ok(L2Header {
-            dst: f.dst(),
-            src: f.src(),
-            tag: f.tag(),
+            dst: w0 >> 16,
+            src: w1 >> 16,
+            tag,
         })
+    }
+    pub fn dst_mac(&self) -> MacAddr {
+        MacAddr::from_u64(self.dst)
+    }
+    pub fn src_mac(&self) -> MacAddr {
+        MacAddr::from_u64(self.src)
     }
     /// Length of the header including the outer tag.
     #[inline]
