@@ -550,3 +550,50 @@ fn tx_table_routes_bursts_by_port_and_reports_missing_ports_as_unsent() {
     assert!(table.remove(p2).is_none());
     assert!(table.remove(p1).is_some());
 }
+
+fn peer_rx_packets(ns: &Netns, ifname: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "cat"])
+        .arg(format!("/sys/class/net/{ifname}/statistics/rx_packets"))
+        .output()
+        .expect("read peer counter");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("rx_packets is a number")
+}
+
+/// Rough single-core TX rate through AF_XDP (copy mode on veth) into a peer namespace,
+/// counted by the peer's kernel. Run with `--ignored --nocapture` in release mode.
+#[test]
+#[ignore = "measurement, not a check"]
+fn afxdp_tx_rate_on_veth() {
+    let ns = Netns::new("xp");
+    let pair = VethPair::new("xp");
+    ns.adopt(&pair.b);
+    let mut port = open_veth(&pair);
+    let frames: Vec<Vec<u8>> = (0..64).map(|i| test_frame(DST, SRC, i, 64)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let items: Vec<TxItem> = (0..64)
+        .map(|i| TxItem {
+            frame: i,
+            edit: Edit::Keep,
+        })
+        .collect();
+    let before = peer_rx_packets(&ns, &pair.b);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        sent += port.tx().tx_burst(&refs, &items).sent as u64;
+        port.tx().flush();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(100));
+    let got = peer_rx_packets(&ns, &pair.b) - before;
+    println!(
+        "AF_XDP TX veth ({} mode): queued {sent}, peer received {got}: {:.2} Mpps",
+        port.mode(),
+        got as f64 / secs / 1e6
+    );
+    assert!(got > 0);
+}
