@@ -24,8 +24,11 @@ fn main() {
         .iter()
         .enumerate()
     {
-        b.add_port(i, PortConfig::new(format!("p{i}"), v.parse().expect("vlan")))
-            .expect("port");
+        b.add_port(
+            i,
+            PortConfig::new(format!("p{i}"), v.parse().expect("vlan")),
+        )
+        .expect("port");
     }
     let t = b.build();
     let p0 = PortId::new(0).expect("port id");
