@@ -8,7 +8,7 @@ set -euo pipefail
 profile=${1:-test}
 
 # Build chain for xsk-rs (libxdp-sys + libbpf-sys) and the namespace tests' tools.
-pkgs_build=(clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config make)
+pkgs_build=(clang llvm libclang-dev libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make)
 pkgs_net=(iproute2 ethtool tcpdump iperf3 iputils-ping strace dnsmasq-base)
 pkgs_qemu=(busybox-static cpio)
 

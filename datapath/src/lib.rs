@@ -19,6 +19,7 @@ pub mod testutil;
 pub mod topology;
 pub mod vlan;
 pub mod wire;
+pub mod worker;
 
 pub use counters::{DropReason, PortCounters};
 pub use topology::{PortConfig, PortId, PortSet, Topology};

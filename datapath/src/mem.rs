@@ -266,35 +266,15 @@ impl MemSwitch {
     /// FDB entries (static ones too) and counters; ports whose VLAN mode changed or that
     /// went down lose their dynamic entries.
     pub fn set_topology(&mut self, topo: Topology) {
-        use crate::fdb::Flush;
+        self.pipeline.apply_topology_change(&self.topo, &topo);
         for i in 0..MAX_PORTS {
             let Some(p) = PortId::new(i) else { continue };
-            let old = self.topo.port(p);
-            let new = topo.port(p);
-            match (old, new) {
-                (Some(_), None) => {
-                    self.ports[i] = None;
-                    self.pipeline.fdb_mut().flush(Flush {
-                        port: Some(p),
-                        include_static: true,
-                        ..Flush::default()
-                    });
-                    self.pipeline.reset_counters(p);
+            match topo.port(p) {
+                None => self.ports[i] = None,
+                Some(_) if self.ports[i].is_none() => {
+                    self.ports[i] = Some(MemPort::new(self.port_config));
                 }
-                (old, Some(n)) => {
-                    if self.ports[i].is_none() {
-                        self.ports[i] = Some(MemPort::new(self.port_config));
-                    }
-                    if let Some(o) = old {
-                        if o.vlan != n.vlan || (o.up && !n.up) {
-                            self.pipeline.fdb_mut().flush(Flush {
-                                port: Some(p),
-                                ..Flush::default()
-                            });
-                        }
-                    }
-                }
-                (None, None) => {}
+                Some(_) => {}
             }
         }
         self.topo = topo;

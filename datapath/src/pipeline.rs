@@ -54,8 +54,13 @@ pub trait TxPorts {
 /// Result of [`TxPorts::tx_burst`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxDone {
+    /// Items transmitted (queued on the port's TX ring).
     pub sent: usize,
+    /// Bytes of the sent items, after editing.
     pub bytes: u64,
+    /// Items after the sent ones that were handed to another worker that owns the port;
+    /// that worker counts them as sent or dropped ([`Pipeline::record_tx`]).
+    pub handed_off: usize,
 }
 
 /// A list with a fixed capacity allocated once; `push` past it is refused, never grows.
@@ -321,13 +326,51 @@ impl Pipeline {
             let c = &mut self.counters[p.index()];
             c.tx_packets += done.sent as u64;
             c.tx_bytes += done.bytes;
-            let unsent = list.len.saturating_sub(done.sent);
+            let unsent = list.len.saturating_sub(done.sent + done.handed_off);
             if unsent > 0 {
                 c.drop_n(DropReason::TxRingFull, unsent as u64);
             }
             list.clear();
         }
         self.touched = PortSet::EMPTY;
+    }
+
+    /// Counts a transmission done outside [`Pipeline::flush`] (frames another worker
+    /// handed over): `done.sent` as sent, the rest of `attempted` as `tx_ring_full`.
+    pub fn record_tx(&mut self, port: PortId, attempted: usize, done: TxDone) {
+        let c = &mut self.counters[port.index()];
+        c.tx_packets += done.sent as u64;
+        c.tx_bytes += done.bytes;
+        let unsent = attempted.saturating_sub(done.sent);
+        if unsent > 0 {
+            c.drop_n(DropReason::TxRingFull, unsent as u64);
+        }
+    }
+
+    /// Brings the FDB and counters in line with a configuration change: ports that
+    /// disappeared lose their entries (static ones too) and counters; ports whose VLAN
+    /// mode changed or that went down lose their dynamic entries.
+    pub fn apply_topology_change(&mut self, old: &Topology, new: &Topology) {
+        use crate::fdb::Flush;
+        for (p, o) in old.iter() {
+            match new.port(p) {
+                None => {
+                    self.fdb.flush(Flush {
+                        port: Some(p),
+                        include_static: true,
+                        ..Flush::default()
+                    });
+                    self.reset_counters(p);
+                }
+                Some(n) if o.vlan != n.vlan || (o.up && !n.up) => {
+                    self.fdb.flush(Flush {
+                        port: Some(p),
+                        ..Flush::default()
+                    });
+                }
+                Some(_) => {}
+            }
+        }
     }
 }
 

@@ -92,7 +92,14 @@ fn afxdp_tx_reaches_peer_with_exact_bytes() {
     let peer = Capture::open_in(&ns, &pair.b);
     let frame = test_frame(DST, SRC, 1, 64);
     let done = tx_all(port.tx(), std::slice::from_ref(&frame), Edit::Keep);
-    assert_eq!(done, TxDone { sent: 1, bytes: 64 });
+    assert_eq!(
+        done,
+        TxDone {
+            sent: 1,
+            bytes: 64,
+            ..TxDone::default()
+        }
+    );
     let got = peer.collect_test_frames(2, Duration::from_millis(500));
     assert_eq!(got, vec![frame]);
 }
@@ -113,7 +120,14 @@ fn afxdp_vlan_edits_round_trip_tagged_frames() {
         std::slice::from_ref(&plain),
         Edit::Push(Tci(tci)),
     );
-    assert_eq!(done, TxDone { sent: 1, bytes: 84 });
+    assert_eq!(
+        done,
+        TxDone {
+            sent: 1,
+            bytes: 84,
+            ..TxDone::default()
+        }
+    );
     assert_eq!(peer.collect_test_frames(1, WAIT), vec![tagged(&plain, tci)]);
 
     // A tagged frame from the peer reaches AF_XDP with its tag in the bytes.
@@ -442,11 +456,25 @@ fn tap_transmits_to_kernel_side_with_edit_and_mtu() {
 
     let plain = test_frame(DST, SRC, 2, 64);
     let done = tx_all(port.tx(), std::slice::from_ref(&plain), Edit::Keep);
-    assert_eq!(done, TxDone { sent: 1, bytes: 64 });
+    assert_eq!(
+        done,
+        TxDone {
+            sent: 1,
+            bytes: 64,
+            ..TxDone::default()
+        }
+    );
     assert_eq!(host.collect_test_frames(1, WAIT), vec![plain.clone()]);
 
     let done = tx_all(port.tx(), std::slice::from_ref(&plain), Edit::Push(Tci(42)));
-    assert_eq!(done, TxDone { sent: 1, bytes: 68 });
+    assert_eq!(
+        done,
+        TxDone {
+            sent: 1,
+            bytes: 68,
+            ..TxDone::default()
+        }
+    );
     assert_eq!(host.collect_test_frames(1, WAIT), vec![tagged(&plain, 42)]);
 
     // A jumbo frame fits the 9000-byte MTU.
@@ -543,7 +571,11 @@ fn tx_table_routes_bursts_by_port_and_reports_missing_ports_as_unsent() {
     ];
     assert_eq!(
         table.tx_burst(p1, &frames, &items),
-        TxDone { sent: 1, bytes: 64 }
+        TxDone {
+            sent: 1,
+            bytes: 64,
+            ..TxDone::default()
+        }
     );
     assert_eq!(table.tx_burst(p2, &frames, &items), TxDone::default());
     table.flush_all();

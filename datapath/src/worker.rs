@@ -1,0 +1,846 @@
+//! Poll-mode (PMD) workers: threads pinned to CPUs that poll their receive queues, run the
+//! pipeline and transmit, and the [`Datapath`] handle the control plane drives them with.
+//!
+//! Threads and ownership:
+//! - Each worker owns its [`Pipeline`] (FDB replica, counters, TX lists), its receive
+//!   queues and the transmit halves of the ports it owns. Nothing on the packet path is
+//!   shared: no lock, no allocation, no syscall per packet.
+//! - A frame for a port owned by another worker is copied (with its VLAN edit) into a
+//!   preallocated buffer and handed over on a bounded lock-free queue (a *lane*, one per
+//!   ordered worker pair); the owner transmits it. Buffers return on the lane's free queue.
+//! - Learning reaches the other replicas as [`FdbUpdate`]s on the same lanes. A full queue
+//!   drops the update (counted); that only costs a flood until the MAC is seen again.
+//!   Replicas never forward to a stale port for long: a move is an update like a learn.
+//! - The control plane talks to a worker only through its command channel, read once per
+//!   loop iteration (a burst boundary): configuration snapshots ([`Topology`]), port
+//!   attach/detach, FDB operations and statistics requests.
+//!
+//! Time: the worker reads a monotonic clock once per loop iteration, shared epoch across
+//! workers, and passes whole seconds to the FDB.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, Sender};
+use crossbeam::queue::ArrayQueue;
+
+use crate::counters::PortCounters;
+use crate::fdb::{FdbConfig, FdbCounters, FdbEntry, FdbError, FdbUpdate, Flush};
+use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, MAX_BURST};
+use crate::port::{PortTxTable, RxPort, TxPort};
+use crate::topology::{PortId, Topology, MAX_PORTS};
+use crate::wire::{write_edited, Edit, MacAddr};
+
+/// Most workers a datapath runs.
+pub const MAX_WORKERS: usize = 64;
+const NO_OWNER: u8 = u8::MAX;
+
+/// Datapath parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatapathConfig {
+    /// Number of PMD threads (1..=MAX_WORKERS).
+    pub workers: usize,
+    /// CPUs to pin workers to: worker i runs on `cpus[i % cpus.len()]`; empty: not pinned.
+    pub cpus: Vec<usize>,
+    /// Frames per receive burst (1..=MAX_BURST).
+    pub burst: usize,
+    pub fdb: FdbConfig,
+    /// After this many consecutive empty polls a worker sleeps `idle_sleep` (a syscall
+    /// only when idle). `Duration::ZERO` spins forever (pure PMD).
+    pub idle_polls: u32,
+    pub idle_sleep: Duration,
+    /// Buffers per lane for frames handed to another worker.
+    pub lane_buffers: usize,
+    /// Size of a lane buffer: the largest frame that can cross workers.
+    pub max_frame: usize,
+    /// Capacity of each lane's FDB update queue.
+    pub lane_updates: usize,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            workers: 1,
+            cpus: Vec::new(),
+            burst: 32,
+            fdb: FdbConfig::default(),
+            idle_polls: 1024,
+            idle_sleep: Duration::from_micros(50),
+            lane_buffers: 1024,
+            max_frame: 9238,
+            lane_updates: 4096,
+        }
+    }
+}
+
+/// Errors of the datapath control handle.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("invalid datapath configuration: {0}")]
+    Config(String),
+    #[error("worker {0} does not exist (have {1})")]
+    NoSuchWorker(usize, usize),
+    #[error("port {0} is not in the current configuration")]
+    NoSuchPort(PortId),
+    #[error("cannot start worker thread {worker}: {source}")]
+    Spawn {
+        worker: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("worker {0} did not answer within {1:?}")]
+    Timeout(usize, Duration),
+    #[error("worker {0} has stopped")]
+    WorkerGone(usize),
+    #[error(transparent)]
+    Fdb(#[from] FdbError),
+}
+
+/// One worker's activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub id: usize,
+    /// CPU the worker is pinned to, if pinning succeeded.
+    pub cpu: Option<usize>,
+    /// Frames received by this worker's queues.
+    pub packets: u64,
+    /// Non-empty receive bursts.
+    pub bursts: u64,
+    /// Loop time spent on iterations that did work, and on empty ones.
+    pub busy_ns: u64,
+    pub idle_ns: u64,
+    /// Frames handed to other workers, and received from them for transmission.
+    pub handoff_out: u64,
+    pub handoff_in: u64,
+    /// Frames that could not be handed over (lane full); counted `tx_ring_full` too.
+    pub handoff_full: u64,
+    pub fdb_updates_sent: u64,
+    pub fdb_updates_applied: u64,
+    pub fdb_updates_dropped: u64,
+    /// Receive queues polled: (port, queue index).
+    pub rx_queues: Vec<(PortId, u32)>,
+    /// Ports whose transmit half this worker owns.
+    pub tx_ports: Vec<PortId>,
+}
+
+impl WorkerStats {
+    pub fn avg_burst(&self) -> f64 {
+        if self.bursts == 0 {
+            0.0
+        } else {
+            self.packets as f64 / self.bursts as f64
+        }
+    }
+    /// Fraction of loop time spent on iterations that moved frames.
+    pub fn busy_ratio(&self) -> f64 {
+        let t = self.busy_ns + self.idle_ns;
+        if t == 0 {
+            0.0
+        } else {
+            self.busy_ns as f64 / t as f64
+        }
+    }
+}
+
+/// What a worker reports when asked.
+#[derive(Debug, Clone)]
+pub struct WorkerSnapshot {
+    pub stats: WorkerStats,
+    pub counters: Vec<(PortId, PortCounters)>,
+    pub fdb: FdbCounters,
+    pub fdb_entries: Vec<FdbEntry>,
+    /// Generation of the topology the worker runs.
+    pub generation: u64,
+}
+
+/// An FDB operation applied to every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdbOp {
+    AddStatic {
+        vid: u16,
+        mac: MacAddr,
+        port: PortId,
+    },
+    Remove {
+        vid: u16,
+        mac: MacAddr,
+    },
+    Flush(Flush),
+    SetAging(u64),
+}
+
+enum Command {
+    SetTopology(Arc<Topology>, Vec<u8>),
+    AddRx {
+        port: PortId,
+        queue: u32,
+        rx: Box<dyn RxPort>,
+    },
+    AddTx {
+        port: PortId,
+        tx: Box<dyn TxPort>,
+    },
+    Detach(PortId),
+    Fdb(FdbOp, Sender<Result<(), FdbError>>),
+    Snapshot {
+        entries: bool,
+        reply: Sender<WorkerSnapshot>,
+    },
+    Stop,
+}
+
+/// A frame buffer that travels between workers.
+struct LaneBuf {
+    len: usize,
+    data: Box<[u8]>,
+}
+
+struct Handoff {
+    port: PortId,
+    buf: Box<LaneBuf>,
+}
+
+/// Queues from one worker to another.
+struct Lane {
+    frames: ArrayQueue<Handoff>,
+    free: ArrayQueue<Box<LaneBuf>>,
+    updates: ArrayQueue<FdbUpdate>,
+}
+
+impl Lane {
+    fn new(c: &DatapathConfig) -> Lane {
+        let buffers = c.lane_buffers.max(1);
+        let free = ArrayQueue::new(buffers);
+        for _ in 0..buffers {
+            let b = Box::new(LaneBuf {
+                len: 0,
+                data: vec![0u8; c.max_frame].into_boxed_slice(),
+            });
+            // Capacity is exactly `buffers`, so every push fits.
+            let _ = free.push(b);
+        }
+        Lane {
+            frames: ArrayQueue::new(buffers),
+            free,
+            updates: ArrayQueue::new(c.lane_updates.max(1)),
+        }
+    }
+}
+
+/// The control plane's handle on the running workers.
+pub struct Datapath {
+    config: DatapathConfig,
+    topo: Arc<Topology>,
+    owners: Vec<u8>,
+    commands: Vec<Sender<Command>>,
+    threads: Vec<JoinHandle<()>>,
+    next_worker: usize,
+}
+
+impl std::fmt::Debug for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datapath")
+            .field("workers", &self.commands.len())
+            .field("generation", &self.topo.generation())
+            .finish()
+    }
+}
+
+impl Datapath {
+    /// Starts the workers with an initial configuration (ports get I/O with
+    /// [`Datapath::attach_port`]).
+    pub fn start(config: DatapathConfig, topo: Topology) -> Result<Datapath, DatapathError> {
+        if config.workers == 0 || config.workers > MAX_WORKERS {
+            return Err(DatapathError::Config(format!(
+                "workers must be 1-{MAX_WORKERS}, not {}",
+                config.workers
+            )));
+        }
+        if config.burst == 0 || config.burst > MAX_BURST {
+            return Err(DatapathError::Config(format!(
+                "burst must be 1-{MAX_BURST}, not {}",
+                config.burst
+            )));
+        }
+        let n = config.workers;
+        let epoch = Instant::now();
+        // lanes[a][b]: from worker a to worker b.
+        let lanes: Vec<Vec<Option<Arc<Lane>>>> = (0..n)
+            .map(|a| {
+                (0..n)
+                    .map(|b| (a != b).then(|| Arc::new(Lane::new(&config))))
+                    .collect()
+            })
+            .collect();
+        let topo = Arc::new(topo);
+        let mut commands = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for (id, out) in lanes.iter().enumerate() {
+            let (tx, rx) = channel::unbounded();
+            let out = out.clone();
+            let inbound: Vec<Arc<Lane>> = (0..n).filter_map(|a| lanes[a][id].clone()).collect();
+            let cpu = (!config.cpus.is_empty()).then(|| config.cpus[id % config.cpus.len()]);
+            let w = Worker::new(id, cpu, &config, topo.clone(), out, inbound, rx, epoch);
+            let handle = std::thread::Builder::new()
+                .name(format!("pmd{id}"))
+                .spawn(move || w.run())
+                .map_err(|source| DatapathError::Spawn { worker: id, source })?;
+            commands.push(tx);
+            threads.push(handle);
+        }
+        Ok(Datapath {
+            config,
+            topo,
+            owners: vec![NO_OWNER; MAX_PORTS],
+            commands,
+            threads,
+            next_worker: 0,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.commands.len()
+    }
+    pub fn config(&self) -> &DatapathConfig {
+        &self.config
+    }
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topo.clone()
+    }
+    /// The worker that transmits on `port`.
+    pub fn owner(&self, port: PortId) -> Option<usize> {
+        let o = self.owners[port.index()];
+        (o != NO_OWNER).then_some(usize::from(o))
+    }
+
+    fn send(&self, worker: usize, c: Command) -> Result<(), DatapathError> {
+        self.commands
+            .get(worker)
+            .ok_or(DatapathError::NoSuchWorker(worker, self.commands.len()))?
+            .send(c)
+            .map_err(|_| DatapathError::WorkerGone(worker))
+    }
+
+    /// Installs a new configuration on every worker (each swaps at its next burst
+    /// boundary; frames of unaffected ports keep flowing).
+    pub fn set_topology(&mut self, topo: Topology) -> Result<(), DatapathError> {
+        // Ports that left the configuration lose their I/O.
+        let gone: Vec<PortId> = self
+            .topo
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| topo.port(*p).is_none() && self.owners[p.index()] != NO_OWNER)
+            .collect();
+        for p in gone {
+            self.detach_port(p)?;
+        }
+        self.topo = Arc::new(topo);
+        for w in 0..self.commands.len() {
+            self.send(
+                w,
+                Command::SetTopology(self.topo.clone(), self.owners.clone()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Gives a configured port its I/O: receive queues are spread over workers round-robin
+    /// starting at `worker` (or the next worker in turn); that first worker also owns the
+    /// transmit half.
+    pub fn attach_port(
+        &mut self,
+        port: PortId,
+        rx: Vec<Box<dyn RxPort>>,
+        tx: Box<dyn TxPort>,
+        worker: Option<usize>,
+    ) -> Result<usize, DatapathError> {
+        if self.topo.port(port).is_none() {
+            return Err(DatapathError::NoSuchPort(port));
+        }
+        let n = self.commands.len();
+        let first = match worker {
+            Some(w) if w < n => w,
+            Some(w) => return Err(DatapathError::NoSuchWorker(w, n)),
+            None => {
+                let w = self.next_worker % n;
+                self.next_worker += 1;
+                w
+            }
+        };
+        self.owners[port.index()] = first as u8;
+        for w in 0..n {
+            self.send(
+                w,
+                Command::SetTopology(self.topo.clone(), self.owners.clone()),
+            )?;
+        }
+        self.send(first, Command::AddTx { port, tx })?;
+        for (q, r) in rx.into_iter().enumerate() {
+            self.send(
+                (first + q) % n,
+                Command::AddRx {
+                    port,
+                    queue: q as u32,
+                    rx: r,
+                },
+            )?;
+        }
+        Ok(first)
+    }
+
+    /// Removes a port's I/O from every worker (the port objects are dropped there, which
+    /// detaches them from their interfaces).
+    pub fn detach_port(&mut self, port: PortId) -> Result<(), DatapathError> {
+        self.owners[port.index()] = NO_OWNER;
+        for w in 0..self.commands.len() {
+            self.send(w, Command::Detach(port))?;
+            self.send(
+                w,
+                Command::SetTopology(self.topo.clone(), self.owners.clone()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Applies an FDB operation to every replica and waits for them.
+    pub fn fdb(&self, op: FdbOp, timeout: Duration) -> Result<(), DatapathError> {
+        let mut replies = Vec::with_capacity(self.commands.len());
+        for w in 0..self.commands.len() {
+            let (tx, rx) = channel::bounded(1);
+            self.send(w, Command::Fdb(op, tx))?;
+            replies.push(rx);
+        }
+        for (w, r) in replies.into_iter().enumerate() {
+            r.recv_timeout(timeout)
+                .map_err(|_| DatapathError::Timeout(w, timeout))??;
+        }
+        Ok(())
+    }
+
+    /// Asks every worker for its statistics (and FDB entries when `entries`).
+    pub fn snapshot(
+        &self,
+        entries: bool,
+        timeout: Duration,
+    ) -> Result<Vec<WorkerSnapshot>, DatapathError> {
+        let mut replies = Vec::with_capacity(self.commands.len());
+        for w in 0..self.commands.len() {
+            let (tx, rx) = channel::bounded(1);
+            self.send(w, Command::Snapshot { entries, reply: tx })?;
+            replies.push(rx);
+        }
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(w, r)| {
+                r.recv_timeout(timeout)
+                    .map_err(|_| DatapathError::Timeout(w, timeout))
+            })
+            .collect()
+    }
+
+    /// Waits until every worker has processed every command sent so far.
+    pub fn sync(&self, timeout: Duration) -> Result<(), DatapathError> {
+        self.snapshot(false, timeout).map(|_| ())
+    }
+
+    /// Per-port counters summed over workers.
+    pub fn port_counters(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(PortId, PortCounters)>, DatapathError> {
+        let snaps = self.snapshot(false, timeout)?;
+        Ok(sum_counters(&snaps))
+    }
+
+    /// Stops the workers and waits for them (ports are dropped and detached).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for c in &self.commands {
+            let _ = c.send(Command::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Sums per-port counters of several workers.
+pub fn sum_counters(snaps: &[WorkerSnapshot]) -> Vec<(PortId, PortCounters)> {
+    let mut total: Vec<Option<PortCounters>> = vec![None; MAX_PORTS];
+    for s in snaps {
+        for (p, c) in &s.counters {
+            total[p.index()]
+                .get_or_insert_with(PortCounters::default)
+                .accumulate(c);
+        }
+    }
+    total
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((PortId::new(i)?, c?)))
+        .collect()
+}
+
+/// Merges the FDB replicas' entries: one per (VLAN, MAC), the most recently refreshed.
+pub fn merge_fdb(snaps: &[WorkerSnapshot]) -> Vec<FdbEntry> {
+    let mut all: Vec<FdbEntry> = snaps
+        .iter()
+        .flat_map(|s| s.fdb_entries.iter().copied())
+        .collect();
+    all.sort_by_key(|e| (e.vid, e.mac, e.age));
+    all.dedup_by_key(|e| (e.vid, e.mac));
+    all
+}
+
+struct RxQueue {
+    port: PortId,
+    queue: u32,
+    rx: Box<dyn RxPort>,
+}
+
+struct Worker {
+    id: usize,
+    cpu: Option<usize>,
+    burst: usize,
+    idle_polls: u32,
+    idle_sleep: Duration,
+    pipeline: Pipeline,
+    topo: Arc<Topology>,
+    owners: Vec<u8>,
+    rx: Vec<RxQueue>,
+    tx: PortTxTable,
+    out: Vec<Option<Arc<Lane>>>,
+    inbound: Vec<Arc<Lane>>,
+    commands: Receiver<Command>,
+    epoch: Instant,
+    stats: WorkerStats,
+    last_age: u64,
+    /// Handoffs taken from a lane, waiting to be transmitted (capacity MAX_BURST).
+    pending: Vec<Handoff>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: usize,
+        cpu: Option<usize>,
+        c: &DatapathConfig,
+        topo: Arc<Topology>,
+        out: Vec<Option<Arc<Lane>>>,
+        inbound: Vec<Arc<Lane>>,
+        commands: Receiver<Command>,
+        epoch: Instant,
+    ) -> Worker {
+        Worker {
+            id,
+            cpu,
+            burst: c.burst,
+            idle_polls: c.idle_polls,
+            idle_sleep: c.idle_sleep,
+            pipeline: Pipeline::new(c.fdb),
+            topo,
+            owners: vec![NO_OWNER; MAX_PORTS],
+            rx: Vec::new(),
+            tx: PortTxTable::new(),
+            out,
+            inbound,
+            commands,
+            epoch,
+            stats: WorkerStats {
+                id,
+                ..WorkerStats::default()
+            },
+            last_age: 0,
+            pending: Vec::with_capacity(MAX_BURST),
+        }
+    }
+
+    fn run(mut self) {
+        if let Some(cpu) = self.cpu {
+            let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            self.stats.cpu = pinned.then_some(cpu);
+        }
+        let mut empty_polls = 0u32;
+        let mut t0 = Instant::now();
+        loop {
+            // Burst boundary: control commands first.
+            while let Ok(c) = self.commands.try_recv() {
+                if !self.apply(c) {
+                    return;
+                }
+            }
+            let now = t0.duration_since(self.epoch).as_secs();
+            let work = self.poll_once(now);
+            if now != self.last_age {
+                self.pipeline.fdb_mut().age(now);
+                self.last_age = now;
+            }
+            let t1 = Instant::now();
+            let dt = t1.duration_since(t0).as_nanos() as u64;
+            if work > 0 {
+                self.stats.busy_ns += dt;
+                empty_polls = 0;
+            } else {
+                self.stats.idle_ns += dt;
+                empty_polls = empty_polls.saturating_add(1);
+                if !self.idle_sleep.is_zero() && empty_polls >= self.idle_polls {
+                    std::thread::sleep(self.idle_sleep);
+                }
+            }
+            t0 = t1;
+        }
+    }
+
+    /// One pass over inbound lanes and receive queues; returns frames moved.
+    fn poll_once(&mut self, now: u64) -> usize {
+        let mut work = self.apply_updates();
+        work += self.transmit_handoffs();
+        for i in 0..self.rx.len() {
+            work += self.poll_queue(i, now);
+        }
+        self.tx.flush_all();
+        work
+    }
+
+    fn apply_updates(&mut self) -> usize {
+        let mut n = 0;
+        for lane in &self.inbound {
+            while let Some(u) = lane.updates.pop() {
+                let FdbUpdate::Learned { port, .. } = u;
+                let limit = self.topo.port(port).and_then(|c| c.learn_limit);
+                if self.topo.port(port).is_some() {
+                    self.pipeline.fdb_mut().apply(u, limit);
+                }
+                n += 1;
+            }
+        }
+        self.stats.fdb_updates_applied += n as u64;
+        n
+    }
+
+    fn poll_queue(&mut self, i: usize, now: u64) -> usize {
+        let q = &mut self.rx[i];
+        let n = match q.rx.rx_burst(self.burst) {
+            Ok(n) => n,
+            // A port whose device vanished keeps failing; other ports go on. The control
+            // plane sees the stalled counters and the port's link state.
+            Err(_) => return 0,
+        };
+        if n == 0 {
+            return 0;
+        }
+        let port = q.port;
+        let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+        let k = q.rx.frames(&mut refs);
+        self.pipeline.process(&self.topo, port, &refs[..k], now);
+        let mut tx = WorkerTx {
+            me: self.id as u8,
+            own: &mut self.tx,
+            owners: &self.owners,
+            out: &self.out,
+            stats: &mut self.stats,
+        };
+        self.pipeline.flush(&refs[..k], &mut tx);
+        q.rx.release();
+        self.stats.packets += k as u64;
+        self.stats.bursts += 1;
+        if !self.pipeline.updates().is_empty() {
+            for lane in self.out.iter().flatten() {
+                for u in self.pipeline.updates() {
+                    if lane.updates.push(*u).is_ok() {
+                        self.stats.fdb_updates_sent += 1;
+                    } else {
+                        self.stats.fdb_updates_dropped += 1;
+                    }
+                }
+            }
+        }
+        k
+    }
+
+    /// Transmits frames other workers handed over, one burst per run of the same port.
+    fn transmit_handoffs(&mut self) -> usize {
+        let mut total = 0;
+        for li in 0..self.inbound.len() {
+            let lane = self.inbound[li].clone();
+            while self.pending.len() < MAX_BURST {
+                match lane.frames.pop() {
+                    Some(h) => self.pending.push(h),
+                    None => break,
+                }
+            }
+            if self.pending.is_empty() {
+                continue;
+            }
+            total += self.pending.len();
+            self.stats.handoff_in += self.pending.len() as u64;
+            let mut start = 0;
+            while start < self.pending.len() {
+                let port = self.pending[start].port;
+                let mut end = start + 1;
+                while end < self.pending.len() && self.pending[end].port == port {
+                    end += 1;
+                }
+                let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+                let mut items = [TxItem {
+                    frame: 0,
+                    edit: Edit::Keep,
+                }; MAX_BURST];
+                for (j, h) in self.pending[start..end].iter().enumerate() {
+                    refs[j] = &h.buf.data[..h.buf.len];
+                    items[j].frame = j as u16;
+                }
+                let count = end - start;
+                let done = self.tx.tx_burst(port, &refs[..count], &items[..count]);
+                self.pipeline.record_tx(port, count, done);
+                start = end;
+            }
+            for h in self.pending.drain(..) {
+                // The lane's free queue holds every buffer it ever had; this always fits.
+                let _ = lane.free.push(h.buf);
+            }
+        }
+        total
+    }
+
+    /// Applies a control command; returns false on Stop.
+    fn apply(&mut self, c: Command) -> bool {
+        match c {
+            Command::SetTopology(t, owners) => {
+                self.pipeline.apply_topology_change(&self.topo, &t);
+                self.topo = t;
+                self.owners = owners;
+            }
+            Command::AddRx { port, queue, rx } => {
+                self.rx.retain(|q| !(q.port == port && q.queue == queue));
+                self.rx.push(RxQueue { port, queue, rx });
+                self.refresh_placement();
+            }
+            Command::AddTx { port, tx } => {
+                self.tx.insert(port, tx);
+                self.refresh_placement();
+            }
+            Command::Detach(port) => {
+                self.rx.retain(|q| q.port != port);
+                self.tx.remove(port);
+                self.refresh_placement();
+            }
+            Command::Fdb(op, reply) => {
+                let now = self.epoch.elapsed().as_secs();
+                let fdb = self.pipeline.fdb_mut();
+                let r = match op {
+                    FdbOp::AddStatic { vid, mac, port } => fdb.add_static(vid, mac, port),
+                    FdbOp::Remove { vid, mac } => {
+                        fdb.remove(vid, mac);
+                        Ok(())
+                    }
+                    FdbOp::Flush(f) => {
+                        fdb.flush(f);
+                        Ok(())
+                    }
+                    FdbOp::SetAging(secs) => {
+                        fdb.set_aging(secs);
+                        fdb.age(now);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Command::Snapshot { entries, reply } => {
+                let now = self.epoch.elapsed().as_secs();
+                let counters = self
+                    .topo
+                    .iter()
+                    .map(|(p, _)| (p, self.pipeline.counters(p).clone()))
+                    .collect();
+                let fdb = self.pipeline.fdb();
+                let snap = WorkerSnapshot {
+                    stats: self.stats.clone(),
+                    counters,
+                    fdb: fdb.counters(),
+                    fdb_entries: if entries {
+                        fdb.entries(now).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    generation: self.topo.generation(),
+                };
+                let _ = reply.send(snap);
+            }
+            Command::Stop => return false,
+        }
+        true
+    }
+
+    fn refresh_placement(&mut self) {
+        self.stats.rx_queues = self.rx.iter().map(|q| (q.port, q.queue)).collect();
+        self.stats.tx_ports = (0..MAX_PORTS)
+            .filter_map(PortId::new)
+            .filter(|p| self.tx.get_mut(*p).is_some())
+            .collect();
+    }
+}
+
+/// The egress side of one worker: its own ports directly, other workers' ports through
+/// their lanes.
+struct WorkerTx<'a> {
+    me: u8,
+    own: &'a mut PortTxTable,
+    owners: &'a [u8],
+    out: &'a [Option<Arc<Lane>>],
+    stats: &'a mut WorkerStats,
+}
+
+impl TxPorts for WorkerTx<'_> {
+    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        let owner = self.owners[port.index()];
+        if owner == self.me {
+            return self.own.tx_burst(port, frames, items);
+        }
+        let Some(Some(lane)) = self.out.get(usize::from(owner)) else {
+            return TxDone::default(); // no owner: port has no I/O (tx_ring_full)
+        };
+        let mut handed = 0;
+        for it in items {
+            let Some(mut buf) = lane.free.pop() else {
+                self.stats.handoff_full += 1;
+                break;
+            };
+            match write_edited(frames[usize::from(it.frame)], it.edit, &mut buf.data) {
+                Ok(n) => {
+                    buf.len = n;
+                    if let Err(h) = lane.frames.push(Handoff { port, buf }) {
+                        let _ = lane.free.push(h.buf);
+                        self.stats.handoff_full += 1;
+                        break;
+                    }
+                    handed += 1;
+                }
+                Err(_) => {
+                    let _ = lane.free.push(buf);
+                    break;
+                }
+            }
+        }
+        self.stats.handoff_out += handed as u64;
+        TxDone {
+            sent: 0,
+            bytes: 0,
+            handed_off: handed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
