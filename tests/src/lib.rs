@@ -1,0 +1,612 @@
+//! Fixtures for the namespace integration tests (root only).
+//!
+//! - [`Host`]: a network namespace with one veth pair; the namespace end carries an IPv4
+//!   address, a fixed MAC and TX checksum offload off (AF_XDP on veth does not complete
+//!   partial checksums); the other end stays in the test's namespace and becomes a switch
+//!   port.
+//! - [`Switch`]: a topology plus a running [`Datapath`] whose ports are AF_XDP sockets on
+//!   interfaces of the test's namespace (or switch-owned tap devices), each placed on a
+//!   chosen worker.
+//! - [`run_timeout`], [`Host::ping`], [`tcp_transfer`]: traffic with hard timeouts, judged
+//!   by what the receiving namespace got.
+//!
+//! Cleanup: every object removes what it created when dropped (also while unwinding from a
+//! failed assertion). Declare hosts and links before the switch that uses them, so the
+//! switch (and its AF_XDP sockets) goes first. Names contain the process id and a counter,
+//! so tests run in parallel safely.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use datapath::port::{AfXdpConfig, AfXdpPort, RxPort, TapPort, TxPort};
+use datapath::testutil::{unique_name, Capture, Netns, VethPair};
+use datapath::topology::{PortConfig, PortId, Topology};
+use datapath::worker::{Datapath, DatapathConfig, WorkerSnapshot};
+
+pub use datapath::testutil;
+
+/// Timeout for control-plane round trips to the workers.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Output of a command run with [`run_timeout`].
+#[derive(Debug)]
+pub struct CmdOutput {
+    /// `None` when the command was killed at the timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+/// Runs `cmd args`, killing it after `timeout` (the test then sees `status: None` instead
+/// of hanging). Output is collected on helper threads so a chatty command cannot block.
+pub fn run_timeout(cmd: &str, args: &[&str], timeout: Duration) -> CmdOutput {
+    let start = Instant::now();
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd} {args:?}: {e}"));
+    let mut out = child.stdout.take().expect("child stdout is piped");
+    let mut err = child.stderr.take().expect("child stderr is piped");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = start + timeout;
+    let status = loop {
+        match child.try_wait().expect("wait for child") {
+            Some(s) => break Some(s),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    CmdOutput {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs `cmd args` with a 10 s timeout, panicking with its output unless it succeeds.
+pub fn run_ok(cmd: &str, args: &[&str]) -> CmdOutput {
+    let o = run_timeout(cmd, args, Duration::from_secs(10));
+    assert!(
+        o.success(),
+        "{cmd} {args:?} failed (status {:?}): {}{}",
+        o.status,
+        o.stdout,
+        o.stderr
+    );
+    o
+}
+
+/// Runs `cmd args` inside namespace `ns` (see [`run_ok`]).
+pub fn ns_run_ok(ns: &Netns, cmd: &str, args: &[&str]) -> CmdOutput {
+    let mut all = vec!["netns", "exec", ns.name(), cmd];
+    all.extend_from_slice(args);
+    run_ok("ip", &all)
+}
+
+/// A MAC unique to this process and call: locally administered, unicast.
+pub fn unique_mac() -> [u8; 6] {
+    static N: AtomicU32 = AtomicU32::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    [
+        0x02,
+        (pid >> 16) as u8,
+        (pid >> 8) as u8,
+        pid as u8,
+        (n >> 8) as u8,
+        n as u8,
+    ]
+}
+
+pub fn mac_string(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What `ping` reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingResult {
+    pub transmitted: u32,
+    pub received: u32,
+    /// Whole ping output, for assertion messages.
+    pub output: String,
+}
+
+impl PingResult {
+    pub fn all_received(&self) -> bool {
+        self.transmitted > 0 && self.received == self.transmitted
+    }
+}
+
+/// Parses the summary line `N packets transmitted, M received, ...`.
+pub fn parse_ping(output: &str) -> Option<(u32, u32)> {
+    let line = output.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut parts = line.split(',');
+    let tx = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    let rx = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    Some((tx, rx))
+}
+
+/// A host: namespace `ns` with interface `ifname` (the namespace end of `veth`), address
+/// `ip`/24 and MAC `mac`. `switch_if()` is the other end, in the test's namespace.
+#[derive(Debug)]
+pub struct Host {
+    // Field order is drop order: the link goes before its namespace.
+    veth: VethPair,
+    pub ns: Netns,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+impl Host {
+    /// Creates the namespace and veth pair and configures the namespace end.
+    pub fn new(prefix: &str, ip: Ipv4Addr) -> Host {
+        let ns = Netns::new(prefix);
+        let veth = VethPair::new(prefix);
+        let mac = unique_mac();
+        let host = Host {
+            ifname: veth.b.clone(),
+            veth,
+            ns,
+            ip,
+            mac,
+        };
+        configure_ns_if(&host.ns, &host.ifname, ip, mac, true);
+        host
+    }
+
+    /// The veth end in the test's namespace (where the switch attaches).
+    pub fn switch_if(&self) -> &str {
+        &self.veth.a
+    }
+
+    /// `ping -c count` from this host to `dst` (0.2 s apart, 2 s per reply, hard deadline).
+    pub fn ping(&self, dst: Ipv4Addr, count: u32) -> PingResult {
+        ping_from(&self.ns, dst, count)
+    }
+
+    /// An AF_PACKET capture on the host's interface (frames arriving at the host).
+    pub fn capture(&self) -> Capture {
+        Capture::open_in(&self.ns, &self.ifname)
+    }
+}
+
+/// Moves interface `ifname` into `ns` (unless already there) and configures it with `ip`/24 and `mac`,
+/// brings it and `lo` up and, when `tx_off`, disables TX checksum offload.
+pub fn configure_ns_if(ns: &Netns, ifname: &str, ip: Ipv4Addr, mac: [u8; 6], tx_off: bool) {
+    if !link_in_ns(ns, ifname) {
+        run_ok("ip", &["link", "set", ifname, "netns", ns.name()]);
+    }
+    let _ = ns_run_ok(
+        ns,
+        "sh",
+        &[
+            "-c",
+            &format!("echo 1 > /proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        ],
+    );
+    ns_run_ok(
+        ns,
+        "ip",
+        &["link", "set", "dev", ifname, "address", &mac_string(mac)],
+    );
+    ns_run_ok(
+        ns,
+        "ip",
+        &["addr", "add", &format!("{ip}/24"), "dev", ifname],
+    );
+    ns_run_ok(ns, "ip", &["link", "set", "dev", ifname, "up"]);
+    ns_run_ok(ns, "ip", &["link", "set", "dev", "lo", "up"]);
+    if tx_off {
+        ns_run_ok(ns, "ethtool", &["-K", ifname, "tx", "off"]);
+    }
+}
+
+fn link_in_ns(ns: &Netns, ifname: &str) -> bool {
+    run_timeout(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns.name(),
+            "ip",
+            "link",
+            "show",
+            "dev",
+            ifname,
+        ],
+        Duration::from_secs(10),
+    )
+    .success()
+}
+
+/// `ping -c count` from namespace `ns` to `dst`, 0.2 s apart, waiting up to 2 s per reply,
+/// with a hard deadline; the command is killed if it still runs after that.
+pub fn ping_from(ns: &Netns, dst: Ipv4Addr, count: u32) -> PingResult {
+    let deadline_s = count / 5 + 4;
+    let c = count.to_string();
+    let w = deadline_s.to_string();
+    let d = dst.to_string();
+    let o = run_timeout(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns.name(),
+            "ping",
+            "-n",
+            "-c",
+            &c,
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-w",
+            &w,
+            &d,
+        ],
+        Duration::from_secs(u64::from(deadline_s) + 10),
+    );
+    let output = format!("{}{}", o.stdout, o.stderr);
+    assert!(!o.timed_out(), "ping outlived its own deadline: {output}");
+    let (transmitted, received) = parse_ping(&o.stdout)
+        .unwrap_or_else(|| panic!("no ping summary from {}: {output}", ns.name()));
+    PingResult {
+        transmitted,
+        received,
+        output,
+    }
+}
+
+/// Asserts that every one of `count` pings from `from` to `to` was answered.
+pub fn assert_ping_ok(from: &Host, to: Ipv4Addr, count: u32) {
+    let r = from.ping(to, count);
+    assert!(
+        r.transmitted == count && r.received == count,
+        "ping {} -> {to}: expected {count}/{count} replies (0% loss), got {}/{}:\n{}",
+        from.ip,
+        r.received,
+        r.transmitted,
+        r.output
+    );
+}
+
+/// Asserts that none of `count` pings from `from` to `to` was answered.
+pub fn assert_ping_fails(from: &Host, to: Ipv4Addr, count: u32) {
+    let r = from.ping(to, count);
+    assert!(
+        r.transmitted >= 1 && r.received == 0,
+        "ping {} -> {to}: expected 100% loss, got {}/{}:\n{}",
+        from.ip,
+        r.received,
+        r.transmitted,
+        r.output
+    );
+}
+
+/// Byte `i` of the stream [`tcp_transfer`] sends.
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// Result of [`tcp_transfer`] as the receiver saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpResult {
+    pub received: u64,
+    /// Offset of the first byte that differed from what was sent.
+    pub first_mismatch: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// Sends `bytes` of a known pattern over TCP from namespace `from` to `to`:`port` (a
+/// listener in namespace `to_ns`) and returns what the receiver got. Every step has a
+/// timeout (`timeout` overall), so a broken path fails instead of hanging.
+pub fn tcp_transfer(
+    from: &Netns,
+    to_ns: &Netns,
+    to: Ipv4Addr,
+    port: u16,
+    bytes: u64,
+    timeout: Duration,
+) -> TcpResult {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let addr = SocketAddr::from((to, port));
+    // Sockets keep the namespace of the thread that created them.
+    let listener = datapath::sys::netns::run_in(&to_ns.path(), move || TcpListener::bind(addr))
+        .expect("enter receiver namespace")
+        .unwrap_or_else(|e| panic!("listen on {addr} in {}: {e}", to_ns.name()));
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let server = std::thread::spawn(move || -> std::io::Result<(u64, Option<u64>)> {
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(std::io::Error::other("no connection before the deadline"));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0u64;
+        let mut mismatch = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::other(format!(
+                    "receive deadline passed after {got} bytes"
+                )));
+            }
+            stream.set_read_timeout(Some(left))?;
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if mismatch.is_none() {
+                mismatch = buf[..n]
+                    .iter()
+                    .enumerate()
+                    .find(|(i, b)| **b != pattern(got + *i as u64))
+                    .map(|(i, _)| got + i as u64);
+            }
+            got += n as u64;
+        }
+        Ok((got, mismatch))
+    });
+    let client = datapath::sys::netns::run_in(&from.path(), move || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    })
+    .expect("enter sender namespace");
+    let send = client.and_then(|mut s| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
+        let mut chunk = vec![0u8; 65536];
+        let mut sent = 0u64;
+        while sent < bytes {
+            let n = (bytes - sent).min(chunk.len() as u64) as usize;
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(sent + i as u64);
+            }
+            s.write_all(&chunk[..n])?;
+            sent += n as u64;
+        }
+        s.shutdown(std::net::Shutdown::Write)
+    });
+    let received = server.join().expect("TCP receiver thread panicked");
+    if let Err(e) = &send {
+        panic!("TCP send {from:?} -> {addr} failed: {e}; receiver: {received:?}");
+    }
+    let (received, first_mismatch) =
+        received.unwrap_or_else(|e| panic!("TCP receive at {addr} failed: {e}"));
+    TcpResult {
+        received,
+        first_mismatch,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Drains `cap` until nothing arrived for ~100 ms (or 10 s passed) and returns the frames.
+pub fn drain(cap: &Capture) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        match cap.recv() {
+            Some(f) => got.push(f),
+            None => break,
+        }
+    }
+    got
+}
+
+/// Source MAC of a frame.
+pub fn src_mac(f: &[u8]) -> Option<[u8; 6]> {
+    f.get(6..12)?.try_into().ok()
+}
+
+/// Outer EtherType and, for an 802.1Q frame, its VID.
+pub fn outer_vlan(f: &[u8]) -> (u16, Option<u16>) {
+    let et = f
+        .get(12..14)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    if et == 0x8100 {
+        let tci = f
+            .get(14..16)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        (et, Some(tci & 0x0fff))
+    } else {
+        (et, None)
+    }
+}
+
+/// Whether `f` is an ARP request (tagged or not) whose sender is `mac`.
+pub fn is_arp_from(f: &[u8], mac: [u8; 6]) -> bool {
+    let off = match outer_vlan(f) {
+        (0x8100, _) => 16,
+        _ => 12,
+    };
+    f.get(off..off + 2) == Some(&[0x08, 0x06][..]) && src_mac(f) == Some(mac)
+}
+
+/// How a switch port gets its I/O.
+#[derive(Debug)]
+pub enum Backend {
+    /// An AF_XDP socket on this interface of the test's namespace (queue 0).
+    AfXdp(String),
+    /// A tap device the switch owns.
+    Tap(TapPort),
+}
+
+/// One port of a [`Switch`].
+#[derive(Debug)]
+pub struct PortSpec {
+    pub name: String,
+    /// VLAN configuration text, e.g. `access 100`, `trunk 100,200`.
+    pub vlan: String,
+    pub backend: Backend,
+    /// Worker that owns the port (taken modulo the worker count).
+    pub worker: usize,
+}
+
+impl PortSpec {
+    pub fn afxdp(ifname: &str, vlan: &str, worker: usize) -> PortSpec {
+        PortSpec {
+            name: ifname.to_owned(),
+            vlan: vlan.to_owned(),
+            backend: Backend::AfXdp(ifname.to_owned()),
+            worker,
+        }
+    }
+    pub fn tap(tap: TapPort, vlan: &str, worker: usize) -> PortSpec {
+        PortSpec {
+            name: tap.name().to_owned(),
+            vlan: vlan.to_owned(),
+            backend: Backend::Tap(tap),
+            worker,
+        }
+    }
+}
+
+/// Worker settings for a machine shared with other tests: short spin, then sleep.
+pub fn datapath_config(workers: usize) -> DatapathConfig {
+    DatapathConfig {
+        workers,
+        idle_polls: 32,
+        idle_sleep: Duration::from_micros(200),
+        ..DatapathConfig::default()
+    }
+}
+
+/// A running switch: port `i` of `ports` is `PortId` `i`. Dropping it stops the workers,
+/// which drop the ports (AF_XDP sockets detach, tap devices disappear).
+#[derive(Debug)]
+pub struct Switch {
+    dp: Datapath,
+    names: Vec<String>,
+}
+
+impl Switch {
+    pub fn start(workers: usize, ports: Vec<PortSpec>) -> Switch {
+        let mut b = Topology::builder();
+        for (i, p) in ports.iter().enumerate() {
+            let vlan = p
+                .vlan
+                .parse()
+                .unwrap_or_else(|e| panic!("VLAN config {:?} of {}: {e}", p.vlan, p.name));
+            b.add_port(i, PortConfig::new(p.name.clone(), vlan))
+                .unwrap_or_else(|e| panic!("add port {i} ({}): {e}", p.name));
+        }
+        let mut dp = Datapath::start(datapath_config(workers), b.build()).expect("start datapath");
+        let mut names = Vec::new();
+        for (i, p) in ports.into_iter().enumerate() {
+            let (rx, tx): (Box<dyn RxPort>, Box<dyn TxPort>) = match p.backend {
+                Backend::AfXdp(ifname) => {
+                    let port = AfXdpPort::open(&AfXdpConfig::new(ifname.clone()))
+                        .unwrap_or_else(|e| panic!("AF_XDP port on {ifname}: {e}"));
+                    let (rx, tx) = port.split();
+                    (Box::new(rx), Box::new(tx))
+                }
+                Backend::Tap(tap) => {
+                    let (rx, tx) = tap.split();
+                    (Box::new(rx), Box::new(tx))
+                }
+            };
+            let worker = p.worker % workers;
+            let got = dp
+                .attach_port(port_id(i), vec![rx], tx, Some(worker))
+                .unwrap_or_else(|e| panic!("attach port {i} ({}): {e}", p.name));
+            assert_eq!(
+                got, worker,
+                "port {} placed on the requested worker",
+                p.name
+            );
+            names.push(p.name);
+        }
+        dp.sync(CONTROL_TIMEOUT).expect("workers took the ports");
+        Switch { dp, names }
+    }
+
+    pub fn datapath(&self) -> &Datapath {
+        &self.dp
+    }
+
+    /// Port id of the port named `name`.
+    pub fn port(&self, name: &str) -> PortId {
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no port {name}"));
+        port_id(i)
+    }
+
+    /// The worker transmitting on port `name`.
+    pub fn owner(&self, name: &str) -> usize {
+        self.dp
+            .owner(self.port(name))
+            .unwrap_or_else(|| panic!("port {name} has no owner"))
+    }
+
+    pub fn snapshot(&self) -> Vec<WorkerSnapshot> {
+        self.dp
+            .snapshot(false, CONTROL_TIMEOUT)
+            .expect("worker snapshot")
+    }
+
+    /// Frames handed from one worker to another so far (all workers).
+    pub fn handoffs(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.stats.handoff_out).sum()
+    }
+}
+
+pub fn port_id(i: usize) -> PortId {
+    PortId::new(i).expect("port id in range")
+}
+
+/// A tap device name unique to this process and call.
+pub fn tap_name() -> String {
+    unique_name("tp")
+}
+
+/// A veth pair joining two switches (both ends in the test's namespace).
+pub fn link(prefix: &str) -> VethPair {
+    VethPair::new(prefix)
+}
