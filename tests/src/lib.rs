@@ -293,24 +293,34 @@ pub fn ping_from(ns: &Netns, dst: Ipv4Addr, count: u32) -> PingResult {
 
 /// Asserts that every one of `count` pings from `from` to `to` was answered.
 pub fn assert_ping_ok(from: &Host, to: Ipv4Addr, count: u32) {
-    let r = from.ping(to, count);
+    assert_ping_ok_from(&from.ns, to, count);
+}
+
+/// Asserts that none of `count` pings from `from` to `to` was answered.
+pub fn assert_ping_fails(from: &Host, to: Ipv4Addr, count: u32) {
+    assert_ping_fails_from(&from.ns, to, count);
+}
+
+/// [`assert_ping_ok`] from any namespace.
+pub fn assert_ping_ok_from(from: &Netns, to: Ipv4Addr, count: u32) {
+    let r = ping_from(from, to, count);
     assert!(
         r.transmitted == count && r.received == count,
         "ping {} -> {to}: expected {count}/{count} replies (0% loss), got {}/{}:\n{}",
-        from.ip,
+        from.name(),
         r.received,
         r.transmitted,
         r.output
     );
 }
 
-/// Asserts that none of `count` pings from `from` to `to` was answered.
-pub fn assert_ping_fails(from: &Host, to: Ipv4Addr, count: u32) {
-    let r = from.ping(to, count);
+/// [`assert_ping_fails`] from any namespace.
+pub fn assert_ping_fails_from(from: &Netns, to: Ipv4Addr, count: u32) {
+    let r = ping_from(from, to, count);
     assert!(
         r.transmitted >= 1 && r.received == 0,
         "ping {} -> {to}: expected 100% loss, got {}/{}:\n{}",
-        from.ip,
+        from.name(),
         r.received,
         r.transmitted,
         r.output
