@@ -53,8 +53,10 @@ fn tap_reachable(workers: usize) {
     assert_eq!(r.first_mismatch, None, "received bytes equal the sent ones");
 
     // Another VLAN does not reach the tap host, nor does the tap host's traffic leak there.
-    assert_ping_fails(&veth200, tap_ip, 3);
-    assert_ping_fails_from(&tap_ns, veth200.ip, 3);
+    std::thread::scope(|s| {
+        s.spawn(|| assert_ping_fails(&veth200, tap_ip, 3));
+        s.spawn(|| assert_ping_fails_from(&tap_ns, veth200.ip, 3));
+    });
     assert!(
         !drain(&cap200)
             .iter()

@@ -61,8 +61,10 @@ fn two_switches(workers: usize) {
         let cap = Capture::open(&trunk.a);
         let sw_b = Switch::start(workers, b_ports());
         // Nobody answers on A's side yet: these pings only make B flood ARP requests.
-        ping_from(&b100.ns, a100.ip, 2);
-        ping_from(&b200.ns, a200.ip, 2);
+        std::thread::scope(|s| {
+            s.spawn(|| ping_from(&b100.ns, a100.ip, 2));
+            s.spawn(|| ping_from(&b200.ns, a200.ip, 2));
+        });
         let frames = drain(&cap);
         assert_tagged_from(&frames, b100.mac, 100, "B, VLAN 100");
         assert_tagged_from(&frames, b200.mac, 200, "B, VLAN 200");
@@ -72,8 +74,10 @@ fn two_switches(workers: usize) {
     {
         let cap = Capture::open(&trunk.b);
         let sw_a = Switch::start(workers, a_ports());
-        ping_from(&a100.ns, b100.ip, 2);
-        ping_from(&a200.ns, b200.ip, 2);
+        std::thread::scope(|s| {
+            s.spawn(|| ping_from(&a100.ns, b100.ip, 2));
+            s.spawn(|| ping_from(&a200.ns, b200.ip, 2));
+        });
         let frames = drain(&cap);
         assert_tagged_from(&frames, a100.mac, 100, "A, VLAN 100");
         assert_tagged_from(&frames, a200.mac, 200, "A, VLAN 200");
@@ -91,9 +95,13 @@ fn two_switches(workers: usize) {
     assert_ping_ok(&a200, b200.ip, 5);
     assert_ping_ok(&b200, a200.ip, 5);
 
-    assert_ping_fails(&a100, b200.ip, 3);
-    assert_ping_fails(&b200, a100.ip, 3);
-    assert_ping_fails(&a200, b100.ip, 3);
+    // Cross-VLAN pings wait out their deadline; run them side by side (a failed assertion
+    // in one of them fails the test when the scope joins).
+    std::thread::scope(|s| {
+        s.spawn(|| assert_ping_fails(&a100, b200.ip, 3));
+        s.spawn(|| assert_ping_fails(&b200, a100.ip, 3));
+        s.spawn(|| assert_ping_fails(&a200, b100.ip, 3));
+    });
 
     let at_b200 = drain(&cap_b200);
     assert!(
