@@ -1,13 +1,17 @@
 //! `vswitchctl`: the vswitch command-line client.
 //!
-//! Exit codes: 0 ok, 1 failed, 2 usage (bad syntax or an invalid value), 3 not found.
-//! Errors are printed as one line on stderr.
+//! Exit codes: 0 ok, 1 failed, 2 usage (bad syntax or an invalid value), 3 not found,
+//! 4 daemon unreachable. Errors are printed as one line on stderr.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod cmds;
 mod vf;
+
+use cmds::{call, Conn};
+use ctl::proto::Request;
 
 /// vswitch control client.
 #[derive(Debug, Parser)]
@@ -19,6 +23,101 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a bridge.
+    AddBr {
+        bridge: String,
+        /// No error if it exists.
+        #[arg(long)]
+        may_exist: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a bridge and its ports.
+    DelBr {
+        bridge: String,
+        /// No error if it does not exist.
+        #[arg(long)]
+        if_exists: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Add a port (AF_XDP on an existing netdev, or a tap the switch creates).
+    AddPort {
+        #[command(flatten)]
+        args: cmds::AddPortArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a port.
+    DelPort {
+        bridge: String,
+        port: String,
+        #[arg(long)]
+        if_exists: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a port's VLAN mode or MTU.
+    SetPort {
+        #[command(flatten)]
+        args: cmds::SetPortArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Bridges and ports as a tree.
+    Show {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Port counters.
+    Port {
+        #[command(subcommand)]
+        cmd: cmds::PortCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// MAC learning table.
+    Fdb {
+        #[command(subcommand)]
+        cmd: cmds::FdbCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Poll-mode workers.
+    Pmd {
+        #[command(subcommand)]
+        cmd: cmds::PmdCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Explain what the switch does with a frame (hex, or dst=..,src=..[,vlan=..]).
+    Trace {
+        bridge: String,
+        port: String,
+        frame: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Ask vswitchd to re-read its configuration file.
+    Reload {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Pre-flight checks of this host (and the named interfaces) for the datapath.
+    Doctor {
+        interfaces: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// SR-IOV virtual functions: list, show, set, restore, diff, capabilities.
     Vf(vf::VfArgs),
 }
@@ -42,6 +141,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Vf(args) => vf::run(args),
+        other => run(other),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -49,6 +149,149 @@ fn main() -> ExitCode {
             eprintln!("vswitchctl: {}", one_line(&e));
             ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+fn run(c: Command) -> anyhow::Result<u8> {
+    use cmds::{FdbCmd, PmdCmd, PortCmd};
+    match c {
+        Command::AddBr {
+            bridge,
+            may_exist,
+            conn,
+        } => call(&conn, Request::AddBr { bridge, may_exist }, false),
+        Command::DelBr {
+            bridge,
+            if_exists,
+            conn,
+        } => call(&conn, Request::DelBr { bridge, if_exists }, false),
+        Command::AddPort { args, conn } => {
+            let port = cmds::port_spec(&args);
+            call(
+                &conn,
+                Request::AddPort {
+                    bridge: args.bridge,
+                    port,
+                    may_exist: args.may_exist,
+                },
+                false,
+            )
+        }
+        Command::DelPort {
+            bridge,
+            port,
+            if_exists,
+            conn,
+        } => call(
+            &conn,
+            Request::DelPort {
+                bridge,
+                port,
+                if_exists,
+            },
+            false,
+        ),
+        Command::SetPort { args, conn } => {
+            let vlan = cmds::vlan_text(&args);
+            if vlan.is_none() && args.mtu.is_none() {
+                eprintln!("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)");
+                return Ok(EXIT_USAGE);
+            }
+            call(
+                &conn,
+                Request::SetPort {
+                    bridge: args.bridge,
+                    port: args.port,
+                    vlan,
+                    mtu: args.mtu,
+                },
+                false,
+            )
+        }
+        Command::Show { json, conn } => call(&conn, Request::Show {}, json),
+        Command::Port { cmd, conn } => match cmd {
+            PortCmd::Stats { bridge, port, json } => {
+                call(&conn, Request::PortStats { bridge, port }, json)
+            }
+        },
+        Command::Fdb { cmd, conn } => match cmd {
+            FdbCmd::Show { filter, json } => call(
+                &conn,
+                Request::FdbShow {
+                    bridge: filter.bridge,
+                    port: filter.port,
+                    vlan: filter.vlan,
+                    mac: filter.mac,
+                },
+                json,
+            ),
+            FdbCmd::Add {
+                bridge,
+                vlan,
+                mac,
+                port,
+            } => call(
+                &conn,
+                Request::FdbAdd {
+                    bridge,
+                    vlan,
+                    mac,
+                    port,
+                },
+                false,
+            ),
+            FdbCmd::Del { bridge, vlan, mac } => {
+                call(&conn, Request::FdbDel { bridge, vlan, mac }, false)
+            }
+            FdbCmd::Flush { filter } => call(
+                &conn,
+                Request::FdbFlush {
+                    bridge: filter.bridge,
+                    port: filter.port,
+                    vlan: filter.vlan,
+                    mac: filter.mac,
+                },
+                false,
+            ),
+            FdbCmd::Stats { bridge, json } => call(&conn, Request::FdbStats { bridge }, json),
+        },
+        Command::Pmd { cmd, conn } => match cmd {
+            PmdCmd::Show { json } => call(&conn, Request::PmdShow {}, json),
+            PmdCmd::SetCpus { cpus } => match cmds::parse_cpus(&cpus) {
+                Ok(cpus) => call(&conn, Request::PmdSetCpus { cpus }, false),
+                Err(e) => {
+                    eprintln!("vswitchctl: pmd set-cpus: {e}");
+                    Ok(EXIT_USAGE)
+                }
+            },
+        },
+        Command::Trace {
+            bridge,
+            port,
+            frame,
+            json,
+            conn,
+        } => call(
+            &conn,
+            Request::Trace {
+                bridge,
+                port,
+                frame,
+            },
+            json,
+        ),
+        Command::Reload { conn } => call(&conn, Request::Reload {}, false),
+        Command::Doctor { interfaces, json } => cmds::doctor(&interfaces, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vswitchctl",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Vf(args) => vf::run(args),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod sys;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod topology;
+pub mod trace;
 pub mod vlan;
 pub mod wire;
 pub mod worker;

@@ -1,0 +1,428 @@
+//! `vswitchctl` commands that talk to vswitchd over the control socket, plus `doctor`
+//! (local pre-flight checks) and `completions`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use ctl::client::{self, ClientError};
+use ctl::config::{PortKind, PortSpec, XdpModeSpec};
+use ctl::proto::*;
+use ctl::render;
+
+/// Exit codes (documented in the README).
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_NOT_FOUND: u8 = 3;
+pub const EXIT_UNREACHABLE: u8 = 4;
+
+/// Options shared by the daemon commands.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// vswitchd control socket.
+    #[arg(long, global = true, env = "VSWITCH_SOCKET", default_value = ctl::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds to wait for the daemon's reply.
+    #[arg(long, global = true, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Afxdp,
+    Tap,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum XdpArg {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Args)]
+pub struct AddPortArgs {
+    pub bridge: String,
+    pub port: String,
+    /// Port backend.
+    #[arg(long = "type", value_enum, default_value = "afxdp")]
+    pub kind: KindArg,
+    /// Netdev (afxdp) or tap device name (tap); default: the port name.
+    #[arg(long)]
+    pub interface: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub queues: u32,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpArg,
+    /// Access VLAN.
+    #[arg(long, conflicts_with = "trunk")]
+    pub access: Option<u16>,
+    /// Trunk allowed VLANs ("10,20-30", "all").
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// Native VLAN of a trunk.
+    #[arg(long, requires = "trunk")]
+    pub native: Option<u16>,
+    /// The native VLAN leaves tagged.
+    #[arg(long, requires = "native")]
+    pub tagged: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// Never exchange frames with other isolated ports.
+    #[arg(long)]
+    pub isolated: bool,
+    /// At most this many learned MACs on the port.
+    #[arg(long)]
+    pub learn_limit: Option<u32>,
+    /// No error if the port exists.
+    #[arg(long)]
+    pub may_exist: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetPortArgs {
+    pub bridge: String,
+    pub port: String,
+    #[arg(long, conflicts_with = "trunk")]
+    pub access: Option<u16>,
+    #[arg(long)]
+    pub trunk: Option<String>,
+    #[arg(long, requires = "trunk")]
+    pub native: Option<u16>,
+    #[arg(long, requires = "native")]
+    pub tagged: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCmd {
+    /// Per-port counters and drops by reason.
+    Stats {
+        /// Bridge (default: all).
+        bridge: Option<String>,
+        port: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FdbFilter {
+    pub bridge: String,
+    #[arg(long)]
+    pub port: Option<String>,
+    #[arg(long)]
+    pub vlan: Option<u16>,
+    #[arg(long)]
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbCmd {
+    /// MAC table entries (filter by --port/--vlan/--mac).
+    Show {
+        #[command(flatten)]
+        filter: FdbFilter,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a static entry (persisted).
+    Add {
+        bridge: String,
+        #[arg(long)]
+        vlan: u16,
+        #[arg(long)]
+        mac: String,
+        #[arg(long)]
+        port: String,
+    },
+    /// Delete an entry (a static one is removed from the configuration too).
+    Del {
+        bridge: String,
+        #[arg(long)]
+        vlan: u16,
+        #[arg(long)]
+        mac: String,
+    },
+    /// Flush dynamic entries (all, or by --port/--vlan/--mac).
+    Flush {
+        #[command(flatten)]
+        filter: FdbFilter,
+    },
+    /// Table counters.
+    Stats {
+        bridge: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PmdCmd {
+    /// Workers: CPU, load, burst size, receive queue placement.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pin workers to CPUs (comma-separated list), persisted; restarts the workers.
+    SetCpus { cpus: String },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Sends `req` and prints the reply; returns the exit code.
+pub fn call(conn: &Conn, req: Request, json: bool) -> Result<u8> {
+    let outcome = match client::request(&conn.socket, &req, Duration::from_secs(conn.timeout)) {
+        Ok(o) => o,
+        Err(e @ ClientError::Unreachable { .. }) => {
+            eprintln!("vswitchctl: {e}");
+            return Ok(EXIT_UNREACHABLE);
+        }
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            return Ok(EXIT_FAILED);
+        }
+    };
+    match outcome {
+        Outcome::Error(e) => {
+            eprintln!("vswitchctl: {}", e.message);
+            Ok(match e.code {
+                ErrorCode::NotFound => EXIT_NOT_FOUND,
+                ErrorCode::Usage => EXIT_USAGE,
+                _ => EXIT_FAILED,
+            })
+        }
+        Outcome::Ok(r) => {
+            if json {
+                match &r {
+                    Response::Show { bridges } => print_json(bridges)?,
+                    Response::PortStats { ports } => print_json(ports)?,
+                    Response::Fdb { entries } => print_json(entries)?,
+                    Response::FdbStats { stats } => print_json(stats)?,
+                    Response::Pmd { workers } => print_json(workers)?,
+                    Response::Trace { trace } => print_json(trace)?,
+                    Response::Done { .. } => print_json(&r)?,
+                }
+                return Ok(EXIT_OK);
+            }
+            let text = match &r {
+                Response::Done { message } => format!("{message}\n"),
+                Response::Show { bridges } => render::show(bridges),
+                Response::PortStats { ports } => render::port_stats(ports),
+                Response::Fdb { entries } => render::fdb(entries),
+                Response::FdbStats { stats } => render::fdb_stats(stats),
+                Response::Pmd { workers } => render::pmd(workers),
+                Response::Trace { trace } => render::trace(trace),
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Builds a port spec from CLI flags.
+pub fn port_spec(a: &AddPortArgs) -> PortSpec {
+    let mut p = PortSpec::new(
+        &a.port,
+        match a.kind {
+            KindArg::Afxdp => PortKind::Afxdp,
+            KindArg::Tap => PortKind::Tap,
+        },
+    );
+    p.interface = a.interface.clone();
+    p.queues = a.queues;
+    p.xdp_mode = match a.xdp_mode {
+        XdpArg::Auto => XdpModeSpec::Auto,
+        XdpArg::Native => XdpModeSpec::Native,
+        XdpArg::Generic => XdpModeSpec::Generic,
+    };
+    p.access = a.access;
+    p.trunk = a.trunk.clone();
+    p.native = a.native;
+    p.native_tagged = a.tagged;
+    p.mtu = a.mtu;
+    p.isolated = a.isolated;
+    p.learn_limit = a.learn_limit;
+    p
+}
+
+/// The VLAN text for set-port from flags, if any VLAN flag was given.
+pub fn vlan_text(a: &SetPortArgs) -> Option<String> {
+    if let Some(v) = a.access {
+        return Some(format!("access {v}"));
+    }
+    let list = a.trunk.as_ref()?;
+    let list = if list.trim().is_empty() {
+        "all"
+    } else {
+        list.as_str()
+    };
+    let mut s = format!("trunk {list}");
+    if let Some(n) = a.native {
+        s.push_str(&format!(" native {n}"));
+        if a.tagged {
+            s.push_str(" tagged");
+        }
+    }
+    Some(s)
+}
+
+/// Parses "1,3" into CPU ids.
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{t}' is not a CPU number"))
+        })
+        .collect()
+}
+
+/// One pre-flight check.
+struct Check {
+    ok: bool,
+    what: String,
+}
+
+/// `doctor`: checks this host can run the datapath, and each named interface.
+pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
+    let mut checks = Vec::new();
+    // AF_XDP socket family.
+    let xsk = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "grep -qw xsk /proc/net/protocols 2>/dev/null || test -e /proc/net/xdp 2>/dev/null",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    checks.push(Check {
+        ok: kernel_has("CONFIG_XDP_SOCKETS")
+            || xsk
+            || Path::new("/sys/kernel/btf/vmlinux").exists(),
+        what: "kernel: AF_XDP sockets (CONFIG_XDP_SOCKETS)".into(),
+    });
+    checks.push(Check {
+        ok: Path::new("/proc/sys/net/core/bpf_jit_enable").exists(),
+        what: "kernel: BPF JIT available (/proc/sys/net/core/bpf_jit_enable)".into(),
+    });
+    let bpffs = std::fs::read_to_string("/proc/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+        })
+        .unwrap_or(false);
+    checks.push(Check {
+        ok: bpffs,
+        what: "bpffs mounted at /sys/fs/bpf (vswitchd mounts it when missing)".into(),
+    });
+    let memlock = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|x| x.starts_with("Max locked memory"))
+                .map(|x| x.to_string())
+        })
+        .unwrap_or_default();
+    let root = ctl::sys::euid() == 0;
+    checks.push(Check {
+        ok: root || memlock.contains("unlimited"),
+        what: format!(
+            "locked memory for UMEM: {} (vswitchd raises it when root)",
+            memlock
+                .split_whitespace()
+                .skip(3)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" soft/hard ")
+        ),
+    });
+    checks.push(Check {
+        ok: root,
+        what: "running as root (AF_XDP and tap need CAP_NET_ADMIN/CAP_BPF)".into(),
+    });
+    for ifname in interfaces {
+        let base = PathBuf::from("/sys/class/net").join(ifname);
+        if !base.exists() {
+            checks.push(Check {
+                ok: false,
+                what: format!("interface {ifname}: does not exist"),
+            });
+            continue;
+        }
+        let read = |f: &str| {
+            std::fs::read_to_string(base.join(f))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let oper = read("operstate");
+        checks.push(Check {
+            ok: oper == "up" || oper == "unknown",
+            what: format!("interface {ifname}: operstate {oper}"),
+        });
+        let mtu = read("mtu");
+        checks.push(Check {
+            ok: mtu.parse::<u32>().map(|m| m <= 3498).unwrap_or(false),
+            what: format!("interface {ifname}: MTU {mtu} (AF_XDP frames of 4096 carry up to 3498)"),
+        });
+        let queues = std::fs::read_dir(base.join("queues"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        checks.push(Check {
+            ok: queues > 0,
+            what: format!("interface {ifname}: {queues} rx queue(s)"),
+        });
+        let xdp = std::process::Command::new("ip")
+            .args(["-d", "-j", "link", "show", "dev", ifname])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("\"xdp\""))
+            .unwrap_or(false);
+        checks.push(Check {
+            ok: !xdp,
+            what: format!(
+                "interface {ifname}: {}",
+                if xdp {
+                    "an XDP program is attached (vswitchd replaces a stale one)"
+                } else {
+                    "no XDP program attached"
+                }
+            ),
+        });
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if json {
+        let v: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| serde_json::json!({"ok": c.ok, "check": c.what}))
+            .collect();
+        print_json(&v)?;
+    } else {
+        for c in &checks {
+            println!("[{}] {}", if c.ok { " ok " } else { "FAIL" }, c.what);
+        }
+        println!("{} checks, {failed} failed", checks.len());
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
+}
+
+fn kernel_has(opt: &str) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    std::fs::read_to_string(format!("/boot/config-{}", release.trim()))
+        .map(|c| c.lines().any(|l| l == format!("{opt}=y")))
+        .unwrap_or(false)
+}

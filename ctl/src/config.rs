@@ -1,0 +1,606 @@
+//! The declarative configuration (TOML): the daemon's source of truth.
+//!
+//! Invariants kept here:
+//! - Unknown keys are rejected (`deny_unknown_fields`); a file that does not parse or
+//!   validate is rejected as a whole with the line and the reason, and nothing changes.
+//! - [`Config::validate`] turns every field into datapath types ([`PortVlan`], [`Vid`],
+//!   [`MacAddr`]) up front, so nothing stringly-typed travels inward.
+//! - [`Config::save`] writes atomically: temporary file, fsync, rename, fsync of the
+//!   directory. A crash leaves either the old or the new file, never a torn one.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use datapath::topology::{FloodPolicy, PortConfig, DEFAULT_MTU};
+use datapath::vlan::{NativeEgress, PortVlan, Vid, VlanSet};
+use datapath::wire::MacAddr;
+use serde::{Deserialize, Serialize};
+
+/// Errors of loading, validating or saving a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+
+/// Whole-daemon configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub datapath: DatapathSection,
+    #[serde(default)]
+    pub fdb: FdbSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default, rename = "bridge", skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<BridgeConfig>,
+}
+
+/// PMD worker placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathSection {
+    /// PMD threads per bridge.
+    #[serde(default = "DatapathSection::default_workers")]
+    pub workers: usize,
+    /// CPUs to pin workers to (worker i on cpus[i % len]); empty: not pinned.
+    #[serde(default)]
+    pub cpus: Vec<usize>,
+    /// Frames per receive burst.
+    #[serde(default = "DatapathSection::default_burst")]
+    pub burst: usize,
+}
+
+impl DatapathSection {
+    fn default_workers() -> usize {
+        1
+    }
+    fn default_burst() -> usize {
+        32
+    }
+}
+
+impl Default for DatapathSection {
+    fn default() -> Self {
+        DatapathSection {
+            workers: 1,
+            cpus: Vec::new(),
+            burst: 32,
+        }
+    }
+}
+
+/// MAC learning table parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdbSection {
+    #[serde(default = "FdbSection::default_aging")]
+    pub aging_secs: u64,
+    #[serde(default = "FdbSection::default_capacity")]
+    pub capacity: usize,
+}
+
+impl FdbSection {
+    fn default_aging() -> u64 {
+        datapath::fdb::DEFAULT_AGING_SECS
+    }
+    fn default_capacity() -> usize {
+        datapath::fdb::DEFAULT_CAPACITY
+    }
+}
+
+impl Default for FdbSection {
+    fn default() -> Self {
+        FdbSection {
+            aging_secs: FdbSection::default_aging(),
+            capacity: FdbSection::default_capacity(),
+        }
+    }
+}
+
+/// Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Loopback address to serve `/metrics` on, e.g. "127.0.0.1:9464"; unset: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// One switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    pub name: String,
+    #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    #[serde(default, rename = "static_mac", skip_serializing_if = "Vec::is_empty")]
+    pub static_macs: Vec<StaticMac>,
+}
+
+/// Port backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// AF_XDP on an existing netdev (uplink NIC, veth end, a VM's tap).
+    Afxdp,
+    /// A tap device the switch creates.
+    Tap,
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortKind::Afxdp => "afxdp",
+            PortKind::Tap => "tap",
+        })
+    }
+}
+
+/// XDP attach mode for afxdp ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeSpec {
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+impl fmt::Display for XdpModeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            XdpModeSpec::Auto => "auto",
+            XdpModeSpec::Native => "native",
+            XdpModeSpec::Generic => "generic",
+        })
+    }
+}
+
+/// One port: its I/O and its forwarding policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: PortKind,
+    /// The netdev (afxdp) or the tap device to create (tap); default: the port name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(default = "one")]
+    pub queues: u32,
+    #[serde(default)]
+    pub xdp_mode: XdpModeSpec,
+    /// Access VLAN (exclusive with `trunk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<u16>,
+    /// Trunk allowed VLANs, e.g. "10,20-30"; "" or "all" for 1-4094.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    /// Native VLAN of a trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<u16>,
+    /// Native VLAN leaves tagged (OVS native-tagged) instead of untagged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native_tagged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn_limit: Option<u32>,
+    #[serde(default = "yes")]
+    pub flood_unknown: bool,
+    #[serde(default = "yes")]
+    pub flood_multicast: bool,
+    #[serde(default = "yes")]
+    pub flood_broadcast: bool,
+}
+
+impl PortSpec {
+    /// A port with defaults: access VLAN 1 unless set otherwise.
+    pub fn new(name: &str, kind: PortKind) -> PortSpec {
+        PortSpec {
+            name: name.to_string(),
+            kind,
+            interface: None,
+            queues: 1,
+            xdp_mode: XdpModeSpec::Auto,
+            access: None,
+            trunk: None,
+            native: None,
+            native_tagged: false,
+            mtu: None,
+            isolated: false,
+            learn_limit: None,
+            flood_unknown: true,
+            flood_multicast: true,
+            flood_broadcast: true,
+        }
+    }
+
+    /// The netdev this port uses.
+    pub fn interface(&self) -> &str {
+        self.interface.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The port's VLAN mode; no VLAN setting means access VLAN 1 (as OVS and the Linux
+    /// bridge default).
+    pub fn vlan(&self) -> Result<PortVlan, String> {
+        let vid = |v: u16, what: &str| {
+            Vid::new(u32::from(v)).map_err(|e| format!("port {}: {what}: {e}", self.name))
+        };
+        match (&self.access, &self.trunk) {
+            (Some(_), Some(_)) => Err(format!(
+                "port {}: set either access or trunk, not both",
+                self.name
+            )),
+            (Some(v), None) => {
+                if self.native.is_some() || self.native_tagged {
+                    return Err(format!(
+                        "port {}: native VLAN applies to trunk ports only",
+                        self.name
+                    ));
+                }
+                Ok(PortVlan::Access(vid(*v, "access")?))
+            }
+            (None, Some(list)) => {
+                let allowed = if list.trim() == "all" {
+                    VlanSet::EMPTY
+                } else {
+                    list.parse::<VlanSet>()
+                        .map_err(|e| format!("port {}: trunk: {e}", self.name))?
+                };
+                let native = match self.native {
+                    Some(n) => Some((
+                        vid(n, "native")?,
+                        if self.native_tagged {
+                            NativeEgress::Tagged
+                        } else {
+                            NativeEgress::Untagged
+                        },
+                    )),
+                    None if self.native_tagged => {
+                        return Err(format!(
+                            "port {}: native_tagged needs a native VLAN",
+                            self.name
+                        ))
+                    }
+                    None => None,
+                };
+                Ok(PortVlan::trunk(allowed, native))
+            }
+            (None, None) => {
+                if self.native.is_some() || self.native_tagged {
+                    return Err(format!(
+                        "port {}: native VLAN applies to trunk ports only",
+                        self.name
+                    ));
+                }
+                Ok(PortVlan::Access(vid(1, "access")?))
+            }
+        }
+    }
+
+    /// Sets the VLAN fields from a mode.
+    pub fn set_vlan(&mut self, vlan: &PortVlan) {
+        self.access = None;
+        self.trunk = None;
+        self.native = None;
+        self.native_tagged = false;
+        match vlan {
+            PortVlan::Access(v) => self.access = Some(v.get()),
+            PortVlan::Trunk { allowed, native } => {
+                let mut shown = (**allowed).clone();
+                if let Some((n, _)) = native {
+                    shown.remove(*n);
+                }
+                self.trunk = Some(if shown.is_all() || shown.is_empty() {
+                    "all".to_string()
+                } else {
+                    shown.to_string()
+                });
+                if let Some((n, egress)) = native {
+                    self.native = Some(n.get());
+                    self.native_tagged = *egress == NativeEgress::Tagged;
+                }
+            }
+        }
+    }
+
+    /// The datapath's view of this port.
+    pub fn port_config(&self) -> Result<PortConfig, String> {
+        let mut c = PortConfig::new(self.name.clone(), self.vlan()?);
+        c.mtu = self.mtu.unwrap_or(DEFAULT_MTU);
+        c.isolated = self.isolated;
+        c.learn_limit = self.learn_limit;
+        c.flood = FloodPolicy {
+            unknown_unicast: self.flood_unknown,
+            multicast: self.flood_multicast,
+            broadcast: self.flood_broadcast,
+        };
+        Ok(c)
+    }
+}
+
+/// A static FDB entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMac {
+    pub vlan: u16,
+    pub mac: String,
+    pub port: String,
+}
+
+impl StaticMac {
+    pub fn parsed(&self) -> Result<(Vid, MacAddr), String> {
+        let vid =
+            Vid::new(u32::from(self.vlan)).map_err(|e| format!("static MAC {}: {e}", self.mac))?;
+        let mac: MacAddr = self.mac.parse().map_err(|e| format!("static MAC: {e}"))?;
+        if !mac.is_learnable() {
+            return Err(format!("static MAC {mac}: must be unicast and non-zero"));
+        }
+        Ok((vid, mac))
+    }
+}
+
+/// A valid interface name: 1-15 bytes, no '/', ':' or whitespace (Linux IFNAMSIZ rules).
+pub fn check_ifname(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{what} '{name}': must be 1-15 characters"));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!("{what} '{name}': invalid interface name"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads and validates a file. A missing file is an empty configuration only when
+    /// `missing_ok`.
+    pub fn load(path: &Path, missing_ok: bool) -> Result<Config, ConfigError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text (`path` only names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                reason: e.message().to_string(),
+            }
+        })?;
+        c.validate().map_err(|reason| {
+            // Point at the line that names the offending object when we can find it.
+            let line = find_line(text, &reason);
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            }
+        })?;
+        Ok(c)
+    }
+
+    /// Checks everything the datapath will need, naming the object and the cause.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.datapath;
+        if d.workers == 0 || d.workers > datapath::worker::MAX_WORKERS {
+            return Err(format!(
+                "datapath.workers: {} is out of range (1-{})",
+                d.workers,
+                datapath::worker::MAX_WORKERS
+            ));
+        }
+        if d.burst == 0 || d.burst > datapath::pipeline::MAX_BURST {
+            return Err(format!(
+                "datapath.burst: {} is out of range (1-{})",
+                d.burst,
+                datapath::pipeline::MAX_BURST
+            ));
+        }
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(c) = d.cpus.iter().find(|c| **c >= ncpu) {
+            return Err(format!(
+                "datapath.cpus: CPU {c} does not exist (this machine has {ncpu})"
+            ));
+        }
+        if self.fdb.capacity == 0 || self.fdb.capacity > 1 << 24 {
+            return Err(format!(
+                "fdb.capacity: {} is out of range (1-16777216)",
+                self.fdb.capacity
+            ));
+        }
+        if self.fdb.aging_secs == 0 {
+            return Err("fdb.aging_secs: must be at least 1".into());
+        }
+        if let Some(l) = &self.metrics.listen {
+            let addr: SocketAddr = l
+                .parse()
+                .map_err(|_| format!("metrics.listen: '{l}' is not an address:port"))?;
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "metrics.listen: {addr} is not a loopback address (metrics are served on loopback only)"
+                ));
+            }
+        }
+        let mut bridges = BTreeSet::new();
+        let mut interfaces = BTreeSet::new();
+        for b in &self.bridges {
+            check_ifname("bridge", &b.name)?;
+            if !bridges.insert(b.name.as_str()) {
+                return Err(format!("bridge {}: defined twice", b.name));
+            }
+            if b.ports.len() > datapath::topology::MAX_PORTS {
+                return Err(format!(
+                    "bridge {}: {} ports (at most {})",
+                    b.name,
+                    b.ports.len(),
+                    datapath::topology::MAX_PORTS
+                ));
+            }
+            let mut names = BTreeSet::new();
+            for p in &b.ports {
+                check_ifname("port", &p.name)?;
+                if !names.insert(p.name.as_str()) {
+                    return Err(format!("bridge {}: port {} defined twice", b.name, p.name));
+                }
+                check_ifname(&format!("port {}: interface", p.name), p.interface())?;
+                if !interfaces.insert(p.interface().to_string()) {
+                    return Err(format!(
+                        "port {}: interface {} is used by another port",
+                        p.name,
+                        p.interface()
+                    ));
+                }
+                if p.queues == 0 || p.queues > 64 {
+                    return Err(format!(
+                        "port {}: queues {} out of range (1-64)",
+                        p.name, p.queues
+                    ));
+                }
+                if p.kind == PortKind::Tap && p.queues != 1 {
+                    return Err(format!("port {}: tap ports have one queue", p.name));
+                }
+                p.port_config()?;
+                let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
+                if !(68..=65535).contains(&mtu) {
+                    return Err(format!(
+                        "port {}: MTU {mtu} out of range (68-65535)",
+                        p.name
+                    ));
+                }
+            }
+            for s in &b.static_macs {
+                let (vid, _) = s.parsed()?;
+                let p = b.ports.iter().find(|p| p.name == s.port).ok_or_else(|| {
+                    format!(
+                        "static MAC {}: no port {} in bridge {}",
+                        s.mac, s.port, b.name
+                    )
+                })?;
+                if !p.vlan()?.is_member(vid.get()) {
+                    return Err(format!(
+                        "static MAC {}: port {} does not carry VLAN {}",
+                        s.mac, s.port, vid
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bridge(&self, name: &str) -> Option<&BridgeConfig> {
+        self.bridges.iter().find(|b| b.name == name)
+    }
+    pub fn bridge_mut(&mut self, name: &str) -> Option<&mut BridgeConfig> {
+        self.bridges.iter_mut().find(|b| b.name == name)
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        let mut s =
+            String::from("# vswitchd configuration (written by vswitchd; edits are kept)\n");
+        s.push_str(&toml::to_string(self).unwrap_or_default());
+        s
+    }
+
+    /// Writes atomically: tmp file in the same directory, fsync, rename, fsync directory.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(err)?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "vswitchd.toml".into());
+        let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+        let text = self.to_toml();
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            err(e)
+        })
+    }
+}
+
+/// The 1-based line of the first quoted name in `reason` that appears in `text`.
+fn find_line(text: &str, reason: &str) -> usize {
+    for word in reason.split_whitespace() {
+        let w =
+            word.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '_' && c != '.');
+        if w.len() < 2 {
+            continue;
+        }
+        let quoted = format!("\"{w}\"");
+        if let Some(pos) = text.find(&quoted) {
+            return text[..pos].matches('\n').count() + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Configuration: parsing, rejection with line and reason, atomic persistence.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+const GOOD: &str = r#"
+[datapath]
+workers = 1
+burst = 32
+
+[fdb]
+aging_secs = 120
+
+[metrics]
+listen = "127.0.0.1:9464"
+
+[[bridge]]
+name = "br0"
+
+[[bridge.port]]
+name = "vm1"
+type = "afxdp"
+interface = "veth-vm1"
+access = 100
+
+[[bridge.port]]
+name = "uplink"
+type = "tap"
+trunk = "100,200"
+native = 5
+native_tagged = true
+mtu = 9000
+
+[[bridge.static_mac]]
+vlan = 100
+mac = "02:00:00:00:00:01"
+port = "vm1"
+"#;
+
+#[test]
+fn good_config_parses_into_datapath_types() {
+    let c = parse(GOOD).expect("valid");
+    assert_eq!(c.fdb.aging_secs, 120);
+    assert_eq!(c.fdb.capacity, 65536, "default");
+    let b = c.bridge("br0").expect("bridge");
+    assert_eq!(b.ports[0].interface(), "veth-vm1");
+    assert_eq!(b.ports[0].vlan().expect("vlan").to_string(), "access 100");
+    assert_eq!(
+        b.ports[1].vlan().expect("vlan").to_string(),
+        "trunk 100,200 native 5 tagged"
+    );
+    assert_eq!(b.ports[1].port_config().expect("cfg").mtu, 9000);
+    assert_eq!(b.ports[1].interface(), "uplink");
+}
+
+#[test]
+fn save_then_load_is_identical_and_atomic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sub/vswitchd.toml");
+    let c = parse(GOOD).expect("valid");
+    c.save(&path).expect("save");
+    let back = Config::load(&path, false).expect("load");
+    assert_eq!(back, c);
+    // No temporary files left behind.
+    let names: Vec<_> = fs::read_dir(path.parent().expect("dir"))
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("vswitchd.toml")]);
+}
+
+#[test]
+fn errors_name_the_line_and_reason() {
+    let cases = [
+        ("[datapath]\nworkerz = 2\n", 2, "unknown field `workerz`"),
+        ("[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p\"\ntype = \"bogus\"\n", 5, "unknown variant `bogus`"),
+        ("[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\naccess = 4095\n", 4, "port p1: access: VLAN 4095 is reserved by 802.1Q; use 1-4094"),
+        ("[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\naccess = 5\ntrunk = \"1\"\n", 4, "port p1: set either access or trunk, not both"),
+        ("[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\ntrunk = \"10-5\"\n", 4, "port p1: trunk: invalid VLAN list '10-5': range 10-5 is descending"),
+        ("[metrics]\nlisten = \"0.0.0.0:9464\"\n", 2, "metrics.listen: 0.0.0.0:9464 is not a loopback address (metrics are served on loopback only)"),
+        ("[[bridge]]\nname = \"br0\"\n[[bridge]]\nname = \"br0\"\n", 2, "bridge br0: defined twice"),
+    ];
+    for (text, line, reason) in cases {
+        match parse(text) {
+            Err(ConfigError::Parse {
+                line: l, reason: r, ..
+            }) => {
+                assert!(
+                    r.contains(reason),
+                    "{text:?}: reason {r:?} lacks {reason:?}"
+                );
+                assert_eq!(l, line, "{text:?}: {r}");
+            }
+            other => panic!("{text:?}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn static_mac_must_be_unicast_and_on_a_member_port() {
+    let base =
+        "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\naccess = 10\n";
+    let bad_vlan = format!(
+        "{base}[[bridge.static_mac]]\nvlan = 20\nmac = \"02:00:00:00:00:01\"\nport = \"p1\"\n"
+    );
+    let e = parse(&bad_vlan).expect_err("vlan");
+    assert!(
+        e.to_string().contains("port p1 does not carry VLAN 20"),
+        "{e}"
+    );
+    let bad_mac = format!(
+        "{base}[[bridge.static_mac]]\nvlan = 10\nmac = \"01:00:5e:00:00:01\"\nport = \"p1\"\n"
+    );
+    let e = parse(&bad_mac).expect_err("multicast");
+    assert!(e.to_string().contains("must be unicast"), "{e}");
+}
+
+#[test]
+fn set_vlan_round_trips() {
+    let mut p = PortSpec::new("p", PortKind::Tap);
+    assert_eq!(p.vlan().expect("default").to_string(), "access 1");
+    for text in [
+        "access 7",
+        "trunk 10,20-30",
+        "trunk all native 5 tagged",
+        "trunk 3 native 4",
+    ] {
+        let v: PortVlan = text.parse().expect("vlan");
+        p.set_vlan(&v);
+        assert_eq!(p.vlan().expect("vlan").to_string(), text);
+    }
+}

@@ -1,0 +1,861 @@
+//! The daemon's state: the configuration (source of truth) and, per bridge, a running
+//! [`Datapath`] with the ports' I/O. Every change goes through [`Daemon::apply`]: the new
+//! configuration is validated, the difference is applied, and only then (for CLI
+//! changes) persisted; a change that fails leaves the running state as it was.
+//!
+//! Invariants kept here:
+//! - `bridges` has exactly the bridges of `config`, each with exactly its ports; a port
+//!   whose I/O could not be opened at start/reload is present, down, with its error.
+//! - Port ids are stable while a port exists (they key the FDB); new ports take the
+//!   lowest free id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datapath::fdb::{FdbConfig, Flush};
+use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+use datapath::port::tap::{TapConfig, TapPort};
+use datapath::port::{RxPort, TxPort};
+use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
+use datapath::vlan::PortVlan;
+use datapath::wire::MacAddr;
+use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp};
+
+use crate::config::{
+    BridgeConfig, Config, ConfigError, PortKind, PortSpec, StaticMac, XdpModeSpec,
+};
+use crate::proto::*;
+
+/// How long the control thread waits for a worker to answer.
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What one request did wrong.
+pub type Reply = Result<Response, ErrorReply>;
+
+fn not_found(msg: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(ErrorCode::NotFound, msg)
+}
+fn usage(msg: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(ErrorCode::Usage, msg)
+}
+fn failed(msg: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(ErrorCode::Failed, msg)
+}
+fn done(msg: impl Into<String>) -> Reply {
+    Ok(Response::Done {
+        message: msg.into(),
+    })
+}
+
+/// A port's I/O as opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortIo {
+    xdp_mode: String,
+}
+
+#[derive(Debug)]
+struct PortState {
+    id: PortId,
+    spec: PortSpec,
+    io: Result<PortIo, String>,
+}
+
+#[derive(Debug)]
+struct Bridge {
+    dp: Datapath,
+    ports: BTreeMap<String, PortState>,
+    statics: Vec<StaticMac>,
+}
+
+/// The running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    config: Config,
+    config_path: PathBuf,
+    bridges: BTreeMap<String, Bridge>,
+}
+
+/// Opened halves of a port.
+type Halves = (Vec<Box<dyn RxPort>>, Box<dyn TxPort>, PortIo);
+
+fn open_port(spec: &PortSpec) -> Result<Halves, String> {
+    match spec.kind {
+        PortKind::Afxdp => {
+            let mut c = AfXdpConfig::new(spec.interface());
+            c.queues = (0..spec.queues).collect();
+            c.mode = match spec.xdp_mode {
+                XdpModeSpec::Auto => XdpMode::Auto,
+                XdpModeSpec::Native => XdpMode::Native,
+                XdpModeSpec::Generic => XdpMode::Generic,
+            };
+            if spec.mtu.unwrap_or(1500) > 1500 {
+                c.frame_size = 4096;
+            }
+            let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
+            let mode = port.info().mode.to_string();
+            let (rx, tx) = port.split();
+            Ok((vec![Box::new(rx)], Box::new(tx), PortIo { xdp_mode: mode }))
+        }
+        PortKind::Tap => {
+            let mut c = TapConfig::new(spec.interface());
+            c.mtu = spec.mtu;
+            let port = TapPort::create(&c).map_err(|e| e.to_string())?;
+            let (rx, tx) = port.split();
+            Ok((
+                vec![Box::new(rx)],
+                Box::new(tx),
+                PortIo {
+                    xdp_mode: String::new(),
+                },
+            ))
+        }
+    }
+}
+
+/// Whether two specs need the port's I/O reopened (anything but forwarding policy).
+fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
+    a.kind != b.kind
+        || a.interface() != b.interface()
+        || a.queues != b.queues
+        || a.xdp_mode != b.xdp_mode
+        || (a.kind == PortKind::Tap && a.mtu != b.mtu)
+}
+
+fn datapath_config(c: &Config) -> DatapathConfig {
+    DatapathConfig {
+        workers: c.datapath.workers,
+        cpus: c.datapath.cpus.clone(),
+        burst: c.datapath.burst,
+        fdb: FdbConfig {
+            capacity: c.fdb.capacity,
+            aging_secs: c.fdb.aging_secs,
+        },
+        ..DatapathConfig::default()
+    }
+}
+
+impl Daemon {
+    /// Loads `config_path` (missing: empty config) and starts every bridge. Ports that
+    /// cannot be opened are reported in the returned list and stay down.
+    pub fn start(config_path: &Path) -> Result<(Daemon, Vec<String>), ConfigError> {
+        let config = Config::load(config_path, true)?;
+        let mut d = Daemon {
+            config: Config::default(),
+            config_path: config_path.to_path_buf(),
+            bridges: BTreeMap::new(),
+        };
+        let problems = d
+            .apply(config, false)
+            .map_err(|e| ConfigError::Invalid(e.message))?;
+        Ok((d, problems))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Re-reads the file and applies the difference; on error the running state stays.
+    pub fn reload(&mut self) -> Result<Vec<String>, ErrorReply> {
+        let new = Config::load(&self.config_path, true)
+            .map_err(|e| failed(format!("reload rejected, running configuration kept: {e}")))?;
+        self.apply(new, false)
+    }
+
+    /// Applies `new`. With `strict`, any port that fails to open fails the whole change
+    /// (nothing changes); otherwise such ports stay down and are listed in the result.
+    pub fn apply(&mut self, new: Config, strict: bool) -> Result<Vec<String>, ErrorReply> {
+        new.validate().map_err(usage)?;
+        let mut problems = Vec::new();
+        let global_changed = new.datapath != self.config.datapath || new.fdb != self.config.fdb;
+        // Bridges that go away (or all of them when worker/FDB parameters change).
+        let doomed: Vec<String> = self
+            .bridges
+            .keys()
+            .filter(|n| global_changed || new.bridge(n).is_none())
+            .cloned()
+            .collect();
+        // With `strict`, open new ports first so a failure changes nothing.
+        let mut opened: BTreeMap<(String, String), Halves> = BTreeMap::new();
+        for b in &new.bridges {
+            let running = self.bridges.get(&b.name).filter(|_| !global_changed);
+            for p in &b.ports {
+                let needs_open = match running.and_then(|r| r.ports.get(&p.name)) {
+                    Some(st) => io_changed(&st.spec, p) || (st.io.is_err() && !strict),
+                    None => true,
+                };
+                if !needs_open {
+                    continue;
+                }
+                // A running port on the same interface must release it before reopening.
+                let reopen_same = running
+                    .and_then(|r| r.ports.get(&p.name))
+                    .is_some_and(|st| st.spec.interface() == p.interface() && st.io.is_ok());
+                if reopen_same || doomed.contains(&b.name) {
+                    continue; // opened after the old one is closed, below
+                }
+                match open_port(p) {
+                    Ok(h) => {
+                        opened.insert((b.name.clone(), p.name.clone()), h);
+                    }
+                    Err(e) if strict => {
+                        return Err(failed(format!("bridge {}: {e}", b.name)));
+                    }
+                    Err(e) => problems.push(format!("bridge {}: {e}", b.name)),
+                }
+            }
+        }
+        for name in doomed {
+            if let Some(b) = self.bridges.remove(&name) {
+                b.dp.stop();
+            }
+        }
+        for b in &new.bridges {
+            if !self.bridges.contains_key(&b.name) {
+                let dp = Datapath::start(datapath_config(&new), Topology::builder().build())
+                    .map_err(|e| failed(format!("bridge {}: {e}", b.name)))?;
+                self.bridges.insert(
+                    b.name.clone(),
+                    Bridge {
+                        dp,
+                        ports: BTreeMap::new(),
+                        statics: Vec::new(),
+                    },
+                );
+            }
+            let mut problems_b = self.sync_bridge(b, &mut opened);
+            problems.append(&mut problems_b);
+        }
+        self.config = new;
+        Ok(problems)
+    }
+
+    /// Brings a running bridge to `want`: detaches removed/changed ports, installs the
+    /// topology, attaches opened ports, syncs static MACs.
+    fn sync_bridge(
+        &mut self,
+        want: &BridgeConfig,
+        opened: &mut BTreeMap<(String, String), Halves>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(br) = self.bridges.get_mut(&want.name) else {
+            return problems;
+        };
+        // Remove ports that left or whose I/O changes.
+        let leaving: Vec<String> = br
+            .ports
+            .iter()
+            .filter(|(n, st)| {
+                want.ports.iter().find(|p| &p.name == *n).is_none_or(|p| {
+                    io_changed(&st.spec, p)
+                        || opened.contains_key(&(want.name.clone(), p.name.clone()))
+                })
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut free_ids: Vec<PortId> = Vec::new();
+        for n in &leaving {
+            if let Some(st) = br.ports.remove(n) {
+                let _ = br.dp.detach_port(st.id);
+                free_ids.push(st.id);
+            }
+        }
+        // Topology without the leaving ports first, so their I/O is released now.
+        let mut b = Topology::builder();
+        for st in br.ports.values() {
+            if let Ok(mut c) = st.spec.port_config() {
+                c.up = st.io.is_ok();
+                let _ = b.add_port(st.id.index(), c);
+            }
+        }
+        let _ = br.dp.set_topology(rebuild_generation(b, &br.dp));
+        let _ = br.dp.sync(WORKER_TIMEOUT);
+        // Ports to (re)open now: changed ones whose old I/O is gone.
+        let mut new_io: BTreeMap<String, Result<Halves, String>> = BTreeMap::new();
+        for p in &want.ports {
+            if br.ports.contains_key(&p.name) {
+                continue;
+            }
+            let key = (want.name.clone(), p.name.clone());
+            let h = match opened.remove(&key) {
+                Some(h) => Ok(h),
+                None => open_port(p).map_err(|e| {
+                    problems.push(format!("bridge {}: {e}", want.name));
+                    e
+                }),
+            };
+            new_io.insert(p.name.clone(), h);
+        }
+        // Assign ids and build the full topology.
+        let used: Vec<PortId> = br.ports.values().map(|s| s.id).collect();
+        let mut next_free = (0..MAX_PORTS)
+            .filter_map(PortId::new)
+            .filter(move |p| !used.contains(p));
+        for p in &want.ports {
+            match br.ports.get_mut(&p.name) {
+                Some(st) => st.spec = p.clone(),
+                None => {
+                    let Some(id) = next_free.next() else {
+                        problems.push(format!(
+                            "bridge {}: no free port id for {}",
+                            want.name, p.name
+                        ));
+                        continue;
+                    };
+                    let io = match new_io.get(&p.name) {
+                        Some(Ok((_, _, io))) => Ok(io.clone()),
+                        Some(Err(e)) => Err(e.clone()),
+                        None => Err("not opened".to_string()),
+                    };
+                    br.ports.insert(
+                        p.name.clone(),
+                        PortState {
+                            id,
+                            spec: p.clone(),
+                            io,
+                        },
+                    );
+                }
+            }
+        }
+        let mut b = Topology::builder();
+        for st in br.ports.values() {
+            match st.spec.port_config() {
+                Ok(mut c) => {
+                    c.up = st.io.is_ok();
+                    if let Err(e) = b.add_port(st.id.index(), c) {
+                        problems.push(format!("bridge {}: {e}", want.name));
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let _ = br.dp.set_topology(rebuild_generation(b, &br.dp));
+        for (name, h) in new_io {
+            if let (Ok((rx, tx, _)), Some(st)) = (h, br.ports.get(&name)) {
+                if let Err(e) = br.dp.attach_port(st.id, rx, tx, None) {
+                    problems.push(format!("bridge {} port {name}: {e}", want.name));
+                }
+            }
+        }
+        // Static MACs: remove the old set, add the new one.
+        for s in &br.statics {
+            if let Ok((vid, mac)) = s.parsed() {
+                let _ = br.dp.fdb(
+                    FdbOp::Remove {
+                        vid: vid.get(),
+                        mac,
+                    },
+                    WORKER_TIMEOUT,
+                );
+            }
+        }
+        for s in &want.static_macs {
+            let (Ok((vid, mac)), Some(st)) = (s.parsed(), br.ports.get(&s.port)) else {
+                continue;
+            };
+            if let Err(e) = br.dp.fdb(
+                FdbOp::AddStatic {
+                    vid: vid.get(),
+                    mac,
+                    port: st.id,
+                },
+                WORKER_TIMEOUT,
+            ) {
+                problems.push(format!("bridge {}: static MAC {mac}: {e}", want.name));
+            }
+        }
+        br.statics = want.static_macs.clone();
+        let _ = br.dp.sync(WORKER_TIMEOUT);
+        problems
+    }
+
+    /// Applies a CLI change: strict, then persisted atomically. On any failure the
+    /// running state and the file are unchanged.
+    fn change(&mut self, new: Config, message: String) -> Reply {
+        let old = self.config.clone();
+        self.apply(new, true)?;
+        if let Err(e) = self.config.save(&self.config_path) {
+            // Roll back the running state to match the file.
+            let _ = self.apply(old, false);
+            return Err(failed(e.to_string()));
+        }
+        done(message)
+    }
+
+    fn bridge(&self, name: &str) -> Result<&Bridge, ErrorReply> {
+        self.bridges
+            .get(name)
+            .ok_or_else(|| not_found(format!("no bridge {name}")))
+    }
+
+    fn port_id(&self, bridge: &str, port: &str) -> Result<PortId, ErrorReply> {
+        self.bridge(bridge)?
+            .ports
+            .get(port)
+            .map(|s| s.id)
+            .ok_or_else(|| not_found(format!("bridge {bridge}: no port {port}")))
+    }
+
+    fn port_name(&self, bridge: &str, id: PortId) -> String {
+        self.bridges
+            .get(bridge)
+            .and_then(|b| {
+                b.ports
+                    .iter()
+                    .find(|(_, s)| s.id == id)
+                    .map(|(n, _)| n.clone())
+            })
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, req: Request) -> Reply {
+        match req {
+            Request::AddBr { bridge, may_exist } => {
+                if self.config.bridge(&bridge).is_some() {
+                    return if may_exist {
+                        done(format!("bridge {bridge} exists"))
+                    } else {
+                        Err(ErrorReply::new(
+                            ErrorCode::Exists,
+                            format!("bridge {bridge} already exists"),
+                        ))
+                    };
+                }
+                let mut c = self.config.clone();
+                c.bridges.push(BridgeConfig {
+                    name: bridge.clone(),
+                    ports: Vec::new(),
+                    static_macs: Vec::new(),
+                });
+                self.change(c, format!("bridge {bridge} added"))
+            }
+            Request::DelBr { bridge, if_exists } => {
+                if self.config.bridge(&bridge).is_none() {
+                    return if if_exists {
+                        done(format!("no bridge {bridge}"))
+                    } else {
+                        Err(not_found(format!("no bridge {bridge}")))
+                    };
+                }
+                let mut c = self.config.clone();
+                c.bridges.retain(|b| b.name != bridge);
+                self.change(c, format!("bridge {bridge} deleted"))
+            }
+            Request::AddPort {
+                bridge,
+                port,
+                may_exist,
+            } => {
+                let Some(b) = self.config.bridge(&bridge) else {
+                    return Err(not_found(format!("no bridge {bridge}")));
+                };
+                if b.ports.iter().any(|p| p.name == port.name) {
+                    return if may_exist {
+                        done(format!("port {} exists", port.name))
+                    } else {
+                        Err(ErrorReply::new(
+                            ErrorCode::Exists,
+                            format!("bridge {bridge}: port {} already exists", port.name),
+                        ))
+                    };
+                }
+                let name = port.name.clone();
+                let mut c = self.config.clone();
+                if let Some(b) = c.bridge_mut(&bridge) {
+                    b.ports.push(port);
+                }
+                self.change(c, format!("port {name} added to {bridge}"))
+            }
+            Request::DelPort {
+                bridge,
+                port,
+                if_exists,
+            } => {
+                let Some(b) = self.config.bridge(&bridge) else {
+                    return Err(not_found(format!("no bridge {bridge}")));
+                };
+                if !b.ports.iter().any(|p| p.name == port) {
+                    return if if_exists {
+                        done(format!("no port {port}"))
+                    } else {
+                        Err(not_found(format!("bridge {bridge}: no port {port}")))
+                    };
+                }
+                let mut c = self.config.clone();
+                if let Some(b) = c.bridge_mut(&bridge) {
+                    b.ports.retain(|p| p.name != port);
+                    b.static_macs.retain(|s| s.port != port);
+                }
+                self.change(c, format!("port {port} deleted from {bridge}"))
+            }
+            Request::SetPort {
+                bridge,
+                port,
+                vlan,
+                mtu,
+            } => {
+                let mut c = self.config.clone();
+                let Some(b) = c.bridge_mut(&bridge) else {
+                    return Err(not_found(format!("no bridge {bridge}")));
+                };
+                let Some(p) = b.ports.iter_mut().find(|p| p.name == port) else {
+                    return Err(not_found(format!("bridge {bridge}: no port {port}")));
+                };
+                if let Some(v) = vlan {
+                    let mode: PortVlan =
+                        v.parse().map_err(|e| usage(format!("port {port}: {e}")))?;
+                    p.set_vlan(&mode);
+                }
+                if let Some(m) = mtu {
+                    p.mtu = Some(m);
+                }
+                let shown = p.vlan().map(|v| v.to_string()).unwrap_or_default();
+                self.change(c, format!("port {port}: {shown}"))
+            }
+            Request::Show {} => Ok(Response::Show {
+                bridges: self.show(),
+            }),
+            Request::PortStats { bridge, port } => self.port_stats(bridge, port),
+            Request::FdbShow {
+                bridge,
+                port,
+                vlan,
+                mac,
+            } => {
+                let port_id = port
+                    .as_deref()
+                    .map(|p| self.port_id(&bridge, p))
+                    .transpose()?;
+                let mac: Option<MacAddr> = mac
+                    .map(|m| {
+                        m.parse()
+                            .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))
+                    })
+                    .transpose()?;
+                let b = self.bridge(&bridge)?;
+                let snaps =
+                    b.dp.snapshot(true, WORKER_TIMEOUT)
+                        .map_err(|e| failed(e.to_string()))?;
+                let entries = merge_fdb(&snaps)
+                    .into_iter()
+                    .filter(|e| port_id.is_none_or(|p| p == e.port))
+                    .filter(|e| vlan.is_none_or(|v| v == e.vid))
+                    .filter(|e| mac.is_none_or(|m| m == e.mac))
+                    .map(|e| FdbEntryView {
+                        vlan: e.vid,
+                        mac: e.mac.to_string(),
+                        port: self.port_name(&bridge, e.port),
+                        is_static: e.is_static,
+                        age: e.age,
+                    })
+                    .collect();
+                Ok(Response::Fdb { entries })
+            }
+            Request::FdbAdd {
+                bridge,
+                vlan,
+                mac,
+                port,
+            } => {
+                self.port_id(&bridge, &port)?;
+                let s = StaticMac { vlan, mac, port };
+                let (vid, m) = s.parsed().map_err(usage)?;
+                let mut c = self.config.clone();
+                if let Some(b) = c.bridge_mut(&bridge) {
+                    b.static_macs.retain(|x| x.parsed().ok() != Some((vid, m)));
+                    b.static_macs.push(StaticMac {
+                        mac: m.to_string(),
+                        ..s
+                    });
+                }
+                self.change(c, format!("static {m} vlan {vid} added"))
+            }
+            Request::FdbDel { bridge, vlan, mac } => {
+                let b = self.bridge(&bridge)?;
+                let m: MacAddr = mac
+                    .parse()
+                    .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))?;
+                let in_config = self.config.bridge(&bridge).is_some_and(|b| {
+                    b.static_macs
+                        .iter()
+                        .any(|s| s.vlan == vlan && s.parsed().map(|x| x.1) == Ok(m))
+                });
+                if in_config {
+                    let mut c = self.config.clone();
+                    if let Some(b) = c.bridge_mut(&bridge) {
+                        b.static_macs
+                            .retain(|s| !(s.vlan == vlan && s.parsed().map(|x| x.1) == Ok(m)));
+                    }
+                    self.change(c, format!("static {m} vlan {vlan} deleted"))
+                } else {
+                    b.dp.fdb(FdbOp::Remove { vid: vlan, mac: m }, WORKER_TIMEOUT)
+                        .map_err(|e| failed(e.to_string()))?;
+                    done(format!("{m} vlan {vlan} deleted"))
+                }
+            }
+            Request::FdbFlush {
+                bridge,
+                port,
+                vlan,
+                mac,
+            } => {
+                let port_id = port
+                    .as_deref()
+                    .map(|p| self.port_id(&bridge, p))
+                    .transpose()?;
+                let mac: Option<MacAddr> = mac
+                    .map(|m| {
+                        m.parse()
+                            .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))
+                    })
+                    .transpose()?;
+                let b = self.bridge(&bridge)?;
+                b.dp.fdb(
+                    FdbOp::Flush(Flush {
+                        port: port_id,
+                        vid: vlan,
+                        mac,
+                        include_static: false,
+                    }),
+                    WORKER_TIMEOUT,
+                )
+                .map_err(|e| failed(e.to_string()))?;
+                done("dynamic entries flushed")
+            }
+            Request::FdbStats { bridge } => {
+                let b = self.bridge(&bridge)?;
+                let snaps =
+                    b.dp.snapshot(true, WORKER_TIMEOUT)
+                        .map_err(|e| failed(e.to_string()))?;
+                let merged = merge_fdb(&snaps);
+                let mut s = FdbStatsView {
+                    entries: merged.len() as u64,
+                    static_entries: merged.iter().filter(|e| e.is_static).count() as u64,
+                    learned: 0,
+                    expired: 0,
+                    evicted: 0,
+                    moved: 0,
+                    learn_limit: 0,
+                    static_move_blocked: 0,
+                    capacity: self.config.fdb.capacity,
+                    aging_secs: self.config.fdb.aging_secs,
+                };
+                for w in &snaps {
+                    s.learned += w.fdb.learned;
+                    s.expired += w.fdb.expired;
+                    s.evicted += w.fdb.evicted;
+                    s.moved += w.fdb.moved;
+                    s.learn_limit += w.fdb.learn_limit;
+                    s.static_move_blocked += w.fdb.static_move_blocked;
+                }
+                Ok(Response::FdbStats { stats: s })
+            }
+            Request::PmdShow {} => self.pmd_show(),
+            Request::PmdSetCpus { cpus } => {
+                let mut c = self.config.clone();
+                c.datapath.cpus = cpus;
+                self.change(c, "PMD CPUs set".into())
+            }
+            Request::Trace {
+                bridge,
+                port,
+                frame,
+            } => self.trace(&bridge, &port, &frame),
+            Request::Reload {} => {
+                let problems = self.reload()?;
+                if problems.is_empty() {
+                    done("configuration reloaded")
+                } else {
+                    done(format!("configuration reloaded; {}", problems.join("; ")))
+                }
+            }
+        }
+    }
+
+    fn show(&self) -> Vec<BridgeView> {
+        self.bridges
+            .iter()
+            .map(|(name, b)| BridgeView {
+                name: name.clone(),
+                ports: b
+                    .ports
+                    .iter()
+                    .map(|(pname, st)| PortView {
+                        name: pname.clone(),
+                        id: st.id.index(),
+                        kind: st.spec.kind.to_string(),
+                        interface: st.spec.interface().to_string(),
+                        vlan: st.spec.vlan().map(|v| v.to_string()).unwrap_or_default(),
+                        mtu: st.spec.mtu.unwrap_or(datapath::topology::DEFAULT_MTU),
+                        queues: st.spec.queues,
+                        xdp_mode: st
+                            .io
+                            .as_ref()
+                            .map(|i| i.xdp_mode.clone())
+                            .unwrap_or_default(),
+                        worker: b.dp.owner(st.id),
+                        state: match &st.io {
+                            Ok(_) => "up".into(),
+                            Err(e) => format!("down: {e}"),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Per-port counters, summed over workers, for one or all bridges.
+    pub fn port_stats(&self, bridge: Option<String>, port: Option<String>) -> Reply {
+        let mut out = Vec::new();
+        let names: Vec<String> = match &bridge {
+            Some(b) => {
+                self.bridge(b)?;
+                vec![b.clone()]
+            }
+            None => self.bridges.keys().cloned().collect(),
+        };
+        for bname in names {
+            let b = self.bridge(&bname)?;
+            if let Some(p) = &port {
+                self.port_id(&bname, p)?;
+            }
+            let snaps =
+                b.dp.snapshot(false, WORKER_TIMEOUT)
+                    .map_err(|e| failed(e.to_string()))?;
+            for (id, c) in sum_counters(&snaps) {
+                let pname = self.port_name(&bname, id);
+                if port.as_ref().is_some_and(|p| *p != pname) {
+                    continue;
+                }
+                out.push(PortStatsView {
+                    bridge: bname.clone(),
+                    port: pname,
+                    rx_packets: c.rx_packets,
+                    rx_bytes: c.rx_bytes,
+                    tx_packets: c.tx_packets,
+                    tx_bytes: c.tx_bytes,
+                    rx_flooded: c.rx_flooded,
+                    drops: c
+                        .drop_counts()
+                        .map(|(r, n)| (r.name().to_string(), n))
+                        .collect(),
+                });
+            }
+        }
+        Ok(Response::PortStats { ports: out })
+    }
+
+    fn pmd_show(&self) -> Reply {
+        let mut workers = Vec::new();
+        for (bname, b) in &self.bridges {
+            let snaps =
+                b.dp.snapshot(false, WORKER_TIMEOUT)
+                    .map_err(|e| failed(e.to_string()))?;
+            for s in snaps {
+                let st = &s.stats;
+                workers.push(PmdView {
+                    bridge: bname.clone(),
+                    worker: st.id,
+                    cpu: st.cpu,
+                    packets: st.packets,
+                    bursts: st.bursts,
+                    avg_burst: st.avg_burst(),
+                    busy_ratio: st.busy_ratio(),
+                    rx_queues: st
+                        .rx_queues
+                        .iter()
+                        .map(|(p, q)| format!("{}:{q}", self.port_name(bname, *p)))
+                        .collect(),
+                    tx_ports: st
+                        .tx_ports
+                        .iter()
+                        .map(|p| self.port_name(bname, *p))
+                        .collect(),
+                    handoff_out: st.handoff_out,
+                    handoff_in: st.handoff_in,
+                    fdb_updates_sent: st.fdb_updates_sent,
+                    fdb_updates_dropped: st.fdb_updates_dropped,
+                });
+            }
+        }
+        Ok(Response::Pmd { workers })
+    }
+
+    fn trace(&self, bridge: &str, port: &str, frame: &str) -> Reply {
+        let id = self.port_id(bridge, port)?;
+        let bytes = crate::frame_spec::parse(frame).map_err(usage)?;
+        let b = self.bridge(bridge)?;
+        let snaps =
+            b.dp.snapshot(true, WORKER_TIMEOUT)
+                .map_err(|e| failed(e.to_string()))?;
+        let entries = merge_fdb(&snaps);
+        let topo = b.dp.topology();
+        let fdb = FdbConfig {
+            capacity: self.config.fdb.capacity,
+            aging_secs: self.config.fdb.aging_secs,
+        };
+        let t = datapath::trace::trace(&topo, &entries, fdb, id, &bytes, 0);
+        let drop = match t.verdict {
+            datapath::pipeline::Verdict::Drop(r) => Some(r.name().to_string()),
+            _ => None,
+        };
+        Ok(Response::Trace {
+            trace: TraceView {
+                bridge: bridge.to_string(),
+                ingress: port.to_string(),
+                steps: t.steps,
+                egress: t
+                    .egress
+                    .iter()
+                    .map(|(p, e)| TraceEgress {
+                        port: self.port_name(bridge, *p),
+                        tag: match e {
+                            datapath::wire::Edit::Keep | datapath::wire::Edit::Pop => {
+                                "untagged".into()
+                            }
+                            datapath::wire::Edit::Push(t) | datapath::wire::Edit::SetTci(t) => {
+                                format!("vlan {} pcp {}", t.vid(), t.pcp())
+                            }
+                        },
+                    })
+                    .collect(),
+                drop,
+            },
+        })
+    }
+
+    /// Stops every bridge (workers drained, XDP programs detached).
+    pub fn shutdown(&mut self) {
+        for (_, b) in std::mem::take(&mut self.bridges) {
+            b.dp.stop();
+        }
+    }
+
+    /// Datapath handles for metrics.
+    pub fn bridges(&self) -> impl Iterator<Item = (&str, &Datapath)> {
+        self.bridges.iter().map(|(n, b)| (n.as_str(), &b.dp))
+    }
+
+    /// Port name of `id` in `bridge` (for metrics labels).
+    pub fn port_label(&self, bridge: &str, id: PortId) -> String {
+        self.port_name(bridge, id)
+    }
+}
+
+/// Keeps generations increasing across rebuilt topologies.
+fn rebuild_generation(b: TopologyBuilder, dp: &Datapath) -> Topology {
+    let mut nb = TopologyBuilder::from_topology(&dp.topology());
+    for i in 0..MAX_PORTS {
+        nb.remove_port(i);
+    }
+    let t = b.build();
+    for (p, c) in t.iter() {
+        let _ = nb.add_port(p.index(), c.clone());
+    }
+    nb.build()
+}

@@ -1,0 +1,436 @@
+//! The control protocol between `vswitchctl` and `vswitchd`: one JSON object per line
+//! over a unix stream socket, typed on both ends and versioned.
+//!
+//! Invariants kept here:
+//! - Every message carries `version`; a peer speaking another version gets a `version`
+//!   error, never a misparse.
+//! - Unknown fields are rejected (`deny_unknown_fields`) on requests.
+//! - A request is at most [`MAX_REQUEST`] bytes; larger ones are refused with an error
+//!   reply and the connection is closed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PortSpec;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest accepted request line, in bytes.
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// A request as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMsg {
+    pub version: u32,
+    pub request: Request,
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    AddBr {
+        bridge: String,
+        #[serde(default)]
+        may_exist: bool,
+    },
+    DelBr {
+        bridge: String,
+        #[serde(default)]
+        if_exists: bool,
+    },
+    AddPort {
+        bridge: String,
+        port: PortSpec,
+        #[serde(default)]
+        may_exist: bool,
+    },
+    DelPort {
+        bridge: String,
+        port: String,
+        #[serde(default)]
+        if_exists: bool,
+    },
+    /// Changes a port's VLAN mode (`vlan`: "access 100", "trunk 10,20 native 5 tagged").
+    SetPort {
+        bridge: String,
+        port: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+    },
+    Show {},
+    PortStats {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bridge: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+    },
+    FdbShow {
+        bridge: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+    },
+    FdbAdd {
+        bridge: String,
+        vlan: u16,
+        mac: String,
+        port: String,
+    },
+    FdbDel {
+        bridge: String,
+        vlan: u16,
+        mac: String,
+    },
+    FdbFlush {
+        bridge: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+    },
+    FdbStats {
+        bridge: String,
+    },
+    PmdShow {},
+    PmdSetCpus {
+        cpus: Vec<usize>,
+    },
+    /// Explains what the switch would do with `frame` (hex) arriving on `port`.
+    Trace {
+        bridge: String,
+        port: String,
+        frame: String,
+    },
+    /// Re-reads the configuration file and applies the difference (like SIGHUP).
+    Reload {},
+}
+
+/// A reply as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMsg {
+    pub version: u32,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Response),
+    Error(ErrorReply),
+}
+
+/// Error classes; `vswitchctl` maps them to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed or invalid request (exit 2).
+    Usage,
+    /// A named bridge, port or entry does not exist (exit 3).
+    NotFound,
+    /// It already exists (without --may-exist).
+    Exists,
+    /// The request was valid but applying it failed (exit 1).
+    Failed,
+    /// The peer is not allowed to use the socket.
+    Unauthorized,
+    /// Request larger than MAX_REQUEST.
+    TooLarge,
+    /// The client did not send a whole request in time.
+    Timeout,
+    /// Protocol version mismatch.
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorReply {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+        ErrorReply {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Successful replies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Done { message: String },
+    Show { bridges: Vec<BridgeView> },
+    PortStats { ports: Vec<PortStatsView> },
+    Fdb { entries: Vec<FdbEntryView> },
+    FdbStats { stats: FdbStatsView },
+    Pmd { workers: Vec<PmdView> },
+    Trace { trace: TraceView },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeView {
+    pub name: String,
+    pub ports: Vec<PortView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub name: String,
+    pub id: usize,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub interface: String,
+    /// OVS-style VLAN text: "access 100", "trunk 10,20 native 5".
+    pub vlan: String,
+    pub mtu: u32,
+    pub queues: u32,
+    /// XDP mode in use for afxdp ports ("native", "generic"), empty for tap.
+    pub xdp_mode: String,
+    /// Worker that transmits on this port.
+    pub worker: Option<usize>,
+    /// "up", or the error that keeps the port down.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsView {
+    pub bridge: String,
+    pub port: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_flooded: u64,
+    /// Non-zero drop counters by reason name.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbEntryView {
+    pub vlan: u16,
+    pub mac: String,
+    pub port: String,
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    pub age: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbStatsView {
+    pub entries: u64,
+    pub static_entries: u64,
+    pub learned: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub moved: u64,
+    pub learn_limit: u64,
+    pub static_move_blocked: u64,
+    pub capacity: usize,
+    pub aging_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PmdView {
+    pub bridge: String,
+    pub worker: usize,
+    pub cpu: Option<usize>,
+    pub packets: u64,
+    pub bursts: u64,
+    pub avg_burst: f64,
+    pub busy_ratio: f64,
+    pub rx_queues: Vec<String>,
+    pub tx_ports: Vec<String>,
+    pub handoff_out: u64,
+    pub handoff_in: u64,
+    pub fdb_updates_sent: u64,
+    pub fdb_updates_dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceView {
+    pub bridge: String,
+    pub ingress: String,
+    /// One line per stage: parse, classify, learn, lookup, egress.
+    pub steps: Vec<String>,
+    /// Ports the frame leaves by, with the tag each gets ("untagged" or "vlan N pcp P").
+    pub egress: Vec<TraceEgress>,
+    /// The drop reason, if the frame goes nowhere.
+    pub drop: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEgress {
+    pub port: String,
+    pub tag: String,
+}
+
+/// Encodes a request line (with the trailing newline).
+pub fn encode_request(r: &Request) -> String {
+    let mut s = serde_json::to_string(&RequestMsg {
+        version: PROTOCOL_VERSION,
+        request: r.clone(),
+    })
+    .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Encodes a reply line (with the trailing newline).
+pub fn encode_response(o: &Outcome) -> String {
+    let mut s = serde_json::to_string(&ResponseMsg {
+        version: PROTOCOL_VERSION,
+        outcome: o.clone(),
+    })
+    .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Decodes a request line, classifying what is wrong with a bad one.
+pub fn decode_request(line: &[u8]) -> Result<Request, ErrorReply> {
+    if line.len() > MAX_REQUEST {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!("request of {} bytes exceeds {MAX_REQUEST}", line.len()),
+        ));
+    }
+    // Check the version before the body so an old client gets a clear answer.
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: Option<u32>,
+    }
+    let v: VersionOnly = serde_json::from_slice(line)
+        .map_err(|e| ErrorReply::new(ErrorCode::Usage, format!("malformed request: {e}")))?;
+    match v.version {
+        Some(PROTOCOL_VERSION) => {}
+        Some(other) => {
+            return Err(ErrorReply::new(
+                ErrorCode::Version,
+                format!(
+                "protocol version {other} not supported (this daemon speaks {PROTOCOL_VERSION})"
+            ),
+            ))
+        }
+        None => {
+            return Err(ErrorReply::new(
+                ErrorCode::Usage,
+                "malformed request: missing field `version`",
+            ))
+        }
+    }
+    serde_json::from_slice::<RequestMsg>(line)
+        .map(|m| m.request)
+        .map_err(|e| ErrorReply::new(ErrorCode::Usage, format!("malformed request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PortKind;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = vec![
+            Request::AddBr {
+                bridge: "br0".into(),
+                may_exist: true,
+            },
+            Request::AddPort {
+                bridge: "br0".into(),
+                port: PortSpec::new("vm1", PortKind::Tap),
+                may_exist: false,
+            },
+            Request::SetPort {
+                bridge: "br0".into(),
+                port: "vm1".into(),
+                vlan: Some("trunk 10,20 native 5 tagged".into()),
+                mtu: None,
+            },
+            Request::FdbShow {
+                bridge: "br0".into(),
+                port: None,
+                vlan: Some(10),
+                mac: None,
+            },
+            Request::Trace {
+                bridge: "br0".into(),
+                port: "vm1".into(),
+                frame: "ffffffffffff020000000001".into(),
+            },
+            Request::Show {},
+            Request::Reload {},
+        ];
+        for r in reqs {
+            let line = encode_request(&r);
+            assert!(line.ends_with('\n'));
+            assert_eq!(decode_request(line.trim_end().as_bytes()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn wire_format_is_stable() {
+        assert_eq!(
+            encode_request(&Request::DelPort {
+                bridge: "br0".into(),
+                port: "p1".into(),
+                if_exists: true
+            }),
+            "{\"version\":1,\"request\":{\"op\":\"del_port\",\"bridge\":\"br0\",\"port\":\"p1\",\"if_exists\":true}}\n"
+        );
+        assert_eq!(
+            encode_response(&Outcome::Error(ErrorReply::new(
+                ErrorCode::NotFound,
+                "no bridge br9"
+            ))),
+            "{\"version\":1,\"error\":{\"code\":\"not_found\",\"message\":\"no bridge br9\"}}\n"
+        );
+        assert_eq!(
+            encode_response(&Outcome::Ok(Response::Done {
+                message: "ok".into()
+            })),
+            "{\"version\":1,\"ok\":{\"kind\":\"done\",\"message\":\"ok\"}}\n"
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_classified() {
+        let code = |s: &str| decode_request(s.as_bytes()).map_err(|e| e.code);
+        assert_eq!(code("not json"), Err(ErrorCode::Usage));
+        assert_eq!(code("{}"), Err(ErrorCode::Usage));
+        assert_eq!(
+            code("{\"version\":2,\"request\":{\"op\":\"show\"}}"),
+            Err(ErrorCode::Version)
+        );
+        assert_eq!(
+            code("{\"version\":1,\"request\":{\"op\":\"show\",\"extra\":1}}"),
+            Err(ErrorCode::Usage)
+        );
+        assert_eq!(
+            code("{\"version\":1,\"request\":{\"op\":\"explode\"}}"),
+            Err(ErrorCode::Usage)
+        );
+        assert_eq!(
+            code("{\"version\":1,\"request\":{\"op\":\"show\"},\"x\":0}"),
+            Err(ErrorCode::Usage)
+        );
+        let big = vec![b' '; MAX_REQUEST + 1];
+        assert_eq!(
+            decode_request(&big).map_err(|e| e.code),
+            Err(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            decode_request(b"{\"version\":1,\"request\":{\"op\":\"show\"}}"),
+            Ok(Request::Show {})
+        );
+    }
+}
