@@ -615,8 +615,3 @@ pub fn port_id(i: usize) -> PortId {
 pub fn tap_name() -> String {
     unique_name("tp")
 }
-
-/// A veth pair joining two switches (both ends in the test's namespace).
-pub fn link(prefix: &str) -> VethPair {
-    VethPair::new(prefix)
-}
