@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test test-unit test-sriov lint bench fuzz clean
+.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate fuzz clean
 
 all: build
 
@@ -36,6 +36,12 @@ test-sriov:
 ## bench: criterion benchmarks (numbers go into README.md's performance table).
 bench: setup
 	$(CARGO) bench -p vswitch-benches
+
+## pktrate: packet rate of the switch vs a direct veth pair and the Linux bridge (root;
+## e.g. PKTRATE_ARGS="--seconds 5 --repeat 3 --zero-loss-check --zero-loss-seconds 30").
+PKTRATE_ARGS ?=
+pktrate: setup
+	$(CARGO) run --release -p vswitch-benches --bin pktrate -- $(PKTRATE_ARGS)
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 600) with cargo-fuzz on stable.
 FUZZ_SECONDS ?= 600

@@ -1,0 +1,280 @@
+//! `pktrate`: packet rate of vswitch against a direct veth pair and the Linux bridge,
+//! measured in one run (issue 4). Needs root. See `--help`.
+//!
+//! Topology: generator namespace -> veth -> {nothing | Linux bridge | vswitch} -> veth ->
+//! sink namespace. The generator is an AF_XDP socket sending valid 64-byte IPv4/UDP
+//! frames to a MAC that is not the sink's, so the sink's stack counts and drops them
+//! early; delivered = the sink veth's rx_packets. Every namespace and link is named
+//! uniquely (process id + counter) and removed on exit, also on error, panic or Ctrl-C.
+
+#[path = "../pktrate/mod.rs"]
+mod pktrate;
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::Parser;
+
+use pktrate::lab::Lab;
+use pktrate::report;
+use pktrate::run::{self, Case, Params, INTERRUPTED};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pktrate",
+    about = "Packet rate of vswitch vs a direct veth pair and the Linux bridge (root)"
+)]
+struct Args {
+    /// Measured seconds per case and repeat (after a warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Repeats per case (cases are interleaved; medians are reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Warm-up seconds before each measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// CPU the switch worker is pinned to.
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// CPU the generator is pinned to (default: CPU 0, or 1 if --cpu is 0).
+    #[arg(long)]
+    gen_cpu: Option<usize>,
+    /// Pace the generator to this many frames per second (default: as fast as it can).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Cases to run (default: all), comma separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    cases: Vec<Case>,
+    /// Worker receive burst size.
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// Worker spins when idle (pure PMD) instead of the default idle back-off sleep.
+    #[arg(long)]
+    spin: bool,
+    /// Also run switch-access-trunk at half the measured maximum switch rate and count
+    /// lost frames (target 0).
+    #[arg(long)]
+    zero_loss_check: bool,
+    /// Duration of the zero-loss run (default: --seconds; the issue's target is 30).
+    #[arg(long)]
+    zero_loss_seconds: Option<f64>,
+    /// Rate of the zero-loss run in frames/s (default: half the measured switch median;
+    /// given, the switch cases need not be measured first).
+    #[arg(long)]
+    zero_loss_rate: Option<f64>,
+    /// Print machine-readable JSON on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Internal: run as the traffic generator on this interface (the harness starts it
+    /// with `ip netns exec` in the generator namespace).
+    #[arg(long, hide = true)]
+    generate_on: Option<String>,
+    /// Internal: VLAN tag of the generated frames.
+    #[arg(long, hide = true)]
+    gen_vid: Option<u16>,
+}
+
+/// Removes namespaces and links left by earlier runs of this harness that died without
+/// cleaning up (SIGKILL): names are PREFIX PID x N with a PID that no longer exists.
+fn remove_stale() {
+    let is_stale = |name: &str| -> bool {
+        let Some(rest) = ["pg", "pm", "ps", "pd"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+        else {
+            return false;
+        };
+        let Some((pid, tail)) = rest.split_once('x') else {
+            return false;
+        };
+        let tail = tail.trim_end_matches(['a', 'b']);
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    };
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if is_stale(name) {
+                let _ = Command::new("ip").args(["netns", "del", name]).output();
+            }
+        }
+    }
+    if let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line
+                .split(':')
+                .nth(1)
+                .map(|s| s.trim().split('@').next().unwrap_or(""))
+                .unwrap_or("");
+            if is_stale(name) {
+                let _ = Command::new("ip").args(["link", "del", name]).output();
+            }
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(ifname) = &args.generate_on {
+        let frame = pktrate::frames::udp_frame(
+            pktrate::frames::DST_MAC,
+            pktrate::frames::SRC_MAC,
+            args.gen_vid,
+        );
+        if let Err(e) = pktrate::gen::run_child(ifname, frame, args.gen_cpu, args.rate) {
+            println!("error {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    // First Ctrl-C: stop at the next check and clean up; second: leave at once.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: cleaning up (Ctrl-C again to exit at once)");
+    });
+    match real_main(&args) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("pktrate: {e:#}");
+            std::process::exit(if INTERRUPTED.load(Ordering::Relaxed) {
+                130
+            } else {
+                1
+            });
+        }
+    }
+}
+
+fn real_main(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.seconds > 0.0, "--seconds must be positive");
+    anyhow::ensure!(args.repeat > 0, "--repeat must be at least 1");
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    anyhow::ensure!(args.cpu < ncpu, "--cpu {} but only {ncpu} CPUs", args.cpu);
+    let gen_cpu = args
+        .gen_cpu
+        .unwrap_or(if args.cpu == 0 { 1.min(ncpu - 1) } else { 0 });
+    let params = Params {
+        exe: std::env::current_exe().context("path of this binary")?,
+        seconds: args.seconds,
+        warmup: args.warmup,
+        cpu: args.cpu,
+        gen_cpu,
+        rate: args.rate,
+        burst: args.burst,
+        spin: args.spin,
+    };
+    let cases: Vec<Case> = if args.cases.is_empty() {
+        Case::ALL.to_vec()
+    } else {
+        args.cases.clone()
+    };
+    remove_stale();
+    let lab = Lab::new().context("build namespaces and veths")?;
+    eprintln!(
+        "pktrate: namespaces gen={} mid={} sink={}; switch worker on CPU {}, generator on CPU {}; \
+         {} s x {} repeats per case; bridge netfilter: {}",
+        lab.gen.name(),
+        lab.mid.name(),
+        lab.sink.name(),
+        params.cpu,
+        params.gen_cpu,
+        params.seconds,
+        args.repeat,
+        lab.bridge_nf
+    );
+    let mut samples = Vec::new();
+    for r in 0..args.repeat {
+        for &case in &cases {
+            let s = run::measure(&lab, case, r, &params)
+                .with_context(|| format!("case {} repeat {r}", case.name()))?;
+            eprintln!(
+                "  {:<20} rep {r}: offered {:.3} Mpps, delivered {:.3} Mpps, loss {:.2}%{}",
+                case.name(),
+                s.offered_pps / 1e6,
+                s.delivered_pps / 1e6,
+                s.loss_pct,
+                s.worker
+                    .as_ref()
+                    .map(|w| format!(
+                        ", worker busy {:.2}, {:.0} CPU ns/pkt ({:.0}% kernel)",
+                        w.busy_ratio,
+                        w.cpu_ns_per_pkt,
+                        w.thread.sys_share * 100.0
+                    ))
+                    .unwrap_or_default()
+            );
+            samples.push(s);
+        }
+    }
+    let sums: Vec<_> = cases
+        .iter()
+        .filter_map(|c| report::summarize(&samples, *c))
+        .collect();
+    let rs = report::ratios(&sums);
+
+    let zl = if args.zero_loss_check {
+        let max = sums
+            .iter()
+            .filter(|s| s.case.is_switch())
+            .map(|s| s.delivered_mpps * 1e6)
+            .fold(f64::NAN, f64::min);
+        let rate = match (args.zero_loss_rate, max.is_nan()) {
+            (Some(r), _) => r,
+            (None, false) => max / 2.0,
+            (None, true) => anyhow::bail!(
+                "--zero-loss-check needs a switch case measured first or --zero-loss-rate"
+            ),
+        };
+        let secs = args.zero_loss_seconds.unwrap_or(args.seconds);
+        eprintln!(
+            "  zero-loss check: switch-access-trunk paced at {:.3} Mpps for {secs} s ...",
+            rate / 1e6
+        );
+        Some(
+            run::zero_loss(&lab, Case::SwitchAccessTrunk, rate, secs, &params)
+                .context("zero-loss check")?,
+        )
+    } else {
+        None
+    };
+
+    let table = report::table(&samples, &sums, &rs, zl.as_ref());
+    if args.json {
+        eprint!("{table}");
+        let doc = serde_json::json!({
+            "params": {
+                "seconds": params.seconds,
+                "repeat": args.repeat,
+                "warmup": params.warmup,
+                "cpu": params.cpu,
+                "gen_cpu": params.gen_cpu,
+                "rate": params.rate,
+                "burst": params.burst,
+                "spin": params.spin,
+                "bridge_nf": lab.bridge_nf,
+                "frame_bytes": 60,
+            },
+            "samples": samples,
+            "summary": sums,
+            "ratios": rs,
+            "zero_loss": zl,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("serialize JSON")?
+        );
+    } else {
+        print!("{table}");
+    }
+    drop(lab);
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Medians over repeats, the readable table and the JSON document.
+
+use std::fmt::Write as _;
+
+use super::run::{Case, Sample, ZeroLoss};
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Medians of one case over its repeats.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub case: Case,
+    pub runs: usize,
+    pub offered_mpps: f64,
+    pub delivered_mpps: f64,
+    pub delivered_mpps_min: f64,
+    pub delivered_mpps_max: f64,
+    pub loss_pct: f64,
+    pub gen_cpu_ns_per_pkt: f64,
+    pub machine_cpu_ns_per_pkt: f64,
+    /// Switch cases only.
+    pub worker_busy_ratio: Option<f64>,
+    pub worker_busy_ns_per_pkt: Option<f64>,
+    pub worker_cpu_ns_per_pkt: Option<f64>,
+    pub worker_sys_share: Option<f64>,
+    pub worker_avg_burst: Option<f64>,
+}
+
+pub fn summarize(samples: &[Sample], case: Case) -> Option<Summary> {
+    let s: Vec<&Sample> = samples.iter().filter(|x| x.case == case).collect();
+    if s.is_empty() {
+        return None;
+    }
+    let m = |f: &dyn Fn(&Sample) -> f64| median(s.iter().map(|x| f(x)).collect());
+    let w: Vec<_> = s.iter().filter_map(|x| x.worker.as_ref()).collect();
+    let wm = |f: &dyn Fn(&super::run::WorkerSample) -> f64| {
+        (!w.is_empty()).then(|| median(w.iter().map(|x| f(x)).collect()))
+    };
+    let d: Vec<f64> = s.iter().map(|x| x.delivered_pps / 1e6).collect();
+    Some(Summary {
+        case,
+        runs: s.len(),
+        offered_mpps: m(&|x| x.offered_pps / 1e6),
+        delivered_mpps: median(d.clone()),
+        delivered_mpps_min: d.iter().copied().fold(f64::INFINITY, f64::min),
+        delivered_mpps_max: d.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        loss_pct: m(&|x| x.loss_pct),
+        gen_cpu_ns_per_pkt: m(&|x| x.gen_cpu_ns_per_pkt),
+        machine_cpu_ns_per_pkt: m(&|x| x.machine_cpu_ns_per_pkt),
+        worker_busy_ratio: wm(&|x| x.busy_ratio),
+        worker_busy_ns_per_pkt: wm(&|x| x.busy_ns_per_pkt),
+        worker_cpu_ns_per_pkt: wm(&|x| x.cpu_ns_per_pkt),
+        worker_sys_share: wm(&|x| x.thread.sys_share),
+        worker_avg_burst: wm(&|x| x.avg_burst),
+    })
+}
+
+/// Delivered-rate ratios of the switch cases against the baselines.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ratio {
+    pub case: Case,
+    pub over_bridge: Option<f64>,
+    pub over_direct: Option<f64>,
+}
+
+pub fn ratios(sums: &[Summary]) -> Vec<Ratio> {
+    let get = |c: Case| sums.iter().find(|s| s.case == c).map(|s| s.delivered_mpps);
+    sums.iter()
+        .filter(|s| s.case.is_switch())
+        .map(|s| Ratio {
+            case: s.case,
+            over_bridge: get(Case::Bridge).map(|b| s.delivered_mpps / b),
+            over_direct: get(Case::Direct).map(|d| s.delivered_mpps / d),
+        })
+        .collect()
+}
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    match v {
+        Some(x) => format!("{x:.prec$}"),
+        None => "-".into(),
+    }
+}
+
+pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], z: Option<&ZeroLoss>) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "\nPer run:");
+    let _ = writeln!(
+        o,
+        "{:<20} {:>3} {:>9} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8}  cpu busy (per CPU: usr/sys/si)",
+        "case", "rep", "off Mpps", "dlv Mpps", "loss%", "busy", "wrk ns/p", "gen ns/p", "sys ns/p"
+    );
+    for s in samples {
+        let cpus: Vec<String> = s
+            .cpus
+            .iter()
+            .map(|c| {
+                format!(
+                    "cpu{} {:.0}%={:.0}/{:.0}/{:.0}",
+                    c.cpu,
+                    c.busy * 100.0,
+                    c.user * 100.0,
+                    c.system * 100.0,
+                    c.softirq * 100.0
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "{:<20} {:>3} {:>9.3} {:>9.3} {:>7.2} {:>6} {:>8} {:>8.0} {:>8.0}  {}",
+            s.case.name(),
+            s.repeat,
+            s.offered_pps / 1e6,
+            s.delivered_pps / 1e6,
+            s.loss_pct,
+            opt(s.worker.as_ref().map(|w| w.busy_ratio), 2),
+            opt(s.worker.as_ref().map(|w| w.cpu_ns_per_pkt), 0),
+            s.gen_cpu_ns_per_pkt,
+            s.machine_cpu_ns_per_pkt,
+            cpus.join(" ")
+        );
+    }
+    let _ = writeln!(o, "\nMedians:");
+    let _ = writeln!(
+        o,
+        "{:<20} {:>4} {:>9} {:>9} {:>15} {:>7} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "case",
+        "runs",
+        "off Mpps",
+        "dlv Mpps",
+        "(min-max)",
+        "loss%",
+        "busy",
+        "busy ns/p",
+        "wrk cpu/p",
+        "wrk sys",
+        "gen ns/p",
+        "sys ns/p"
+    );
+    for s in sums {
+        let _ = writeln!(
+            o,
+            "{:<20} {:>4} {:>9.3} {:>9.3} {:>15} {:>7.2} {:>6} {:>9} {:>9} {:>8} {:>9.0} {:>9.0}",
+            s.case.name(),
+            s.runs,
+            s.offered_mpps,
+            s.delivered_mpps,
+            format!("{:.3}-{:.3}", s.delivered_mpps_min, s.delivered_mpps_max),
+            s.loss_pct,
+            opt(s.worker_busy_ratio, 2),
+            opt(s.worker_busy_ns_per_pkt, 0),
+            opt(s.worker_cpu_ns_per_pkt, 0),
+            opt(s.worker_sys_share.map(|x| x * 100.0), 0) + "%",
+            s.gen_cpu_ns_per_pkt,
+            s.machine_cpu_ns_per_pkt
+        );
+    }
+    if !rs.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nRatios (delivered, medians; targets: >= 1.5x bridge, >= 0.8x direct):"
+        );
+        for r in rs {
+            let _ = writeln!(
+                o,
+                "  {:<20} switch/bridge = {}   switch/direct = {}",
+                r.case.name(),
+                opt(r.over_bridge, 2),
+                opt(r.over_direct, 2)
+            );
+        }
+    }
+    if let Some(z) = z {
+        let _ = writeln!(
+            o,
+            "\nZero-loss check ({}, paced at {:.3} Mpps for {:.1} s): sent {}, delivered {}, lost {} ({}); \
+             generator veth drops {}, switch rx {} tx {} drops {}, worker busy {:.2}",
+            z.case.name(),
+            z.target_pps / 1e6,
+            z.seconds,
+            z.sent,
+            z.delivered,
+            z.lost,
+            if z.lost == 0 { "PASS" } else { "FAIL" },
+            z.gen_if_tx_dropped,
+            z.switch_rx,
+            z.switch_tx,
+            z.switch_drops,
+            z.worker_busy_ratio
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nColumns: off = generator frames/s, dlv = sink veth rx_packets/s; busy = worker loop busy ratio; \
+         busy ns/p = worker busy loop time per packet; wrk cpu/p = worker thread on-CPU ns per packet \
+         (schedstat); wrk sys = kernel share of the worker's CPU time; gen ns/p = generator thread \
+         on-CPU ns per offered frame; sys ns/p = all CPUs' busy time per delivered frame (machine-wide)."
+    );
+    o
+}
