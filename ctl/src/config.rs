@@ -64,6 +64,20 @@ pub struct Config {
     pub metrics: MetricsSection,
     #[serde(default, rename = "bridge", skip_serializing_if = "Vec::is_empty")]
     pub bridges: Vec<BridgeConfig>,
+    /// SR-IOV VFs the daemon configures at start-up and on reload (drift is reported).
+    #[serde(default, rename = "vf", skip_serializing_if = "Vec::is_empty")]
+    pub vfs: Vec<VfSpec>,
+}
+
+/// Desired settings of one SR-IOV VF, e.g.
+/// `[[vf]] pf = "eth0"  vf = 0  settings = { vlan = { mode = "access", vid = 10, qos = 3, proto = "802.1Q" } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VfSpec {
+    pub pf: String,
+    pub vf: u32,
+    #[serde(default)]
+    pub settings: sriov::VfConfig,
 }
 
 /// PMD worker placement.
@@ -473,6 +487,15 @@ impl Config {
                     "metrics.listen: {addr} is not a loopback address (metrics are served on loopback only)"
                 ));
             }
+        }
+        let mut vfs = BTreeSet::new();
+        for v in &self.vfs {
+            check_ifname("vf pf", &v.pf)?;
+            if !vfs.insert((v.pf.as_str(), v.vf)) {
+                return Err(format!("vf {} {}: defined twice", v.pf, v.vf));
+            }
+            sriov::validate::check_config(&v.settings)
+                .map_err(|e| format!("vf {} {}: {e}", v.pf, v.vf))?;
         }
         let mut bridges = BTreeSet::new();
         let mut interfaces = BTreeSet::new();

@@ -145,9 +145,10 @@ impl Daemon {
             config_path: config_path.to_path_buf(),
             bridges: BTreeMap::new(),
         };
-        let problems = d
+        let mut problems = d
             .apply(config, false)
             .map_err(|e| ConfigError::Invalid(e.message))?;
+        problems.extend(d.apply_vfs());
         Ok((d, problems))
     }
 
@@ -162,7 +163,61 @@ impl Daemon {
     pub fn reload(&mut self) -> Result<Vec<String>, ErrorReply> {
         let new = Config::load(&self.config_path, true)
             .map_err(|e| failed(format!("reload rejected, running configuration kept: {e}")))?;
-        self.apply(new, false)
+        let mut problems = self.apply(new, false)?;
+        problems.extend(self.apply_vfs());
+        Ok(problems)
+    }
+
+    /// Brings the SR-IOV VFs declared in the configuration to their settings (original
+    /// states are journaled first) and reports what changed, failed or still drifts.
+    pub fn apply_vfs(&mut self) -> Vec<String> {
+        if self.config.vfs.is_empty() {
+            return Vec::new();
+        }
+        let rtnl = match sriov::netlink::RouteSocket::open() {
+            Ok(r) => r,
+            Err(e) => return vec![format!("sr-iov: netlink: {e}")],
+        };
+        let mut host = sriov::Host::new(
+            sriov::sysfs::Sysfs::new("/sys"),
+            sriov::journal::Journal::new(sriov::journal::DEFAULT_STATE_DIR),
+            rtnl,
+        );
+        let desired: Vec<sriov::VfDesired> = self
+            .config
+            .vfs
+            .iter()
+            .map(|v| sriov::VfDesired {
+                pf: v.pf.clone(),
+                vf: v.vf,
+                config: v.settings.clone(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        for r in host.apply(&desired).vfs {
+            match r.error {
+                Some(e) => out.push(format!("vf {} {}: {e}", r.pf, r.vf)),
+                None if !r.changed.is_empty() => {
+                    eprintln!(
+                        "vswitchd: vf {} {}: set {}",
+                        r.pf,
+                        r.vf,
+                        r.changed.join(", ")
+                    )
+                }
+                None => {}
+            }
+        }
+        match host.drift(&desired) {
+            Ok(d) => out.extend(d.iter().map(|x| {
+                format!(
+                    "vf {} {}: drift: {} desired {} live {}",
+                    x.pf, x.vf, x.setting, x.desired, x.live
+                )
+            })),
+            Err(e) => out.push(format!("sr-iov: {e}")),
+        }
+        out
     }
 
     /// Applies `new`. With `strict`, any port that fails to open fails the whole change

@@ -133,3 +133,31 @@ fn set_vlan_round_trips() {
         assert_eq!(p.vlan().expect("vlan").to_string(), text);
     }
 }
+
+#[test]
+fn vf_section_is_typed_and_validated() {
+    let good = "[[vf]]\npf = \"eth0\"\nvf = 0\nsettings = { vlan = { mode = \"access\", vid = 10, qos = 3, proto = \"802.1Q\" }, spoofchk = false }\n";
+    let c = parse(good).expect("valid vf");
+    assert_eq!(c.vfs.len(), 1);
+    assert_eq!(c.vfs[0].settings.spoofchk, Some(false));
+    assert_eq!(
+        c.vfs[0].settings.vlan,
+        Some(sriov::VlanMode::Access {
+            vid: 10,
+            qos: 3,
+            proto: sriov::VlanProto::Dot1Q
+        })
+    );
+    let bad = good.replace("vid = 10", "vid = 4095");
+    let e = parse(&bad).expect_err("vid 4095");
+    assert!(
+        e.to_string()
+            .contains("vf eth0 0: access VLAN 4095 out of range"),
+        "{e}"
+    );
+    let dup = format!("{good}{good}");
+    assert!(parse(&dup)
+        .expect_err("dup")
+        .to_string()
+        .contains("vf eth0 0: defined twice"));
+}
