@@ -77,6 +77,15 @@ pub struct AddPortArgs {
     /// At most this many learned MACs on the port.
     #[arg(long)]
     pub learn_limit: Option<u32>,
+    /// Storm control: broadcast frames per second this port may flood.
+    #[arg(long, value_name = "PPS")]
+    pub storm_broadcast: Option<u32>,
+    /// Storm control: multicast frames per second this port may flood.
+    #[arg(long, value_name = "PPS")]
+    pub storm_multicast: Option<u32>,
+    /// Storm control: unknown-unicast frames per second this port may flood.
+    #[arg(long, value_name = "PPS")]
+    pub storm_unknown: Option<u32>,
     /// No error if the port exists.
     #[arg(long)]
     pub may_exist: bool,
@@ -253,6 +262,9 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     p.mtu = a.mtu;
     p.isolated = a.isolated;
     p.learn_limit = a.learn_limit;
+    p.storm_broadcast_pps = a.storm_broadcast;
+    p.storm_multicast_pps = a.storm_multicast;
+    p.storm_unknown_pps = a.storm_unknown;
     p
 }
 

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use datapath::topology::{FloodPolicy, PortConfig, DEFAULT_MTU};
+use datapath::topology::{FloodPolicy, PortConfig, StormPolicy, DEFAULT_MTU};
 use datapath::vlan::{NativeEgress, PortVlan, Vid, VlanSet};
 use datapath::wire::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -239,6 +239,14 @@ pub struct PortSpec {
     pub flood_multicast: bool,
     #[serde(default = "yes")]
     pub flood_broadcast: bool,
+    /// Storm control: most broadcast / multicast / unknown-unicast frames per second this
+    /// port may flood into the switch (unset: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_broadcast_pps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_multicast_pps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_unknown_pps: Option<u32>,
 }
 
 impl PortSpec {
@@ -260,6 +268,9 @@ impl PortSpec {
             flood_unknown: true,
             flood_multicast: true,
             flood_broadcast: true,
+            storm_broadcast_pps: None,
+            storm_multicast_pps: None,
+            storm_unknown_pps: None,
         }
     }
 
@@ -362,6 +373,11 @@ impl PortSpec {
             unknown_unicast: self.flood_unknown,
             multicast: self.flood_multicast,
             broadcast: self.flood_broadcast,
+        };
+        c.storm = StormPolicy {
+            broadcast_pps: self.storm_broadcast_pps,
+            multicast_pps: self.storm_multicast_pps,
+            unknown_unicast_pps: self.storm_unknown_pps,
         };
         Ok(c)
     }

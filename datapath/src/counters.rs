@@ -26,8 +26,8 @@ macro_rules! drop_reasons {
             }
 
             /// One-line description, from the variant's documentation.
-            pub const fn description(self) -> &'static str {
-                match self { $( DropReason::$variant => concat!($($doc),*), )* }
+            pub fn description(self) -> &'static str {
+                match self { $( DropReason::$variant => concat!($($doc),*).trim(), )* }
             }
 
             /// Looks a reason up by its counter name.
@@ -67,6 +67,8 @@ drop_reasons! {
     Isolated => "isolated",
     /// Ingress or egress port is administratively or operationally down.
     PortDown => "port_down",
+    /// Flooded frame over the ingress port's broadcast/multicast/unknown-unicast rate limit.
+    StormControl => "storm_control",
 }
 
 /// Counters of one port as seen by one worker.

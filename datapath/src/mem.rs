@@ -260,6 +260,14 @@ impl MemSwitch {
     /// Sets the clock (seconds) the FDB sees.
     pub fn set_time(&mut self, now: u64) {
         self.now = now;
+        self.pipeline
+            .set_clock_ns(now.saturating_mul(1_000_000_000));
+    }
+
+    /// Sets the clock in nanoseconds (storm control resolution); the FDB sees seconds.
+    pub fn set_time_ns(&mut self, ns: u64) {
+        self.now = ns / 1_000_000_000;
+        self.pipeline.set_clock_ns(ns);
     }
 
     /// Swaps in a new configuration between bursts. Ports that disappeared lose their rings,

@@ -94,6 +94,43 @@ impl<T: Copy> BurstList<T> {
     }
 }
 
+/// A token bucket for storm control: `rate` frames per second, bursts of up to one
+/// second's worth.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    tokens: u64,
+    last_ns: u64,
+}
+
+impl Bucket {
+    /// Takes a token at time `now_ns` for a limit of `rate` per second.
+    #[inline]
+    fn take(&mut self, rate: u32, now_ns: u64) -> bool {
+        let rate = u64::from(rate);
+        let elapsed = now_ns.saturating_sub(self.last_ns).min(1_000_000_000);
+        let add = elapsed * rate / 1_000_000_000;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(rate);
+            // Advance by the time those tokens represent, keeping the remainder.
+            self.last_ns = if self.tokens == rate {
+                now_ns
+            } else {
+                self.last_ns + add * 1_000_000_000 / rate
+            };
+        } else if self.last_ns == 0 {
+            // First use: start full.
+            self.tokens = rate;
+            self.last_ns = now_ns.max(1);
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Per-worker forwarding state: the FDB replica, counters and TX lists.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -103,6 +140,10 @@ pub struct Pipeline {
     touched: PortSet,
     verdicts: BurstList<Verdict>,
     updates: Vec<FdbUpdate>,
+    /// Storm-control buckets per port: broadcast, multicast, unknown unicast.
+    storm: Box<[[Bucket; 3]]>,
+    /// Monotonic nanoseconds for storm control, set once per loop by the worker.
+    clock_ns: u64,
 }
 
 impl Pipeline {
@@ -121,7 +162,15 @@ impl Pipeline {
             touched: PortSet::EMPTY,
             verdicts: BurstList::new(Verdict::Drop(DropReason::NoEgress)),
             updates: Vec::with_capacity(MAX_BURST),
+            storm: vec![[Bucket::default(); 3]; MAX_PORTS].into_boxed_slice(),
+            clock_ns: 0,
         }
+    }
+
+    /// Sets the fine clock storm control uses (monotonic nanoseconds); call once per
+    /// burst or loop, not per frame.
+    pub fn set_clock_ns(&mut self, ns: u64) {
+        self.clock_ns = ns;
     }
 
     pub fn fdb(&self) -> &Fdb {
@@ -263,6 +312,12 @@ impl Pipeline {
                 _ => FloodKind::UnknownUnicast,
             }
         };
+        if let Some(rate) = topo.port(ingress).and_then(|c| c.storm.limit(kind)) {
+            let b = &mut self.storm[ingress.index()][kind as usize];
+            if !b.take(rate, self.clock_ns) {
+                return Verdict::Drop(DropReason::StormControl);
+            }
+        }
         self.counters[ingress.index()].rx_flooded += 1;
         let set = topo.flood_set(cls.vid, kind, ingress);
         if set.is_empty() {

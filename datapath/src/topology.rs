@@ -156,6 +156,29 @@ impl Default for FloodPolicy {
     }
 }
 
+/// Storm control: most flooded frames per second a port may send into the switch, per
+/// kind (`None`: unlimited). Excess frames are dropped `storm_control` at ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StormPolicy {
+    pub broadcast_pps: Option<u32>,
+    pub multicast_pps: Option<u32>,
+    pub unknown_unicast_pps: Option<u32>,
+}
+
+impl StormPolicy {
+    #[inline]
+    pub fn limit(&self, kind: FloodKind) -> Option<u32> {
+        match kind {
+            FloodKind::Broadcast => self.broadcast_pps,
+            FloodKind::Multicast => self.multicast_pps,
+            FloodKind::UnknownUnicast => self.unknown_unicast_pps,
+        }
+    }
+    pub fn is_unlimited(&self) -> bool {
+        *self == StormPolicy::default()
+    }
+}
+
 /// Default port MTU (L3 payload bytes, excluding the Ethernet header and tags).
 pub const DEFAULT_MTU: u32 = 1500;
 
@@ -176,6 +199,7 @@ pub struct PortConfig {
     pub learn_limit: Option<u32>,
     /// Operational/admin state: a down port neither receives nor transmits.
     pub up: bool,
+    pub storm: StormPolicy,
 }
 
 impl PortConfig {
@@ -189,6 +213,7 @@ impl PortConfig {
             learning: true,
             learn_limit: None,
             up: true,
+            storm: StormPolicy::default(),
         }
     }
 }

@@ -580,7 +580,9 @@ impl Worker {
                     return;
                 }
             }
-            let now = t0.duration_since(self.epoch).as_secs();
+            let since = t0.duration_since(self.epoch);
+            let now = since.as_secs();
+            self.pipeline.set_clock_ns(since.as_nanos() as u64);
             let work = self.poll_once(now);
             if now != self.last_age {
                 self.pipeline.fdb_mut().age(now);

@@ -831,3 +831,71 @@ fn bursts_deliver_each_frame_once_with_the_right_tag() {
         }
     }
 }
+
+#[test]
+fn storm_control_limits_floods_per_kind() {
+    let mut b = Topology::builder();
+    let mut noisy = PortConfig::new("noisy", "access 5".parse().expect("vlan"));
+    noisy.storm.broadcast_pps = Some(10);
+    noisy.storm.unknown_unicast_pps = Some(1000);
+    b.add_port(0, noisy).expect("p");
+    b.add_port(
+        1,
+        PortConfig::new("quiet", "access 5".parse().expect("vlan")),
+    )
+    .expect("p");
+    let mut sw = MemSwitch::new(
+        b.build(),
+        FdbConfig::default(),
+        MemPortConfig::default(),
+        32,
+    );
+    sw.set_time_ns(5_000_000_000);
+    for _ in 0..100 {
+        sw.inject(
+            pid(0),
+            &frame(MacAddr::BROADCAST, mac(1), Hdr::Untagged, 46),
+        )
+        .expect("inject");
+    }
+    sw.run();
+    assert_eq!(sw.take_tx(pid(1)).len(), 10, "one second's worth passes");
+    let c = sw.pipeline().counters(pid(0));
+    assert_eq!(c.drops(DropReason::StormControl), 90);
+    // Half a second later: five more tokens.
+    sw.set_time_ns(5_500_000_000);
+    for _ in 0..20 {
+        sw.inject(
+            pid(0),
+            &frame(MacAddr::BROADCAST, mac(1), Hdr::Untagged, 46),
+        )
+        .expect("inject");
+    }
+    // Unknown unicast has its own (larger) budget; multicast is unlimited.
+    for _ in 0..20 {
+        sw.inject(pid(0), &frame(mac(99), mac(1), Hdr::Untagged, 46))
+            .expect("inject");
+        sw.inject(
+            pid(0),
+            &frame(MacAddr([1, 0, 0x5e, 0, 0, 1]), mac(1), Hdr::Untagged, 46),
+        )
+        .expect("inject");
+    }
+    sw.run();
+    assert_eq!(sw.take_tx(pid(1)).len(), 5 + 20 + 20);
+    assert_eq!(
+        sw.pipeline()
+            .counters(pid(0))
+            .drops(DropReason::StormControl),
+        90 + 15
+    );
+    // Known unicast is never limited.
+    sw.inject(pid(1), &frame(mac(1), mac(2), Hdr::Untagged, 46))
+        .expect("inject");
+    for _ in 0..50 {
+        sw.inject(pid(0), &frame(mac(2), mac(1), Hdr::Untagged, 46))
+            .expect("inject");
+    }
+    sw.run();
+    assert_eq!(sw.take_tx(pid(1)).len(), 50);
+}
