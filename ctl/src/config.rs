@@ -638,6 +638,28 @@ fn find_line(text: &str, reason: &str) -> usize {
             return text[..pos].matches('\n').count() + 1;
         }
     }
+    // A section key named as `section.key` (datapath.workers, fdb.capacity, ...): the
+    // line that sets `key` after the `[section]` header.
+    if let Some((section, key)) = reason
+        .split_whitespace()
+        .next()
+        .map(|w| w.trim_end_matches(':'))
+        .and_then(|w| w.split_once('.'))
+    {
+        let header = format!("[{section}]");
+        let mut in_section = false;
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.starts_with('[') {
+                in_section = l == header;
+            } else if in_section
+                && l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return i + 1;
+            }
+        }
+    }
     0
 }
 

@@ -1,0 +1,710 @@
+//! vswitchd + vswitchctl end to end (root): CLI output and exit codes, the configuration
+//! cycle (CLI -> file -> restart, SIGHUP), `trace` against real frames, metrics.
+//!
+//! Every daemon runs in its own network namespace with tap ports; frames are written
+//! into a tap's kernel side with AF_PACKET and captured on the others' kernel sides.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ctl::config::{Config, PortKind, PortSpec, StaticMac};
+use datapath::testutil::{tagged, test_frame};
+use serde_json::json;
+
+/// Four tap ports: p1, p2 access 10; p3 trunk 10,20; p4 access 20; one static MAC.
+const FOUR_PORTS: &str = r#"
+[[bridge]]
+name = "br0"
+
+[[bridge.port]]
+name = "p1"
+type = "tap"
+access = 10
+
+[[bridge.port]]
+name = "p2"
+type = "tap"
+access = 10
+
+[[bridge.port]]
+name = "p3"
+type = "tap"
+trunk = "10,20"
+
+[[bridge.port]]
+name = "p4"
+type = "tap"
+access = 20
+
+[[bridge.static_mac]]
+vlan = 10
+mac = "02:00:00:00:00:5e"
+port = "p2"
+"#;
+
+const STATIC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x5e];
+const QUIET: Duration = Duration::from_millis(300);
+
+fn captures(d: &Vswitchd, names: &[&str]) -> Vec<Capture> {
+    names.iter().map(|n| d.capture(n)).collect()
+}
+
+/// Polls `port stats --json` until `pred` holds (bounded), returning the last reply.
+fn stats_until(
+    d: &Vswitchd,
+    pred: impl Fn(&serde_json::Value) -> bool,
+    limit: Duration,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let v = d.ctl(&["port", "stats", "--json"]).json();
+        if pred(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    stats
+        .as_array()
+        .expect("stats array")
+        .iter()
+        .find(|p| p["port"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {stats}"))
+}
+
+#[test]
+fn cli_output_snapshots() {
+    let _w = Watchdog::new("cli_output_snapshots", Duration::from_secs(60));
+    let d = Vswitchd::start(Some(FOUR_PORTS));
+    let c = captures(&d, &["p1", "p2", "p3", "p4"]);
+    let f = test_frame(BCAST, MAC_A, 1, 60);
+    c[0].send(&f);
+    assert_eq!(
+        c[1].collect_test_frames(1, Duration::from_secs(3)),
+        vec![f.clone()]
+    );
+    assert_eq!(
+        c[2].collect_test_frames(1, Duration::from_secs(3)),
+        vec![tagged(&f, 10)]
+    );
+    assert!(c[3].collect_test_frames(1, QUIET).is_empty());
+
+    // show
+    assert_eq!(
+        d.ctl(&["show"]).ok(),
+        "Bridge br0\n\
+         \x20   Port p1\n\
+         \x20       vlan: access 10\n\
+         \x20       Interface p1 (tap, pmd 0): up\n\
+         \x20   Port p2\n\
+         \x20       vlan: access 10\n\
+         \x20       Interface p2 (tap, pmd 0): up\n\
+         \x20   Port p3\n\
+         \x20       vlan: trunk 10,20\n\
+         \x20       Interface p3 (tap, pmd 0): up\n\
+         \x20   Port p4\n\
+         \x20       vlan: access 20\n\
+         \x20       Interface p4 (tap, pmd 0): up\n"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    let port_json = |name: &str, id: usize, vlan: &str| {
+        json!({"name": name, "id": id, "type": "tap", "interface": name, "vlan": vlan,
+               "mtu": 1500, "queues": 1, "xdp_mode": "", "worker": 0, "state": "up"})
+    };
+    assert_eq!(
+        show,
+        json!([{"name": "br0", "ports": [
+            port_json("p1", 0, "access 10"),
+            port_json("p2", 1, "access 10"),
+            port_json("p3", 2, "trunk 10,20"),
+            port_json("p4", 3, "access 20"),
+        ]}])
+    );
+
+    // port stats: one 60-byte broadcast from p1 flooded to p2 (untagged) and p3 (tagged).
+    let stats = stats_until(
+        &d,
+        |v| port(v, "p3")["tx_packets"] == 1,
+        Duration::from_secs(3),
+    );
+    let row = |p: &str, rx: u64, rxb: u64, tx: u64, txb: u64, fl: u64| {
+        json!({"bridge": "br0", "port": p, "rx_packets": rx, "rx_bytes": rxb,
+               "tx_packets": tx, "tx_bytes": txb, "rx_flooded": fl, "drops": {}})
+    };
+    assert_eq!(
+        stats,
+        json!([
+            row("p1", 1, 60, 0, 0, 1),
+            row("p2", 0, 0, 1, 60, 0),
+            row("p3", 0, 0, 1, 64, 0),
+            row("p4", 0, 0, 0, 0, 0),
+        ])
+    );
+    assert_eq!(
+        d.ctl(&["port", "stats"]).ok(),
+        "BRIDGE     PORT           RX_PACKETS       RX_BYTES   TX_PACKETS       TX_BYTES    FLOODED      DROPS\n\
+         br0        p1                      1             60            0              0          1          0\n\
+         br0        p2                      0              0            1             60          0          0\n\
+         br0        p3                      0              0            1             64          0          0\n\
+         br0        p4                      0              0            0              0          0          0\n"
+    );
+    assert_eq!(
+        d.ctl(&["port", "stats", "br0", "p3", "--json"]).json(),
+        json!([row("p3", 0, 0, 1, 64, 0)])
+    );
+
+    // fdb show: the static entry and MAC_A learned on p1 (age 0-2 s).
+    let mut fdb = d.ctl(&["fdb", "show", "br0", "--json"]).json();
+    let entries = fdb.as_array_mut().expect("fdb array");
+    for e in entries.iter_mut() {
+        let age = e["age"].as_u64().expect("age");
+        assert!(age <= 2, "age {age}");
+        e["age"] = json!(0);
+    }
+    entries.sort_by_key(|e| e["mac"].as_str().unwrap_or("").to_string());
+    assert_eq!(
+        fdb,
+        json!([
+            {"vlan": 10, "mac": "02:00:00:00:00:0a", "port": "p1", "static": false, "age": 0},
+            {"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0},
+        ])
+    );
+    let text = d.ctl(&["fdb", "show", "br0"]).ok();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.remove(0),
+        " port         VLAN  MAC                  Age"
+    );
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[1], " p2             10  02:00:00:00:00:5e  static");
+    let (learned, age) = lines[0].rsplit_once(' ').expect("age column");
+    assert_eq!(learned.trim_end(), " p1             10  02:00:00:00:00:0a");
+    assert!(age.parse::<u64>().expect("age number") <= 2);
+    assert_eq!(
+        d.ctl(&["fdb", "show", "br0", "--port", "p2", "--json"])
+            .json(),
+        json!([{"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0}])
+    );
+    assert_eq!(
+        d.ctl(&["fdb", "show", "br0", "--vlan", "20", "--json"])
+            .json(),
+        json!([])
+    );
+
+    // pmd show
+    let pmd = d.ctl(&["pmd", "show", "--json"]).json();
+    let w = &pmd.as_array().expect("workers")[0];
+    assert_eq!(pmd.as_array().map(Vec::len), Some(1));
+    assert_eq!(w["bridge"], "br0");
+    assert_eq!(w["worker"], 0);
+    assert_eq!(w["cpu"], json!(null));
+    assert_eq!(w["packets"], 1);
+    assert_eq!(w["bursts"], 1);
+    assert_eq!(w["avg_burst"], 1.0);
+    let busy = w["busy_ratio"].as_f64().expect("busy_ratio");
+    assert!((0.0..=1.0).contains(&busy), "busy {busy}");
+    assert_eq!(w["rx_queues"], json!(["p1:0", "p2:0", "p3:0", "p4:0"]));
+    assert_eq!(w["tx_ports"], json!(["p1", "p2", "p3", "p4"]));
+    assert_eq!(w["handoff_out"], 0);
+    assert_eq!(w["handoff_in"], 0);
+    assert_eq!(w["fdb_updates_sent"], 0);
+    assert_eq!(w["fdb_updates_dropped"], 0);
+    let text = d.ctl(&["pmd", "show"]).ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[0], "pmd thread 0 of bridge br0 (unpinned):");
+    assert!(
+        lines[1].starts_with("  packets: 1  bursts: 1  avg burst: 1.0  busy: "),
+        "{text}"
+    );
+    assert_eq!(lines[2], "  rx queues: p1:0 p2:0 p3:0 p4:0");
+    assert_eq!(lines[3], "  tx ports:  p1 p2 p3 p4");
+    assert_eq!(
+        lines[4],
+        "  handoff out/in: 0/0  fdb updates sent: 0 dropped: 0"
+    );
+
+    // trace: broadcast from p1 in VLAN 10.
+    let spec = "dst=ff:ff:ff:ff:ff:ff,src=02:00:00:00:00:0a";
+    let t = d.ctl(&["trace", "br0", "p1", spec, "--json"]).json();
+    assert_eq!(t["bridge"], "br0");
+    assert_eq!(t["ingress"], "p1");
+    assert_eq!(
+        t["egress"],
+        json!([{"port": "p2", "tag": "untagged"}, {"port": "p3", "tag": "vlan 10 pcp 0"}])
+    );
+    assert_eq!(t["drop"], json!(null));
+    assert_eq!(
+        t["steps"],
+        json!([
+            "parse: 60 bytes, dst ff:ff:ff:ff:ff:ff src 02:00:00:00:00:0a, untagged",
+            "classify: port p1 (access 10) -> VLAN 10",
+            "learn: 02:00:00:00:00:0a vlan 10 on p1: refresh",
+            "lookup: group address: flood in VLAN",
+            "verdict: flood, 2 copies",
+        ])
+    );
+    assert_eq!(
+        d.ctl(&["trace", "br0", "p1", spec]).ok(),
+        "bridge br0, ingress port p1\n\
+         \x20 parse: 60 bytes, dst ff:ff:ff:ff:ff:ff src 02:00:00:00:00:0a, untagged\n\
+         \x20 classify: port p1 (access 10) -> VLAN 10\n\
+         \x20 learn: 02:00:00:00:00:0a vlan 10 on p1: refresh\n\
+         \x20 lookup: group address: flood in VLAN\n\
+         \x20 verdict: flood, 2 copies\n\
+         egress: p2 untagged\n\
+         egress: p3 vlan 10 pcp 0\n"
+    );
+    let t = d
+        .ctl(&["trace", "br0", "p1", &format!("{spec},vlan=20")])
+        .ok();
+    assert!(
+        t.ends_with("egress: none (drop: tagged_on_access)\n"),
+        "{t}"
+    );
+}
+
+#[test]
+fn exit_codes_and_idempotent_flags() {
+    let _w = Watchdog::new("exit_codes_and_idempotent_flags", Duration::from_secs(60));
+    let d = Vswitchd::start(Some(FOUR_PORTS));
+    let before = std::fs::read(&d.config).expect("config");
+
+    // 4: unreachable (also with --socket after the subcommand).
+    let gone = d.dir.path().join("nothing.sock");
+    let r = vswitchctl_at(&gone, &["show"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "vswitchctl: cannot reach vswitchd at {}: ",
+            gone.display()
+        )),
+        "{r:?}"
+    );
+    let r = vswitchctl_at(
+        &d.socket,
+        &["show", "--socket", gone.to_str().expect("utf8")],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+
+    // 3: not found.
+    for (args, msg) in [
+        (&["del-br", "nob"][..], "vswitchctl: no bridge nob\n"),
+        (&["show", "--json"][..], ""), // control: 0
+        (
+            &["del-port", "br0", "px"][..],
+            "vswitchctl: bridge br0: no port px\n",
+        ),
+        (
+            &["port", "stats", "br0", "px"][..],
+            "vswitchctl: bridge br0: no port px\n",
+        ),
+        (&["port", "stats", "nob"][..], "vswitchctl: no bridge nob\n"),
+        (&["fdb", "show", "nob"][..], "vswitchctl: no bridge nob\n"),
+        (
+            &[
+                "fdb",
+                "add",
+                "br0",
+                "--vlan",
+                "10",
+                "--mac",
+                "02:00:00:00:00:01",
+                "--port",
+                "px",
+            ][..],
+            "vswitchctl: bridge br0: no port px\n",
+        ),
+        (
+            &["set-port", "br0", "px", "--access", "5"][..],
+            "vswitchctl: bridge br0: no port px\n",
+        ),
+        (
+            &[
+                "trace",
+                "br0",
+                "px",
+                "dst=02:00:00:00:00:01,src=02:00:00:00:00:02",
+            ][..],
+            "vswitchctl: bridge br0: no port px\n",
+        ),
+    ] {
+        let r = d.ctl(args);
+        if msg.is_empty() {
+            assert_eq!(r.code, 0, "{args:?}: {r:?}");
+            continue;
+        }
+        assert_eq!((r.code, r.stderr.as_str()), (3, msg), "{args:?}: {r:?}");
+        assert_eq!(r.stdout, "", "{args:?}");
+    }
+
+    // 2: usage, from clap and from the daemon.
+    for (args, msg) in [
+        (&["frobnicate"][..], None),
+        (&["add-port"][..], None),
+        (
+            &["set-port", "br0", "p1", "--access", "5", "--trunk", "6"][..],
+            None,
+        ),
+        (
+            &["set-port", "br0", "p1"][..],
+            Some("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)\n"),
+        ),
+        (
+            &["set-port", "br0", "p1", "--access", "5000"][..],
+            Some("vswitchctl: port p1: VLAN 5000 is out of range; use 1-4094\n"),
+        ),
+        (
+            &["trace", "br0", "p1", "zz"][..],
+            Some("vswitchctl: frame: 'zz' is not a hex byte\n"),
+        ),
+        (
+            &[
+                "fdb",
+                "add",
+                "br0",
+                "--vlan",
+                "10",
+                "--mac",
+                "ff:ff:ff:ff:ff:ff",
+                "--port",
+                "p1",
+            ][..],
+            Some("vswitchctl: static MAC ff:ff:ff:ff:ff:ff: must be unicast and non-zero\n"),
+        ),
+        (
+            &["pmd", "set-cpus", "x"][..],
+            Some("vswitchctl: pmd set-cpus: 'x' is not a CPU number\n"),
+        ),
+    ] {
+        let r = d.ctl(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        if let Some(m) = msg {
+            assert_eq!(r.stderr, m, "{args:?}");
+        }
+    }
+
+    // --may-exist / --if-exists: exit 0, nothing changes; without them: 1 / 3.
+    let r = d.ctl(&["add-br", "br0"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "vswitchctl: bridge br0 already exists\n")
+    );
+    assert_eq!(
+        d.ctl(&["add-br", "br0", "--may-exist"]).ok(),
+        "bridge br0 exists\n"
+    );
+    let r = d.ctl(&["add-port", "br0", "p1", "--type", "tap", "--access", "30"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "vswitchctl: bridge br0: port p1 already exists\n")
+    );
+    assert_eq!(
+        d.ctl(&[
+            "add-port",
+            "br0",
+            "p1",
+            "--type",
+            "tap",
+            "--access",
+            "30",
+            "--may-exist"
+        ])
+        .ok(),
+        "port p1 exists\n"
+    );
+    assert_eq!(
+        d.ctl(&["del-br", "nob", "--if-exists"]).ok(),
+        "no bridge nob\n"
+    );
+    assert_eq!(
+        d.ctl(&["del-port", "br0", "px", "--if-exists"]).ok(),
+        "no port px\n"
+    );
+    let r = d.ctl(&["del-port", "nob", "px", "--if-exists"]);
+    assert_eq!(
+        r.code, 3,
+        "--if-exists covers the port, not the bridge: {r:?}"
+    );
+    // Nothing of the above touched the file or the running state.
+    assert_eq!(std::fs::read(&d.config).expect("config"), before);
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["vlan"], "access 10");
+    assert_eq!(show[0]["ports"].as_array().map(Vec::len), Some(4));
+}
+
+/// The tap's ifindex inside the daemon's namespace (None: no such device).
+fn ifindex(d: &Vswitchd, ifname: &str) -> Option<u32> {
+    let out = run_bounded(
+        {
+            let mut c = std::process::Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                d.ns.name(),
+                "cat",
+                &format!("/sys/class/net/{ifname}/ifindex"),
+            ]);
+            c
+        },
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[test]
+fn cli_changes_persist_and_survive_kill9() {
+    let _w = Watchdog::new(
+        "cli_changes_persist_and_survive_kill9",
+        Duration::from_secs(60),
+    );
+    let mut d = Vswitchd::start(None);
+    assert!(!d.config.exists(), "no file before the first change");
+    for args in [
+        &["add-br", "br0"][..],
+        &["add-port", "br0", "p1", "--type", "tap", "--access", "10"],
+        &["add-port", "br0", "p2", "--type", "tap", "--access", "20"],
+        &[
+            "add-port", "br0", "p3", "--type", "tap", "--access", "10", "--mtu", "9000",
+        ],
+        &["set-port", "br0", "p2", "--access", "10"],
+        &[
+            "set-port", "br0", "p3", "--trunk", "10,20", "--native", "30", "--tagged",
+        ],
+        &[
+            "fdb",
+            "add",
+            "br0",
+            "--vlan",
+            "10",
+            "--mac",
+            "02:00:00:00:00:5E",
+            "--port",
+            "p2",
+        ],
+    ] {
+        d.ctl(args).ok();
+    }
+    // The file on disk has exactly that.
+    let cfg = Config::load(&d.config, false).expect("saved config parses");
+    assert_eq!(cfg.bridges.len(), 1);
+    let b = &cfg.bridges[0];
+    assert_eq!(b.name, "br0");
+    let mut p1 = PortSpec::new("p1", PortKind::Tap);
+    p1.access = Some(10);
+    let mut p2 = PortSpec::new("p2", PortKind::Tap);
+    p2.access = Some(10);
+    let mut p3 = PortSpec::new("p3", PortKind::Tap);
+    p3.trunk = Some("10,20".into());
+    p3.native = Some(30);
+    p3.native_tagged = true;
+    p3.mtu = Some(9000);
+    assert_eq!(b.ports, vec![p1, p2, p3]);
+    assert_eq!(
+        b.static_macs,
+        vec![StaticMac {
+            vlan: 10,
+            mac: "02:00:00:00:00:5e".into(),
+            port: "p2".into()
+        }]
+    );
+    assert_eq!(cfg.datapath, Config::default().datapath);
+    assert_eq!(cfg.fdb, Config::default().fdb);
+
+    let show_before = d.ctl(&["show", "--json"]).json();
+    assert_eq!(
+        show_before[0]["ports"][2]["vlan"],
+        "trunk 10,20 native 30 tagged"
+    );
+    assert_eq!(show_before[0]["ports"][2]["mtu"], 9000);
+    let c = captures(&d, &["p1", "p2", "p3"]);
+    assert_forwards(&c[0], &c[1], MAC_A, 1, 2);
+    drop(c);
+    let old_index = ifindex(&d, "p1").expect("p1 exists");
+
+    // kill -9: the taps go with the daemon's fds.
+    d.kill9();
+    assert_eq!(ifindex(&d, "p1"), None, "tap p1 outlived its daemon");
+    d.spawn();
+    d.wait_ready();
+    assert_eq!(d.ctl(&["show", "--json"]).json(), show_before);
+    assert_ne!(ifindex(&d, "p1"), Some(old_index), "p1 was recreated");
+    assert_eq!(
+        d.ctl(&["fdb", "show", "br0", "--json"]).json(),
+        json!([{"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0}])
+    );
+    // Forwarding resumes: flood p1 -> p2 (untagged) and p3 (trunk: tagged 10); a
+    // unicast to the static MAC goes to p2 only.
+    let c = captures(&d, &["p1", "p2", "p3"]);
+    assert_forwards(&c[0], &c[1], MAC_A, 10, 2);
+    let tagged10 = c[2].collect_test_frames(2, Duration::from_secs(3));
+    assert_eq!(
+        tagged10,
+        vec![
+            tagged(&test_frame(BCAST, MAC_A, 10, 60), 10),
+            tagged(&test_frame(BCAST, MAC_A, 11, 60), 10)
+        ]
+    );
+    let u = test_frame(STATIC_MAC, MAC_A, 20, 60);
+    c[0].send(&u);
+    assert_eq!(c[1].collect_test_frames(1, Duration::from_secs(3)), vec![u]);
+    assert!(
+        c[2].collect_test_frames(1, QUIET).is_empty(),
+        "static MAC not restored"
+    );
+    // The native VLAN 30 leaves p3 tagged (native_tagged survived the restart).
+    let t = d
+        .ctl(&[
+            "trace",
+            "br0",
+            "p3",
+            "dst=ff:ff:ff:ff:ff:ff,src=02:00:00:00:00:0b",
+            "--json",
+        ])
+        .json();
+    assert_eq!(t["egress"], json!([]));
+    assert_eq!(t["drop"], "no_egress");
+}
+
+#[test]
+fn bad_config_is_rejected_at_start() {
+    let _w = Watchdog::new("bad_config_is_rejected_at_start", Duration::from_secs(30));
+    let cases = [
+        (
+            "[[bridge]]\nname = \"br0\"\n\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\nacces = 10\n",
+            "line 7: unknown field `acces`",
+        ),
+        (
+            "[[bridge]]\nname = \"br0\"\n\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\naccess = 5000\n",
+            "line 5: port p1: access: ",
+        ),
+        (
+            "[datapath]\nworkers = 0\n",
+            "line 2: datapath.workers: 0 is out of range",
+        ),
+        ("[[bridge]\nname = \"br0\"\n", "line 1: "),
+    ];
+    for (text, want) in cases {
+        let d = Vswitchd::prepare(Some(text), &[]);
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", d.ns.name()])
+            .arg(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(&d.config)
+            .arg("--socket")
+            .arg(&d.socket);
+        let out = run_bounded(cmd, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: {want}", d.config.display())),
+            "{text:?}: want {want:?} in {stderr}"
+        );
+        assert!(!d.socket.exists(), "no socket for a rejected config");
+    }
+}
+
+#[test]
+fn sighup_rejects_bad_file_and_applies_good_one() {
+    let _w = Watchdog::new(
+        "sighup_rejects_bad_file_and_applies_good_one",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(Some(FOUR_PORTS));
+    let show = d.ctl(&["show", "--json"]).json();
+    let p1_index = ifindex(&d, "p1").expect("p1");
+
+    // Broken file: rejected, state kept, reason logged.
+    let broken = FOUR_PORTS.replace("access = 20", "access = 20\naccess = 30");
+    std::fs::write(&d.config, &broken).expect("write");
+    d.signal("HUP");
+    let log = d.wait_log("reload rejected", Duration::from_secs(5));
+    assert!(
+        log.contains(&format!(
+            "vswitchd: reload rejected, running configuration kept: {}: line ",
+            d.config.display()
+        )),
+        "{log}"
+    );
+    assert_eq!(d.ctl(&["show", "--json"]).json(), show);
+    let c = captures(&d, &["p1", "p2", "p3", "p4"]);
+    assert_forwards(&c[0], &c[1], MAC_A, 1, 1);
+    drain(&c[2]);
+
+    // Good file: p2 moves to VLAN 20, p4 goes, p5 comes; p1 keeps its tap.
+    let good = FOUR_PORTS
+        .replace(
+            "name = \"p2\"\ntype = \"tap\"\naccess = 10",
+            "name = \"p2\"\ntype = \"tap\"\naccess = 20",
+        )
+        .replace(
+            "name = \"p4\"\ntype = \"tap\"\naccess = 20",
+            "name = \"p5\"\ntype = \"tap\"\naccess = 10",
+        )
+        .replace("port = \"p2\"", "port = \"p5\"");
+    assert_ne!(good, FOUR_PORTS);
+    std::fs::write(&d.config, &good).expect("write");
+    d.signal("HUP");
+    d.wait_log("vswitchd: configuration reloaded\n", Duration::from_secs(5));
+    let show = d.ctl(&["show", "--json"]).json();
+    let ports: Vec<(String, String, u64)> = show[0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["vlan"].as_str().unwrap_or("").to_string(),
+                p["id"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("p1".into(), "access 10".into(), 0),
+            ("p2".into(), "access 20".into(), 1),
+            ("p3".into(), "trunk 10,20".into(), 2),
+            ("p5".into(), "access 10".into(), 3),
+        ]
+    );
+    assert_eq!(
+        ifindex(&d, "p1"),
+        Some(p1_index),
+        "unchanged port p1 was reopened"
+    );
+    assert_eq!(ifindex(&d, "p4"), None, "removed port p4's tap remains");
+    assert_eq!(
+        d.ctl(&["fdb", "show", "br0", "--json", "--mac", "02:00:00:00:00:5e"])
+            .json(),
+        json!([{"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p5", "static": true, "age": 0}])
+    );
+    // Frames follow the new VLANs: p1's flood reaches p5 and p3 (tag 10), not p2.
+    let p5 = d.capture("p5");
+    let f = test_frame(BCAST, MAC_A, 50, 60);
+    c[0].send(&f);
+    assert_eq!(
+        p5.collect_test_frames(1, Duration::from_secs(3)),
+        vec![f.clone()]
+    );
+    assert_eq!(
+        c[2].collect_test_frames(1, Duration::from_secs(3)),
+        vec![tagged(&f, 10)]
+    );
+    assert!(
+        c[1].collect_test_frames(1, QUIET).is_empty(),
+        "p2 left VLAN 10"
+    );
+    // p2 now floods into VLAN 20: p3 gets it tagged 20.
+    let g = test_frame(BCAST, MAC_B, 51, 60);
+    c[1].send(&g);
+    assert_eq!(
+        c[2].collect_test_frames(1, Duration::from_secs(3)),
+        vec![tagged(&g, 20)]
+    );
+}
