@@ -30,12 +30,16 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Outcom
     let mut s = UnixStream::connect(socket).map_err(unreachable)?;
     s.set_read_timeout(Some(timeout)).map_err(unreachable)?;
     s.set_write_timeout(Some(timeout)).map_err(unreachable)?;
-    s.write_all(encode_request(req).as_bytes())
-        .map_err(unreachable)?;
+    // A daemon that refuses the connection (unauthorized, too many clients) answers and
+    // closes at accept, possibly before the request is written: a failed write is only
+    // an error if no reply can be read either.
+    let wrote = s.write_all(encode_request(req).as_bytes());
     let mut line = String::new();
-    BufReader::new(&s)
-        .read_line(&mut line)
-        .map_err(unreachable)?;
+    let read = BufReader::new(&s).read_line(&mut line);
+    if line.is_empty() {
+        wrote.map_err(unreachable)?;
+        read.map_err(unreachable)?;
+    }
     if line.is_empty() {
         return Err(ClientError::Protocol {
             path,

@@ -708,3 +708,209 @@ fn sighup_rejects_bad_file_and_applies_good_one() {
         vec![tagged(&g, 20)]
     );
 }
+
+/// Egress of a trace as (port, tag) pairs, and its drop reason.
+fn trace_of(d: &Vswitchd, port: &str, frame: &[u8]) -> (Vec<(String, String)>, Option<String>) {
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let t = d.ctl(&["trace", "br0", port, &hex, "--json"]).json();
+    let egress = t["egress"]
+        .as_array()
+        .expect("egress")
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_str().unwrap_or("").to_string(),
+                e["tag"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (egress, t["drop"].as_str().map(str::to_string))
+}
+
+/// What each of p1..p4 captured within a short window: (port, frames).
+fn captured(c: &[Capture], want: &[usize]) -> Vec<(String, Vec<Vec<u8>>)> {
+    c.iter()
+        .enumerate()
+        .map(|(i, cap)| {
+            let n = want[i];
+            let wait = if n > 0 { Duration::from_secs(3) } else { QUIET };
+            (
+                format!("p{}", i + 1),
+                cap.collect_test_frames(n.max(1), wait),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trace_agrees_with_real_frames() {
+    let _w = Watchdog::new("trace_agrees_with_real_frames", Duration::from_secs(60));
+    let d = Vswitchd::start(Some(FOUR_PORTS));
+    let c = captures(&d, &["p1", "p2", "p3", "p4"]);
+    let untagged = |p: &str| (p.to_string(), "untagged".to_string());
+    let vlan = |p: &str, v: u16| (p.to_string(), format!("vlan {v} pcp 0"));
+
+    // 1. Broadcast in VLAN 10 from p1: p2 untagged, p3 tagged 10, not p4.
+    let f = test_frame(BCAST, MAC_A, 1, 60);
+    assert_eq!(
+        trace_of(&d, "p1", &f),
+        (vec![untagged("p2"), vlan("p3", 10)], None)
+    );
+    c[0].send(&f);
+    assert_eq!(
+        captured(&c, &[0, 1, 1, 0]),
+        vec![
+            ("p1".into(), vec![]),
+            ("p2".into(), vec![f.clone()]),
+            ("p3".into(), vec![tagged(&f, 10)]),
+            ("p4".into(), vec![]),
+        ]
+    );
+
+    // 2. Known unicast after learning: p2 -> MAC_A goes to p1 only.
+    let u = test_frame(MAC_A, MAC_B, 2, 60);
+    assert_eq!(trace_of(&d, "p2", &u), (vec![untagged("p1")], None));
+    c[1].send(&u);
+    assert_eq!(
+        captured(&c, &[1, 0, 0, 0]),
+        vec![
+            ("p1".into(), vec![u.clone()]),
+            ("p2".into(), vec![]),
+            ("p3".into(), vec![]),
+            ("p4".into(), vec![]),
+        ]
+    );
+
+    // 3. Tagged frame on access port p1: dropped, nothing anywhere, counted.
+    let t = tagged(&test_frame(BCAST, MAC_A, 3, 60), 10);
+    assert_eq!(
+        trace_of(&d, "p1", &t),
+        (vec![], Some("tagged_on_access".into()))
+    );
+    c[0].send(&t);
+    // 4. VLAN 30 on trunk p3 (allowed 10,20): dropped.
+    let v = tagged(&test_frame(BCAST, MAC_B, 4, 60), 30);
+    assert_eq!(
+        trace_of(&d, "p3", &v),
+        (vec![], Some("vlan_not_allowed".into()))
+    );
+    c[2].send(&v);
+    // 5. VLAN 20 on trunk p3: to p4 untagged only.
+    let w = tagged(&test_frame(BCAST, MAC_B, 5, 60), 20);
+    assert_eq!(trace_of(&d, "p3", &w), (vec![untagged("p4")], None));
+    c[2].send(&w);
+    assert_eq!(
+        captured(&c, &[0, 0, 0, 1]),
+        vec![
+            ("p1".into(), vec![]),
+            ("p2".into(), vec![]),
+            ("p3".into(), vec![]),
+            ("p4".into(), vec![test_frame(BCAST, MAC_B, 5, 60)]),
+        ]
+    );
+    let stats = stats_until(
+        &d,
+        |v| port(v, "p3")["drops"]["vlan_not_allowed"] == 1,
+        Duration::from_secs(3),
+    );
+    assert_eq!(port(&stats, "p1")["drops"], json!({"tagged_on_access": 1}));
+    assert_eq!(port(&stats, "p3")["drops"], json!({"vlan_not_allowed": 1}));
+    assert_eq!(port(&stats, "p2")["drops"], json!({}));
+    assert_eq!(port(&stats, "p4")["drops"], json!({}));
+    assert_eq!(port(&stats, "p1")["rx_packets"], 2);
+    assert_eq!(port(&stats, "p3")["rx_packets"], 2);
+    assert_eq!(port(&stats, "p1")["tx_packets"], 1);
+    assert_eq!(port(&stats, "p4")["tx_packets"], 1);
+}
+
+/// The value of the exposition line `series` (exact labels), if present.
+fn metric(body: &str, series: &str) -> Option<u64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_frames_and_drops() {
+    let _w = Watchdog::new("metrics_count_frames_and_drops", Duration::from_secs(60));
+    let mut d = Vswitchd::prepare(None, &[]);
+    let port_no = free_port_in(&d.ns);
+    std::fs::write(
+        &d.config,
+        format!("[metrics]\nlisten = \"127.0.0.1:{port_no}\"\n{FOUR_PORTS}"),
+    )
+    .expect("write config");
+    d.spawn();
+    d.wait_ready();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port_no}").parse().expect("addr");
+    let c = captures(&d, &["p1", "p2", "p3", "p4"]);
+    for seq in 0..3 {
+        let f = test_frame(BCAST, MAC_A, seq, 100);
+        c[0].send(&f);
+        assert_eq!(c[1].collect_test_frames(1, Duration::from_secs(3)), vec![f]);
+    }
+    c[0].send(&tagged(&test_frame(BCAST, MAC_A, 9, 60), 10));
+    stats_until(
+        &d,
+        |v| port(v, "p1")["drops"]["tagged_on_access"] == 1,
+        Duration::from_secs(3),
+    );
+    let (status, body) = http_get(&d.ns, addr, "/metrics");
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    let m = |s: &str| metric(&body, s);
+    assert_eq!(
+        m(r#"vswitch_port_rx_packets_total{bridge="br0",port="p1"}"#),
+        Some(4)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_rx_bytes_total{bridge="br0",port="p1"}"#),
+        Some(364)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_rx_flooded_total{bridge="br0",port="p1"}"#),
+        Some(3)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_tx_packets_total{bridge="br0",port="p2"}"#),
+        Some(3)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_tx_bytes_total{bridge="br0",port="p2"}"#),
+        Some(300)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_tx_packets_total{bridge="br0",port="p3"}"#),
+        Some(3)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_tx_bytes_total{bridge="br0",port="p3"}"#),
+        Some(312)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_rx_packets_total{bridge="br0",port="p4"}"#),
+        Some(0)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_drops_total{bridge="br0",port="p1",reason="tagged_on_access"}"#),
+        Some(1)
+    );
+    assert_eq!(
+        m(r#"vswitch_port_drops_total{bridge="br0",port="p2",reason="tagged_on_access"}"#),
+        Some(0)
+    );
+    assert_eq!(m(r#"vswitch_fdb_entries{bridge="br0"}"#), Some(2));
+    assert_eq!(
+        m(r#"vswitch_fdb_events_total{bridge="br0",event="learned"}"#),
+        Some(1)
+    );
+    assert_eq!(
+        m(r#"vswitch_pmd_packets_total{bridge="br0",worker="0"}"#),
+        Some(4)
+    );
+    assert_eq!(m("vswitch_scrape_errors"), Some(0));
+    assert!(
+        body.contains("# TYPE vswitch_port_rx_packets_total counter\n"),
+        "{body}"
+    );
+    let (status, _) = http_get(&d.ns, addr, "/other");
+    assert_eq!(status, "HTTP/1.0 404 Not Found");
+}
