@@ -28,6 +28,9 @@ use datapath::worker::{Datapath, DatapathConfig, WorkerSnapshot};
 
 pub use datapath::testutil;
 
+pub mod daemon;
+pub mod inject;
+
 /// Timeout for control-plane round trips to the workers.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -614,4 +617,56 @@ pub fn port_id(i: usize) -> PortId {
 /// A tap device name unique to this process and call.
 pub fn tap_name() -> String {
     unique_name("tp")
+}
+
+/// An Ethernet frame: `dst`, `src`, the 802.1Q tags of `vids` (outer first, PCP 0),
+/// EtherType [`testutil::TEST_ETHERTYPE`], sequence number `seq`, padded to `len` bytes.
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6], vids: &[u16], seq: u32, len: usize) -> Vec<u8> {
+    let mut f = testutil::test_frame(dst, src, seq, len.saturating_sub(4 * vids.len()));
+    for v in vids.iter().rev() {
+        f = testutil::tagged(&f, *v);
+    }
+    f
+}
+
+/// Destination MAC of a frame.
+pub fn dst_mac(f: &[u8]) -> Option<[u8; 6]> {
+    f.get(0..6)?.try_into().ok()
+}
+
+/// Keeps a test from running past `limit`: when it is dropped late, or never, the
+/// watchdog kills process `pid` (e.g. a vswitchd in a storm) and reports on stderr, so
+/// every later step of the test fails fast instead of hanging.
+#[derive(Debug)]
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    pub fn new(limit: Duration, what: &'static str, pid: Option<u32>) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                if d.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("watchdog: {what} exceeded its hard limit of {limit:?}");
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
 }
