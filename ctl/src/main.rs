@@ -17,6 +17,8 @@ use ctl::proto::Request;
 #[derive(Debug, Parser)]
 #[command(name = "vswitchctl", version, about)]
 struct Cli {
+    #[command(flatten)]
+    conn: Conn,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,8 +31,6 @@ enum Command {
         /// No error if it exists.
         #[arg(long)]
         may_exist: bool,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Delete a bridge and its ports.
     DelBr {
@@ -38,15 +38,11 @@ enum Command {
         /// No error if it does not exist.
         #[arg(long)]
         if_exists: bool,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Add a port (AF_XDP on an existing netdev, or a tap the switch creates).
     AddPort {
         #[command(flatten)]
         args: cmds::AddPortArgs,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Delete a port.
     DelPort {
@@ -54,43 +50,31 @@ enum Command {
         port: String,
         #[arg(long)]
         if_exists: bool,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Change a port's VLAN mode or MTU.
     SetPort {
         #[command(flatten)]
         args: cmds::SetPortArgs,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Bridges and ports as a tree.
     Show {
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Port counters.
     Port {
         #[command(subcommand)]
         cmd: cmds::PortCmd,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// MAC learning table.
     Fdb {
         #[command(subcommand)]
         cmd: cmds::FdbCmd,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Poll-mode workers.
     Pmd {
         #[command(subcommand)]
         cmd: cmds::PmdCmd,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Explain what the switch does with a frame (hex, or dst=..,src=..[,vlan=..]).
     Trace {
@@ -99,14 +83,9 @@ enum Command {
         frame: String,
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        conn: Conn,
     },
     /// Ask vswitchd to re-read its configuration file.
-    Reload {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Reload {},
     /// Pre-flight checks of this host (and the named interfaces) for the datapath.
     Doctor {
         interfaces: Vec<String>,
@@ -141,7 +120,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Vf(args) => vf::run(args),
-        other => run(other),
+        other => run(other, &cli.conn),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -152,23 +131,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(c: Command) -> anyhow::Result<u8> {
+fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
     use cmds::{FdbCmd, PmdCmd, PortCmd};
     match c {
-        Command::AddBr {
-            bridge,
-            may_exist,
-            conn,
-        } => call(&conn, Request::AddBr { bridge, may_exist }, false),
-        Command::DelBr {
-            bridge,
-            if_exists,
-            conn,
-        } => call(&conn, Request::DelBr { bridge, if_exists }, false),
-        Command::AddPort { args, conn } => {
+        Command::AddBr { bridge, may_exist } => {
+            call(conn, Request::AddBr { bridge, may_exist }, false)
+        }
+        Command::DelBr { bridge, if_exists } => {
+            call(conn, Request::DelBr { bridge, if_exists }, false)
+        }
+        Command::AddPort { args } => {
             let port = cmds::port_spec(&args);
             call(
-                &conn,
+                conn,
                 Request::AddPort {
                     bridge: args.bridge,
                     port,
@@ -181,9 +156,8 @@ fn run(c: Command) -> anyhow::Result<u8> {
             bridge,
             port,
             if_exists,
-            conn,
         } => call(
-            &conn,
+            conn,
             Request::DelPort {
                 bridge,
                 port,
@@ -191,14 +165,14 @@ fn run(c: Command) -> anyhow::Result<u8> {
             },
             false,
         ),
-        Command::SetPort { args, conn } => {
+        Command::SetPort { args } => {
             let vlan = cmds::vlan_text(&args);
             if vlan.is_none() && args.mtu.is_none() {
                 eprintln!("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)");
                 return Ok(EXIT_USAGE);
             }
             call(
-                &conn,
+                conn,
                 Request::SetPort {
                     bridge: args.bridge,
                     port: args.port,
@@ -208,15 +182,15 @@ fn run(c: Command) -> anyhow::Result<u8> {
                 false,
             )
         }
-        Command::Show { json, conn } => call(&conn, Request::Show {}, json),
-        Command::Port { cmd, conn } => match cmd {
+        Command::Show { json } => call(conn, Request::Show {}, json),
+        Command::Port { cmd } => match cmd {
             PortCmd::Stats { bridge, port, json } => {
-                call(&conn, Request::PortStats { bridge, port }, json)
+                call(conn, Request::PortStats { bridge, port }, json)
             }
         },
-        Command::Fdb { cmd, conn } => match cmd {
+        Command::Fdb { cmd } => match cmd {
             FdbCmd::Show { filter, json } => call(
-                &conn,
+                conn,
                 Request::FdbShow {
                     bridge: filter.bridge,
                     port: filter.port,
@@ -231,7 +205,7 @@ fn run(c: Command) -> anyhow::Result<u8> {
                 mac,
                 port,
             } => call(
-                &conn,
+                conn,
                 Request::FdbAdd {
                     bridge,
                     vlan,
@@ -241,10 +215,10 @@ fn run(c: Command) -> anyhow::Result<u8> {
                 false,
             ),
             FdbCmd::Del { bridge, vlan, mac } => {
-                call(&conn, Request::FdbDel { bridge, vlan, mac }, false)
+                call(conn, Request::FdbDel { bridge, vlan, mac }, false)
             }
             FdbCmd::Flush { filter } => call(
-                &conn,
+                conn,
                 Request::FdbFlush {
                     bridge: filter.bridge,
                     port: filter.port,
@@ -253,12 +227,12 @@ fn run(c: Command) -> anyhow::Result<u8> {
                 },
                 false,
             ),
-            FdbCmd::Stats { bridge, json } => call(&conn, Request::FdbStats { bridge }, json),
+            FdbCmd::Stats { bridge, json } => call(conn, Request::FdbStats { bridge }, json),
         },
-        Command::Pmd { cmd, conn } => match cmd {
-            PmdCmd::Show { json } => call(&conn, Request::PmdShow {}, json),
+        Command::Pmd { cmd } => match cmd {
+            PmdCmd::Show { json } => call(conn, Request::PmdShow {}, json),
             PmdCmd::SetCpus { cpus } => match cmds::parse_cpus(&cpus) {
-                Ok(cpus) => call(&conn, Request::PmdSetCpus { cpus }, false),
+                Ok(cpus) => call(conn, Request::PmdSetCpus { cpus }, false),
                 Err(e) => {
                     eprintln!("vswitchctl: pmd set-cpus: {e}");
                     Ok(EXIT_USAGE)
@@ -270,9 +244,8 @@ fn run(c: Command) -> anyhow::Result<u8> {
             port,
             frame,
             json,
-            conn,
         } => call(
-            &conn,
+            conn,
             Request::Trace {
                 bridge,
                 port,
@@ -280,7 +253,7 @@ fn run(c: Command) -> anyhow::Result<u8> {
             },
             json,
         ),
-        Command::Reload { conn } => call(&conn, Request::Reload {}, false),
+        Command::Reload {} => call(conn, Request::Reload {}, false),
         Command::Doctor { interfaces, json } => cmds::doctor(&interfaces, json),
         Command::Completions { shell } => {
             clap_complete::generate(
