@@ -735,7 +735,15 @@ impl Daemon {
     fn show(&self) -> Vec<BridgeView> {
         self.bridges
             .iter()
-            .map(|(name, b)| BridgeView {
+            .map(|(name, b)| {
+                // Receive queues the workers gave up on (device deleted underneath).
+                let failed: Vec<(PortId, u32, String)> =
+                    b.dp.snapshot(false, WORKER_TIMEOUT)
+                        .map(|snaps| snaps.into_iter().flat_map(|w| w.stats.failed).collect())
+                        .unwrap_or_default();
+                (name, b, failed)
+            })
+            .map(|(name, b, failed)| BridgeView {
                 name: name.clone(),
                 ports: b
                     .ports
@@ -754,9 +762,10 @@ impl Daemon {
                             .map(|i| i.xdp_mode.clone())
                             .unwrap_or_default(),
                         worker: b.dp.owner(st.id),
-                        state: match &st.io {
-                            Ok(_) => "up".into(),
-                            Err(e) => format!("down: {e}"),
+                        state: match (&st.io, failed.iter().find(|f| f.0 == st.id)) {
+                            (Err(e), _) => format!("down: {e}"),
+                            (Ok(_), Some((_, q, e))) => format!("down: queue {q}: {e}"),
+                            (Ok(_), None) => "up".into(),
                         },
                     })
                     .collect(),

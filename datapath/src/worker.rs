@@ -122,6 +122,11 @@ pub struct WorkerStats {
     pub rx_queues: Vec<(PortId, u32)>,
     /// Ports whose transmit half this worker owns.
     pub tx_ports: Vec<PortId>,
+    /// Receive queues this worker stopped polling because they failed (device deleted,
+    /// read error): (port, queue, error). Cleared when the port's I/O is attached again.
+    pub failed: Vec<(PortId, u32, String)>,
+    /// Receive errors seen (each failure counts once).
+    pub rx_errors: u64,
 }
 
 impl WorkerStats {
@@ -587,6 +592,7 @@ impl Worker {
             if now != self.last_age {
                 self.pipeline.fdb_mut().age(now);
                 self.last_age = now;
+                self.check_health();
             }
             let t1 = Instant::now();
             let dt = t1.duration_since(t0).as_nanos() as u64;
@@ -631,13 +637,39 @@ impl Worker {
         n
     }
 
+    /// Once per second: asks every receive queue whether its device is still there and
+    /// stops polling the ones that failed (recorded in the stats).
+    fn check_health(&mut self) {
+        let mut i = 0;
+        while i < self.rx.len() {
+            match self.rx[i].rx.health() {
+                Ok(()) => i += 1,
+                Err(e) => self.fail_queue(i, e.to_string()),
+            }
+        }
+    }
+
+    /// Stops polling receive queue `i` (its port object is dropped) and records why.
+    fn fail_queue(&mut self, i: usize, error: String) {
+        let q = self.rx.remove(i);
+        self.stats.rx_errors += 1;
+        self.stats.failed.push((q.port, q.queue, error));
+        self.refresh_placement();
+    }
+
     fn poll_queue(&mut self, i: usize, now: u64) -> usize {
+        if i >= self.rx.len() {
+            return 0; // a queue before it failed during this pass
+        }
         let q = &mut self.rx[i];
         let n = match q.rx.rx_burst(self.burst) {
             Ok(n) => n,
-            // A port whose device vanished keeps failing; other ports go on. The control
-            // plane sees the stalled counters and the port's link state.
-            Err(_) => return 0,
+            // A port whose device vanished keeps failing: stop polling it and report it;
+            // the other ports go on.
+            Err(e) => {
+                self.fail_queue(i, e.to_string());
+                return 0;
+            }
         };
         if n == 0 {
             return 0;
@@ -726,6 +758,7 @@ impl Worker {
             }
             Command::AddRx { port, queue, rx } => {
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));
+                self.stats.failed.retain(|f| !(f.0 == port && f.1 == queue));
                 self.rx.push(RxQueue { port, queue, rx });
                 self.refresh_placement();
             }
@@ -735,6 +768,7 @@ impl Worker {
             }
             Command::Detach(port) => {
                 self.rx.retain(|q| q.port != port);
+                self.stats.failed.retain(|f| f.0 != port);
                 self.tx.remove(port);
                 self.refresh_placement();
             }

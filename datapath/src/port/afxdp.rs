@@ -500,6 +500,17 @@ impl RxPort for AfXdpRx {
         Ok(self.held.len())
     }
 
+    fn health(&mut self) -> Result<(), PortError> {
+        for q in &self.queues {
+            let e = match q.xsk.take_error() {
+                Ok(None) => continue,
+                Ok(Some(e)) | Err(e) => e,
+            };
+            return Err(PortError::io(&self.info.ifname, "receive", e));
+        }
+        Ok(())
+    }
+
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
         let xsk = &self.queues[0].xsk;
         let n = self.held.len();
@@ -606,6 +617,9 @@ impl RxPort for AfXdpPort {
     }
     fn release(&mut self) {
         self.rx.release()
+    }
+    fn health(&mut self) -> Result<(), PortError> {
+        self.rx.health()
     }
 }
 

@@ -100,6 +100,12 @@ pub trait RxPort: Send {
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize;
     /// Returns the held frames' buffers to the port (AF_XDP: fill ring); once per burst.
     fn release(&mut self);
+    /// Whether the port can still receive: an error once its device is gone (AF_XDP: the
+    /// socket's pending error, ENETDOWN after the interface was deleted). A syscall at
+    /// most: the worker calls it about once per second, never per burst.
+    fn health(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// The transmit half of a port.

@@ -301,6 +301,27 @@ impl XskRx {
         };
     }
 
+    /// The socket's pending error (`SO_ERROR`, cleared by reading it): the kernel sets
+    /// ENETDOWN when the socket's device is unregistered.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid out pointers sized for SO_ERROR (an int).
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+    }
+
     /// Data of frame `i` of `held`.
     pub fn data<'a>(&'a self, held: &'a FrameStack, i: usize) -> &'a [u8] {
         assert_eq!(held.umem, self.umem.id, "frames of another UMEM");
