@@ -182,6 +182,11 @@ impl Pipeline {
     pub fn counters(&self, p: PortId) -> &PortCounters {
         &self.counters[p.index()]
     }
+    /// Counts drops that happened outside the pipeline (e.g. in the kernel, for a port).
+    pub fn count_drops(&mut self, p: PortId, reason: DropReason, n: u64) {
+        self.counters[p.index()].drop_n(reason, n);
+    }
+
     /// Resets one port's counters (port removed, id reused).
     pub fn reset_counters(&mut self, p: PortId) {
         self.counters[p.index()] = PortCounters::default();

@@ -512,6 +512,8 @@ struct RxQueue {
     port: PortId,
     queue: u32,
     rx: Box<dyn RxPort>,
+    /// Kernel drops already counted (RxPort::kernel_drops is cumulative).
+    kernel_drops: u64,
 }
 
 struct Worker {
@@ -642,6 +644,15 @@ impl Worker {
     fn check_health(&mut self) {
         let mut i = 0;
         while i < self.rx.len() {
+            let q = &mut self.rx[i];
+            let total = q.rx.kernel_drops();
+            if total > q.kernel_drops {
+                let port = q.port;
+                let delta = total - q.kernel_drops;
+                q.kernel_drops = total;
+                self.pipeline
+                    .count_drops(port, crate::counters::DropReason::RxRingFull, delta);
+            }
             match self.rx[i].rx.health() {
                 Ok(()) => i += 1,
                 Err(e) => self.fail_queue(i, e.to_string()),
@@ -759,7 +770,12 @@ impl Worker {
             Command::AddRx { port, queue, rx } => {
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));
                 self.stats.failed.retain(|f| !(f.0 == port && f.1 == queue));
-                self.rx.push(RxQueue { port, queue, rx });
+                self.rx.push(RxQueue {
+                    port,
+                    queue,
+                    rx,
+                    kernel_drops: 0,
+                });
                 self.refresh_placement();
             }
             Command::AddTx { port, tx } => {

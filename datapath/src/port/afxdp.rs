@@ -500,6 +500,14 @@ impl RxPort for AfXdpRx {
         Ok(self.held.len())
     }
 
+    fn kernel_drops(&mut self) -> u64 {
+        // rx_dropped: no fill-ring buffer (and other kernel drops); rx_ring_full: the RX
+        // ring had no room. Fill-ring-empty events are already in rx_dropped.
+        self.kernel_stats()
+            .map(|s| s.rx_dropped + s.rx_ring_full)
+            .unwrap_or(0)
+    }
+
     fn health(&mut self) -> Result<(), PortError> {
         for q in &self.queues {
             let e = match q.xsk.take_error() {
@@ -620,6 +628,9 @@ impl RxPort for AfXdpPort {
     }
     fn health(&mut self) -> Result<(), PortError> {
         self.rx.health()
+    }
+    fn kernel_drops(&mut self) -> u64 {
+        self.rx.kernel_drops()
     }
 }
 

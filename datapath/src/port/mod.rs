@@ -106,6 +106,12 @@ pub trait RxPort: Send {
     fn health(&mut self) -> Result<(), PortError> {
         Ok(())
     }
+    /// Frames the kernel dropped for this receive half before the switch could see them
+    /// (AF_XDP: receive ring full, no free buffer), cumulative. At most a syscall per
+    /// queue: the worker reads it about once per second.
+    fn kernel_drops(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The transmit half of a port.

@@ -19,6 +19,8 @@ const T: Duration = Duration::from_secs(5);
 struct QueuePort {
     wire_in: Arc<ArrayQueue<Vec<u8>>>,
     wire_out: Arc<ArrayQueue<Vec<u8>>>,
+    /// What the "kernel" dropped before the switch saw it.
+    drops: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl QueuePort {
@@ -26,6 +28,7 @@ impl QueuePort {
         QueuePort {
             wire_in: Arc::new(ArrayQueue::new(65536)),
             wire_out: Arc::new(ArrayQueue::new(65536)),
+            drops: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
     fn halves(&self) -> (Box<dyn RxPort>, Box<dyn TxPort>) {
@@ -33,6 +36,7 @@ impl QueuePort {
             Box::new(QueueRx {
                 q: self.wire_in.clone(),
                 held: Vec::new(),
+                drops: self.drops.clone(),
             }),
             Box::new(QueueTx {
                 q: self.wire_out.clone(),
@@ -47,6 +51,7 @@ impl QueuePort {
 struct QueueRx {
     q: Arc<ArrayQueue<Vec<u8>>>,
     held: Vec<Vec<u8>>,
+    drops: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RxPort for QueueRx {
@@ -68,6 +73,9 @@ impl RxPort for QueueRx {
     }
     fn release(&mut self) {
         self.held.clear();
+    }
+    fn kernel_drops(&mut self) -> u64 {
+        self.drops.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -402,5 +410,43 @@ fn fdb_operations_reach_every_replica() {
         .to_string(),
         "ff:ff:ff:ff:ff:ff is not a unicast address; static entries must be unicast and non-zero"
     );
+    dp.stop();
+}
+
+#[test]
+fn kernel_drops_become_rx_ring_full_counters() {
+    let (dp, ports) = start(1);
+    ports[0]
+        .drops
+        .store(1234, std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + T;
+    loop {
+        let c = dp.port_counters(T).expect("counters");
+        let n = c
+            .iter()
+            .find(|(p, _)| *p == pid(0))
+            .map(|(_, c)| c.drops(crate::counters::DropReason::RxRingFull))
+            .expect("port 0");
+        if n == 1234 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rx_ring_full is {n}, expected 1234"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Cumulative: only the increase is added.
+    ports[0]
+        .drops
+        .store(1300, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2200));
+    let c = dp.port_counters(T).expect("counters");
+    let n = c
+        .iter()
+        .find(|(p, _)| *p == pid(0))
+        .map(|(_, c)| c.drops(crate::counters::DropReason::RxRingFull))
+        .expect("port 0");
+    assert_eq!(n, 1300);
     dp.stop();
 }
