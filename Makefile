@@ -16,7 +16,9 @@ build: setup
 
 ## demo: run the switch on the seeds' scenario and print what was delivered where.
 demo: setup
-	$(CARGO) run --release -p vswitch-datapath --example seeds
+	@bash scripts/setup.sh demo
+	$(CARGO) build --release -p vswitch-ctl
+	bash scripts/demo.sh
 
 ## test: everything CI runs: format, lints, unit/property/acceptance tests, fuzz-corpus replay.
 test: setup lint test-unit test-sriov

@@ -11,11 +11,16 @@ profile=${1:-test}
 pkgs_build=(clang llvm libclang-dev libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make)
 pkgs_net=(iproute2 ethtool tcpdump iperf3 iputils-ping strace dnsmasq-base)
 pkgs_qemu=(busybox-static cpio)
+# scripts/demo.sh: udhcpc as the DHCP client. Any busybox will do; installing
+# busybox-static would remove an installed busybox (they conflict), so only when none is.
+pkgs_demo=()
+[ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || pkgs_demo+=(busybox-static)
 
 want=("${pkgs_build[@]}")
 case "$profile" in
   build) ;;
-  test|demo) want+=("${pkgs_net[@]}") ;;
+  test) want+=("${pkgs_net[@]}") ;;
+  demo) want+=("${pkgs_net[@]}" "${pkgs_demo[@]}") ;;
   qemu) want+=("${pkgs_net[@]}" "${pkgs_qemu[@]}") ;;
   *) echo "setup.sh: unknown profile '$profile' (build|test|demo|qemu)" >&2; exit 2 ;;
 esac
