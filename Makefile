@@ -14,7 +14,8 @@ setup:
 build: setup
 	$(CARGO) build --workspace --release
 
-## demo: run the switch on the seeds' scenario and print what was delivered where.
+## demo: the seeds' scenario on real interfaces (namespaces, AF_XDP and tap ports, dnsmasq,
+## two vswitchd hosts joined by a trunk), driven by vswitchctl; see docs/demo.md.
 demo: setup
 	@bash scripts/setup.sh demo
 	$(CARGO) build --release -p vswitch-ctl

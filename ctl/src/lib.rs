@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod frame_spec;
+pub mod fuzzing;
 pub mod metrics;
 pub mod proto;
 pub mod render;
