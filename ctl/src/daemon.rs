@@ -455,6 +455,18 @@ impl Daemon {
             .ok_or_else(|| not_found(format!("bridge {bridge}: no port {port}")))
     }
 
+    /// Resolves the optional port and MAC of an FDB filter.
+    fn fdb_filter(
+        &self,
+        bridge: &str,
+        port: Option<&str>,
+        mac: Option<&str>,
+    ) -> Result<(Option<PortId>, Option<MacAddr>), ErrorReply> {
+        let port_id = port.map(|p| self.port_id(bridge, p)).transpose()?;
+        let mac = mac.map(parse_mac).transpose()?;
+        Ok((port_id, mac))
+    }
+
     fn port_name(&self, bridge: &str, id: PortId) -> String {
         self.bridges
             .get(bridge)
@@ -582,16 +594,7 @@ impl Daemon {
                 vlan,
                 mac,
             } => {
-                let port_id = port
-                    .as_deref()
-                    .map(|p| self.port_id(&bridge, p))
-                    .transpose()?;
-                let mac: Option<MacAddr> = mac
-                    .map(|m| {
-                        m.parse()
-                            .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))
-                    })
-                    .transpose()?;
+                let (port_id, mac) = self.fdb_filter(&bridge, port.as_deref(), mac.as_deref())?;
                 let b = self.bridge(&bridge)?;
                 let snaps =
                     b.dp.snapshot(true, WORKER_TIMEOUT)
@@ -632,9 +635,7 @@ impl Daemon {
             }
             Request::FdbDel { bridge, vlan, mac } => {
                 let b = self.bridge(&bridge)?;
-                let m: MacAddr = mac
-                    .parse()
-                    .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))?;
+                let m = parse_mac(&mac)?;
                 let in_config = self.config.bridge(&bridge).is_some_and(|b| {
                     b.static_macs
                         .iter()
@@ -659,16 +660,7 @@ impl Daemon {
                 vlan,
                 mac,
             } => {
-                let port_id = port
-                    .as_deref()
-                    .map(|p| self.port_id(&bridge, p))
-                    .transpose()?;
-                let mac: Option<MacAddr> = mac
-                    .map(|m| {
-                        m.parse()
-                            .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))
-                    })
-                    .transpose()?;
+                let (port_id, mac) = self.fdb_filter(&bridge, port.as_deref(), mac.as_deref())?;
                 let b = self.bridge(&bridge)?;
                 b.dp.fdb(
                     FdbOp::Flush(Flush {
@@ -909,6 +901,11 @@ impl Daemon {
     pub fn port_label(&self, bridge: &str, id: PortId) -> String {
         self.port_name(bridge, id)
     }
+}
+
+fn parse_mac(m: &str) -> Result<MacAddr, ErrorReply> {
+    m.parse()
+        .map_err(|e: datapath::wire::MacParseError| usage(e.to_string()))
 }
 
 /// Keeps generations increasing across rebuilt topologies.
