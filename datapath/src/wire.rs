@@ -357,8 +357,10 @@ impl L2Header {
         let Some(h) = frame.first_chunk::<ETH_HDR_LEN>() else {
             return Err(ParseError::Runt);
         };
-        let w0 = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
-        let w1 = u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]);
+        // Two unaligned 8-byte loads (the lengths are constant, so the fallbacks are dead
+        // code the compiler removes).
+        let w0 = u64::from_be_bytes(h[0..8].try_into().unwrap_or([0; 8]));
+        let w1 = u64::from_be_bytes(h[6..14].try_into().unwrap_or([0; 8]));
         let tag = if w1 as u16 == TPID_8021Q {
             match frame.get(14..16) {
                 Some(t) if frame.len() >= ETH_HDR_LEN + VLAN_TAG_LEN => {
