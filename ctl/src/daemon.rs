@@ -198,7 +198,7 @@ impl Daemon {
             match r.error {
                 Some(e) => out.push(format!("vf {} {}: {e}", r.pf, r.vf)),
                 None if !r.changed.is_empty() => {
-                    eprintln!(
+                    tracing::info!(
                         "vswitchd: vf {} {}: set {}",
                         r.pf,
                         r.vf,
@@ -890,6 +890,27 @@ impl Daemon {
         for (_, b) in std::mem::take(&mut self.bridges) {
             b.dp.stop();
         }
+    }
+
+    /// Receive queues the workers stopped polling because their port failed:
+    /// (bridge, port, error).
+    pub fn failed_ports(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for (bname, b) in &self.bridges {
+            let Ok(snaps) = b.dp.snapshot(false, WORKER_TIMEOUT) else {
+                continue;
+            };
+            for s in snaps {
+                for (p, q, e) in s.stats.failed {
+                    out.push((
+                        bname.clone(),
+                        self.port_name(bname, p),
+                        format!("queue {q}: {e}"),
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Datapath handles for metrics.

@@ -32,6 +32,8 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const METRICS: Token = Token(2);
 const FIRST_CLIENT: usize = 16;
+/// How often the control loop looks for failed ports to report.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Who may use the socket: root, the daemon's own user, or members of the socket's group
 /// (the socket is mode 0660, so the file system agrees).
@@ -107,6 +109,9 @@ pub struct Server {
     signals: std::os::fd::OwnedFd,
     clients: HashMap<Token, Client>,
     next: usize,
+    next_health: Instant,
+    /// Port failures already logged (each is logged once).
+    reported: std::collections::HashSet<(String, String, String)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -178,6 +183,8 @@ impl Server {
             signals,
             clients: HashMap::new(),
             next: FIRST_CLIENT,
+            next_health: Instant::now() + HEALTH_INTERVAL,
+            reported: std::collections::HashSet::new(),
         })
     }
 
@@ -201,13 +208,13 @@ impl Server {
                             if sig == libc::SIGHUP {
                                 match daemon.reload() {
                                     Ok(p) if p.is_empty() => {
-                                        eprintln!("vswitchd: configuration reloaded")
+                                        tracing::info!("vswitchd: configuration reloaded")
                                     }
-                                    Ok(p) => eprintln!(
+                                    Ok(p) => tracing::warn!(
                                         "vswitchd: configuration reloaded; {}",
                                         p.join("; ")
                                     ),
-                                    Err(e) => eprintln!("vswitchd: {}", e.message),
+                                    Err(e) => tracing::warn!("vswitchd: {}", e.message),
                                 }
                             } else {
                                 return Ok(Exit::Signal(sig));
@@ -217,8 +224,20 @@ impl Server {
                     t => self.service(t, daemon),
                 }
             }
-            // Close clients that stalled mid-request.
+            // Report ports that failed since the last look, once each (never per packet).
             let now = Instant::now();
+            if now >= self.next_health {
+                self.next_health = now + HEALTH_INTERVAL;
+                for (bridge, port, error) in daemon.failed_ports() {
+                    if self
+                        .reported
+                        .insert((bridge.clone(), port.clone(), error.clone()))
+                    {
+                        tracing::warn!("vswitchd: bridge {bridge} port {port}: down: {error}");
+                    }
+                }
+            }
+            // Close clients that stalled mid-request.
             let stale: Vec<Token> = self
                 .clients
                 .iter()

@@ -45,18 +45,31 @@ fn sd_notify(state: &str) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs: plain lines on stderr (journald adds time and level), filtered by
+    // VSWITCHD_LOG (e.g. "warn"); the datapath never logs per packet.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VSWITCHD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     // Block the signals before any thread starts, so workers inherit the mask and the
     // control loop's signalfd receives them.
     let signals = ctl::sys::signal_fd().context("signalfd")?;
     let (mut daemon, problems) = ctl::daemon::Daemon::start(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     for p in &problems {
-        eprintln!("vswitchd: {p} (port kept down)");
+        tracing::warn!("vswitchd: {p} (port kept down)");
     }
     let metrics = daemon.config().metrics.listen.clone();
     let mut server = ctl::server::Server::bind(&args.socket, metrics.as_deref(), signals)
         .with_context(|| format!("control socket {}", args.socket.display()))?;
-    eprintln!(
+    tracing::info!(
         "vswitchd: ready: {} bridge(s), socket {}{}",
         daemon.config().bridges.len(),
         args.socket.display(),
@@ -68,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     sd_notify("READY=1");
     let exit = server.run(&mut daemon).context("control loop")?;
     sd_notify("STOPPING=1");
-    eprintln!("vswitchd: {exit:?}: stopping");
+    tracing::info!("vswitchd: {exit:?}: stopping");
     daemon.shutdown();
     drop(server);
     Ok(())
