@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate fuzz clean
+.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate soak fuzz clean
 
 all: build
 
@@ -45,6 +45,11 @@ bench: setup
 PKTRATE_ARGS ?=
 pktrate: setup
 	$(CARGO) run --release -p vswitch-benches --bin pktrate -- $(PKTRATE_ARGS)
+
+## soak: SOAK_SECONDS (default 60) of mixed traffic with 2 workers: zero loss, no memory
+## growth, counters balanced (tests/tests/soak.rs; SOAK_PPS per sender, default 20000).
+soak: setup
+	$(CARGO) test --release -p vswitch-tests --test soak -- --ignored --nocapture
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 600) with cargo-fuzz on stable.
 FUZZ_SECONDS ?= 600
