@@ -133,17 +133,31 @@ fn soak_mixed_traffic_two_workers() {
     let got_b = rx_packets(&b) - b0;
     let got_d = rx_packets(&d) - d0;
     let got_c = rx_packets(&c) - c0;
-    // b: a's unicast and broadcasts (VLAN 10); d: c's unicast and broadcasts (VLAN 20);
-    // c (trunk 10,20): a's broadcasts, tagged 10.
-    assert_eq!(got_b, n, "b received {got_b} of {n} in {elapsed:?}");
-    assert_eq!(got_d, n, "d received {got_d} of {n}");
-    assert_eq!(got_c, bcast, "c received {got_c} broadcasts of {bcast}");
     let (sa, sb, sc, sd) = (
         dmn.port_stats(BR, "a"),
         dmn.port_stats(BR, "b"),
         dmn.port_stats(BR, "c"),
         dmn.port_stats(BR, "d"),
     );
+    let drops = format!(
+        "a rx {} {:?} / b tx {} {:?} / c rx {} {:?} / d tx {} {:?}",
+        sa.rx_packets - sa0.rx_packets,
+        sa.drops,
+        sb.tx_packets - sb0.tx_packets,
+        sb.drops,
+        sc.rx_packets - sc0.rx_packets,
+        sc.drops,
+        sd.tx_packets - sd0.tx_packets,
+        sd.drops
+    );
+    // b: a's unicast and broadcasts (VLAN 10); d: c's unicast and broadcasts (VLAN 20);
+    // c (trunk 10,20): a's broadcasts, tagged 10.
+    assert_eq!(
+        got_b, n,
+        "b received {got_b} of {n} in {elapsed:?}; drops {drops}"
+    );
+    assert_eq!(got_d, n, "d received {got_d} of {n}; drops {drops}");
+    assert_eq!(got_c, bcast, "c received {got_c} broadcasts of {bcast}");
     // Counters balance: every frame in went out (b: n, c: bcast, d: n) with no drops.
     assert_eq!(sa.rx_packets - sa0.rx_packets, n);
     assert_eq!(sc.rx_packets - sc0.rx_packets, n);

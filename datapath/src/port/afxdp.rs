@@ -610,11 +610,25 @@ impl TxPort for AfXdpTx {
         if !self.ready.is_empty() {
             self.xsk.produce(&mut self.ready);
         }
-        if self.xsk.needs_wakeup() && self.xsk.pending() {
+        // In copy mode one sendto moves at most 32 frames (the kernel's TX budget): keep
+        // kicking while frames remain, bounded, so a loop that queued more than 32 frames
+        // for this port (its own bursts plus other workers' handoffs) does not leave a
+        // backlog that fills the ring. Syscalls stay per 32 frames, never per frame.
+        for _ in 0..MAX_KICKS_PER_FLUSH {
+            if !(self.xsk.needs_wakeup() && self.xsk.pending()) {
+                break;
+            }
             self.kick();
+            self.xsk.reap(&mut self.free);
+            if !self.ready.is_empty() {
+                self.xsk.produce(&mut self.ready);
+            }
         }
     }
 }
+
+/// Most `sendto` kicks one flush makes (8 x 32 = 256 frames, a full burst list).
+const MAX_KICKS_PER_FLUSH: usize = 8;
 
 impl RxPort for AfXdpPort {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
