@@ -1,0 +1,60 @@
+//! vswitchctl commands that need no daemon: doctor and completions.
+
+use std::process::Command;
+
+fn vswitchctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .args(args)
+        .output()
+        .expect("run vswitchctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_reports_a_missing_interface_and_fails() {
+    let (code, out, _) = vswitchctl(&["doctor", "vsw-nosuchif0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l == "[FAIL] interface vsw-nosuchif0: does not exist"),
+        "{out}"
+    );
+    let last = out.lines().last().expect("summary line");
+    assert!(last.ends_with("failed"), "{last}");
+    // JSON: one object per check with a boolean verdict.
+    let (code, out, _) = vswitchctl(&["doctor", "--json", "vsw-nosuchif0"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let checks = v.as_array().expect("array");
+    assert!(checks
+        .iter()
+        .any(|c| c["check"] == "interface vsw-nosuchif0: does not exist" && c["ok"] == false));
+}
+
+#[test]
+fn doctor_checks_loopback_queues_and_xdp() {
+    let (_, out, _) = vswitchctl(&["doctor", "lo"]);
+    assert!(out.contains("interface lo: operstate"), "{out}");
+    assert!(
+        out.contains("interface lo: no XDP program attached"),
+        "{out}"
+    );
+    assert!(out.contains("kernel: AF_XDP sockets"), "{out}");
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = vswitchctl(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for sub in ["add-port", "fdb", "trace", "vf"] {
+            assert!(out.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let (code, _, err) = vswitchctl(&["completions", "cmd.exe"]);
+    assert_eq!(code, 2, "{err}");
+}
