@@ -166,6 +166,7 @@ while [ -z "$pf" ] && [ $i -lt 50 ]; do
   done
   [ -n "$pf" ] || { sleep 0.2; i=$((i+1)); }
 done
+echo
 echo "@@PF $pf"
 if [ -n "$pf" ]; then
   # igb accepts VF rates only with the link up (it checks them against the speed), and
@@ -248,6 +249,11 @@ lines = re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])", "", raw).split("\n")
 blocks, rcs, errs, meta = {}, {}, {}, {}
 cur = None
 for ln in lines:
+    # A marker can be glued to firmware output that had no newline ("Booting from
+    # ROM..@@PF eth0"): start the line at the marker.
+    k = ln.find("@@")
+    if k > 0:
+        ln = ln[k:]
     m = re.match(r"^@@BEGIN (\S+)$", ln)
     if m:
         cur, blocks[m.group(1)] = m.group(1), []
