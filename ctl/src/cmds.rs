@@ -57,18 +57,8 @@ pub struct AddPortArgs {
     pub queues: u32,
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpArg,
-    /// Access VLAN.
-    #[arg(long, conflicts_with = "trunk")]
-    pub access: Option<u16>,
-    /// Trunk allowed VLANs ("10,20-30", "all").
-    #[arg(long)]
-    pub trunk: Option<String>,
-    /// Native VLAN of a trunk.
-    #[arg(long, requires = "trunk")]
-    pub native: Option<u16>,
-    /// The native VLAN leaves tagged.
-    #[arg(long, requires = "native")]
-    pub tagged: bool,
+    #[command(flatten)]
+    pub vlan: VlanArgs,
     #[arg(long)]
     pub mtu: Option<u32>,
     /// Never exchange frames with other isolated ports.
@@ -95,16 +85,50 @@ pub struct AddPortArgs {
 pub struct SetPortArgs {
     pub bridge: String,
     pub port: String,
-    #[arg(long, conflicts_with = "trunk")]
-    pub access: Option<u16>,
-    #[arg(long)]
-    pub trunk: Option<String>,
-    #[arg(long, requires = "trunk")]
-    pub native: Option<u16>,
-    #[arg(long, requires = "native")]
-    pub tagged: bool,
+    #[command(flatten)]
+    pub vlan: VlanArgs,
     #[arg(long)]
     pub mtu: Option<u32>,
+}
+
+/// A port's VLAN mode as flags (add-port, set-port).
+#[derive(Debug, Args)]
+pub struct VlanArgs {
+    /// Access VLAN.
+    #[arg(long, conflicts_with = "trunk")]
+    pub access: Option<u16>,
+    /// Trunk allowed VLANs ("10,20-30", "all").
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// Native VLAN of a trunk.
+    #[arg(long, requires = "trunk")]
+    pub native: Option<u16>,
+    /// The native VLAN leaves tagged.
+    #[arg(long, requires = "native")]
+    pub tagged: bool,
+}
+
+impl VlanArgs {
+    /// The mode as text ("access 100", "trunk 10,20 native 5 tagged"), if a flag was given.
+    pub fn text(&self) -> Option<String> {
+        if let Some(v) = self.access {
+            return Some(format!("access {v}"));
+        }
+        let list = self.trunk.as_ref()?;
+        let list = if list.trim().is_empty() {
+            "all"
+        } else {
+            list.as_str()
+        };
+        let mut s = format!("trunk {list}");
+        if let Some(n) = self.native {
+            s.push_str(&format!(" native {n}"));
+            if self.tagged {
+                s.push_str(" tagged");
+            }
+        }
+        Some(s)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,10 +279,10 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
         XdpArg::Native => XdpModeSpec::Native,
         XdpArg::Generic => XdpModeSpec::Generic,
     };
-    p.access = a.access;
-    p.trunk = a.trunk.clone();
-    p.native = a.native;
-    p.native_tagged = a.tagged;
+    p.access = a.vlan.access;
+    p.trunk = a.vlan.trunk.clone();
+    p.native = a.vlan.native;
+    p.native_tagged = a.vlan.tagged;
     p.mtu = a.mtu;
     p.isolated = a.isolated;
     p.learn_limit = a.learn_limit;
@@ -266,27 +290,6 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     p.storm_multicast_pps = a.storm_multicast;
     p.storm_unknown_pps = a.storm_unknown;
     p
-}
-
-/// The VLAN text for set-port from flags, if any VLAN flag was given.
-pub fn vlan_text(a: &SetPortArgs) -> Option<String> {
-    if let Some(v) = a.access {
-        return Some(format!("access {v}"));
-    }
-    let list = a.trunk.as_ref()?;
-    let list = if list.trim().is_empty() {
-        "all"
-    } else {
-        list.as_str()
-    };
-    let mut s = format!("trunk {list}");
-    if let Some(n) = a.native {
-        s.push_str(&format!(" native {n}"));
-        if a.tagged {
-            s.push_str(" tagged");
-        }
-    }
-    Some(s)
 }
 
 /// Parses "1,3" into CPU ids.

@@ -166,7 +166,7 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
             false,
         ),
         Command::SetPort { args } => {
-            let vlan = cmds::vlan_text(&args);
+            let vlan = args.vlan.text();
             if vlan.is_none() && args.mtu.is_none() {
                 eprintln!("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)");
                 return Ok(EXIT_USAGE);
