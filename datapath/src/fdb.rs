@@ -257,6 +257,36 @@ impl Fdb {
         now: u64,
         limit: Option<u32>,
     ) -> Learn {
+        let r = self.learn_uncounted(vid, mac, port, now, limit);
+        self.count(r);
+        r
+    }
+
+    /// Counts what local learning did (replica updates are not counted).
+    #[inline]
+    fn count(&mut self, r: Learn) {
+        let c = &mut self.counters;
+        match r {
+            Learn::Refreshed => {}
+            Learn::Learned => c.learned += 1,
+            Learn::Moved { .. } => c.moved += 1,
+            Learn::StaticMoveBlocked => c.static_move_blocked += 1,
+            Learn::LimitReached => c.learn_limit += 1,
+            Learn::TableFull => c.table_full += 1,
+        }
+    }
+
+    /// Learning without the outcome counters (evictions are still counted: they
+    /// happen in this table).
+    #[inline]
+    fn learn_uncounted(
+        &mut self,
+        vid: u16,
+        mac: u64,
+        port: PortId,
+        now: u64,
+        limit: Option<u32>,
+    ) -> Learn {
         let k = key(vid, mac);
         if let Some(&idx) = self.map.get(&k) {
             let s = &self.slots[idx as usize];
@@ -287,13 +317,11 @@ impl Fdb {
     ) -> Learn {
         let s = self.slots[idx as usize];
         if s.is_static {
-            self.counters.static_move_blocked += 1;
             return Learn::StaticMoveBlocked;
         }
         let from = PortId::from_raw(s.port);
         if self.at_limit(port, limit) {
             self.remove_slot(k, idx);
-            self.counters.learn_limit += 1;
             return Learn::LimitReached;
         }
         self.unlink(idx);
@@ -301,22 +329,18 @@ impl Fdb {
         slot.port = port.index() as u16;
         slot.last_seen = now;
         self.link_tail(idx);
-        self.counters.moved += 1;
         Learn::Moved { from }
     }
 
     /// An unknown (vid, mac).
     fn learn_new(&mut self, k: u64, port: PortId, now: u64, limit: Option<u32>) -> Learn {
         if self.at_limit(port, limit) {
-            self.counters.learn_limit += 1;
             return Learn::LimitReached;
         }
         if self.map.len() >= self.config.capacity && !self.evict_one() {
-            self.counters.table_full += 1;
             return Learn::TableFull;
         }
         self.insert_new(k, port, now, false);
-        self.counters.learned += 1;
         Learn::Learned
     }
 
@@ -329,17 +353,7 @@ impl Fdb {
                 mac,
                 port,
                 now,
-            } => {
-                let before = self.counters;
-                let r = self.learn(vid, mac, port, now, limit);
-                // Counters describe what this replica's traffic did; keep them unchanged
-                // except for evictions, which did happen here.
-                self.counters = FdbCounters {
-                    evicted: self.counters.evicted,
-                    ..before
-                };
-                r
-            }
+            } => self.learn_uncounted(vid, mac.to_u64(), port, now, limit),
         }
     }
 
