@@ -39,6 +39,7 @@ fn switch_rate(c: &mut Criterion) {
         rate: None,
         burst: 32,
         spin: false,
+        xdp_mode: datapath::port::XdpMode::Auto,
     };
     let path = Path::up(&lab, Case::SwitchAccessTrunk, &p).expect("switch up");
     let gen = path.generator(&p, None).expect("generator");

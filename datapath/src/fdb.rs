@@ -65,8 +65,12 @@ pub struct FdbCounters {
 pub enum Learn {
     /// A new dynamic entry.
     Learned,
-    /// Already known on this port (timestamp refreshed when a second has passed).
+    /// Already known on this port; its timestamp moved to a new second (other replicas
+    /// and the XDP fast path's mirror hear about it, at most once a second per entry).
     Refreshed,
+    /// Already known on this port and refreshed within this second (or static): nothing
+    /// changed.
+    Known,
     /// A dynamic entry moved from another port.
     Moved { from: PortId },
     /// Seen on another port than its static entry: not moved.
@@ -81,7 +85,10 @@ pub enum Learn {
 impl Learn {
     /// Whether other replicas must hear about this (see [`FdbUpdate`]).
     pub fn changed(self) -> bool {
-        matches!(self, Learn::Learned | Learn::Moved { .. })
+        matches!(
+            self,
+            Learn::Learned | Learn::Moved { .. } | Learn::Refreshed
+        )
     }
 }
 
@@ -267,7 +274,7 @@ impl Fdb {
     fn count(&mut self, r: Learn) {
         let c = &mut self.counters;
         match r {
-            Learn::Refreshed => {}
+            Learn::Refreshed | Learn::Known => {}
             Learn::Learned => c.learned += 1,
             Learn::Moved { .. } => c.moved += 1,
             Learn::StaticMoveBlocked => c.static_move_blocked += 1,
@@ -296,8 +303,9 @@ impl Fdb {
                     self.unlink(idx);
                     self.slots[idx as usize].last_seen = now;
                     self.link_tail(idx);
+                    return Learn::Refreshed;
                 }
-                return Learn::Refreshed;
+                return Learn::Known;
             }
             self.learn_other_port(k, idx, port, now, limit)
         } else {

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod counters;
+pub mod fastpath;
 pub mod fdb;
 pub mod fuzzing;
 pub mod mem;

@@ -187,6 +187,16 @@ impl Pipeline {
         self.counters[p.index()].drop_n(reason, n);
     }
 
+    /// Adds frames the XDP fast path forwarded: received on `rx_port`'s side (`rx_*`) or
+    /// sent out of it (`tx_*`).
+    pub fn count_fast(&mut self, p: PortId, rx: (u64, u64), tx: (u64, u64)) {
+        let c = &mut self.counters[p.index()];
+        c.rx_packets += rx.0;
+        c.rx_bytes += rx.1;
+        c.tx_packets += tx.0;
+        c.tx_bytes += tx.1;
+    }
+
     /// Resets one port's counters (port removed, id reused).
     pub fn reset_counters(&mut self, p: PortId) {
         self.counters[p.index()] = PortCounters::default();

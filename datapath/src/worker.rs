@@ -26,9 +26,10 @@ use crossbeam::channel::{self, Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
 
 use crate::counters::PortCounters;
+use crate::fastpath::Mirror;
 use crate::fdb::{FdbConfig, FdbCounters, FdbEntry, FdbError, FdbUpdate, Flush};
 use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, MAX_BURST};
-use crate::port::{PortTxTable, RxPort, TxPort};
+use crate::port::{PortTxTable, RxPort, SharedProgram, TxPort, XdpCounters};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
@@ -56,6 +57,10 @@ pub struct DatapathConfig {
     pub max_frame: usize,
     /// Capacity of each lane's FDB update queue.
     pub lane_updates: usize,
+    /// The switch's XDP program (shared by its AF_XDP ports). With its fast path on, the
+    /// datapath keeps the program's FDB mirror and topology in step (see
+    /// [`crate::fastpath`]).
+    pub xdp: Option<SharedProgram>,
 }
 
 impl Default for DatapathConfig {
@@ -70,6 +75,7 @@ impl Default for DatapathConfig {
             lane_buffers: 1024,
             max_frame: 9238,
             lane_updates: 4096,
+            xdp: None,
         }
     }
 }
@@ -127,6 +133,12 @@ pub struct WorkerStats {
     pub failed: Vec<(PortId, u32, String)>,
     /// Receive errors seen (each failure counts once).
     pub rx_errors: u64,
+    /// FDB updates lost because the fast path's mirror queue was full (healed by the next
+    /// refresh of the entry, at most a second later).
+    pub mirror_dropped: u64,
+    /// Things the worker could not set up as asked (e.g. threaded NAPI for a fast-path
+    /// port), for the control plane's log.
+    pub notes: Vec<String>,
 }
 
 impl WorkerStats {
@@ -241,6 +253,8 @@ pub struct Datapath {
     commands: Vec<Sender<Command>>,
     threads: Vec<JoinHandle<()>>,
     next_worker: usize,
+    /// The fast path's FDB mirror thread (fast path on only).
+    mirror: Option<Mirror>,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -279,6 +293,18 @@ impl Datapath {
             })
             .collect();
         let topo = Arc::new(topo);
+        let program = config.xdp.as_ref().map(|p| p.0.clone());
+        let mirror = match &program {
+            Some(p) if p.fast() => {
+                p.fdb_op(&FdbOp::SetAging(config.fdb.aging_secs));
+                p.sync_topology(topo.clone());
+                Some(
+                    Mirror::start(p.clone(), n)
+                        .map_err(|source| DatapathError::Spawn { worker: n, source })?,
+                )
+            }
+            _ => None,
+        };
         let mut commands = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for (id, out) in lanes.iter().enumerate() {
@@ -286,7 +312,8 @@ impl Datapath {
             let out = out.clone();
             let inbound: Vec<Arc<Lane>> = (0..n).filter_map(|a| lanes[a][id].clone()).collect();
             let cpu = (!config.cpus.is_empty()).then(|| config.cpus[id % config.cpus.len()]);
-            let w = Worker::new(id, cpu, &config, topo.clone(), out, inbound, rx, epoch);
+            let mut w = Worker::new(id, cpu, &config, topo.clone(), out, inbound, rx, epoch);
+            w.mirror = mirror.as_ref().map(|m| m.queue(id));
             let handle = std::thread::Builder::new()
                 .name(format!("pmd{id}"))
                 .spawn(move || w.run())
@@ -301,6 +328,7 @@ impl Datapath {
             commands,
             threads,
             next_worker: 0,
+            mirror,
         })
     }
 
@@ -341,6 +369,7 @@ impl Datapath {
             self.detach_port(p)?;
         }
         self.topo = Arc::new(topo);
+        self.sync_program();
         for w in 0..self.commands.len() {
             self.send(
                 w,
@@ -348,6 +377,15 @@ impl Datapath {
             )?;
         }
         Ok(())
+    }
+
+    /// Tells the XDP program (fast path on) about the current topology.
+    fn sync_program(&self) {
+        if let Some(p) = &self.config.xdp {
+            if self.mirror.is_some() {
+                p.0.sync_topology(self.topo.clone());
+            }
+        }
     }
 
     /// Gives a configured port its I/O: receive queues are spread over workers round-robin
@@ -380,6 +418,7 @@ impl Datapath {
                 Command::SetTopology(self.topo.clone(), self.owners.clone()),
             )?;
         }
+        self.sync_program();
         self.send(first, Command::AddTx { port, tx })?;
         for (q, r) in rx.into_iter().enumerate() {
             self.send(
@@ -419,6 +458,9 @@ impl Datapath {
         for (w, r) in replies.into_iter().enumerate() {
             r.recv_timeout(timeout)
                 .map_err(|_| DatapathError::Timeout(w, timeout))??;
+        }
+        if let (Some(p), Some(_)) = (&self.config.xdp, &self.mirror) {
+            p.0.fdb_op(&op);
         }
         Ok(())
     }
@@ -514,6 +556,8 @@ struct RxQueue {
     rx: Box<dyn RxPort>,
     /// Kernel drops already counted (RxPort::kernel_drops is cumulative).
     kernel_drops: u64,
+    /// XDP program counters already counted (cumulative too).
+    xdp: XdpCounters,
 }
 
 struct Worker {
@@ -535,6 +579,8 @@ struct Worker {
     last_age: u64,
     /// Handoffs taken from a lane, waiting to be transmitted (capacity MAX_BURST).
     pending: Vec<Handoff>,
+    /// Where learned/moved/refreshed entries go for the XDP fast path's FDB mirror.
+    mirror: Option<Arc<ArrayQueue<FdbUpdate>>>,
 }
 
 impl Worker {
@@ -570,6 +616,7 @@ impl Worker {
             },
             last_age: 0,
             pending: Vec::with_capacity(MAX_BURST),
+            mirror: None,
         }
     }
 
@@ -653,10 +700,38 @@ impl Worker {
                 self.pipeline
                     .count_drops(port, crate::counters::DropReason::RxRingFull, delta);
             }
+            self.poll_xdp(i);
             match self.rx[i].rx.health() {
                 Ok(()) => i += 1,
                 Err(e) => self.fail_queue(i, e.to_string()),
             }
+        }
+    }
+
+    /// Adds what the XDP program did for receive queue `i`'s port since the last call:
+    /// fast-path frames to the port's rx/tx counters, oversize frames as `mtu_exceeded`.
+    fn poll_xdp(&mut self, i: usize) {
+        let q = &mut self.rx[i];
+        let now = q.rx.xdp_counters();
+        let was = q.xdp;
+        q.xdp = now;
+        let port = q.port;
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        self.pipeline.count_fast(
+            port,
+            (
+                d(now.fwd_rx_packets, was.fwd_rx_packets),
+                d(now.fwd_rx_bytes, was.fwd_rx_bytes),
+            ),
+            (
+                d(now.fwd_tx_packets, was.fwd_tx_packets),
+                d(now.fwd_tx_bytes, was.fwd_tx_bytes),
+            ),
+        );
+        let over = d(now.oversize, was.oversize);
+        if over > 0 {
+            self.pipeline
+                .count_drops(port, crate::counters::DropReason::MtuExceeded, over);
         }
     }
 
@@ -701,6 +776,13 @@ impl Worker {
         self.stats.packets += k as u64;
         self.stats.bursts += 1;
         if !self.pipeline.updates().is_empty() {
+            if let Some(m) = &self.mirror {
+                for u in self.pipeline.updates() {
+                    if m.push(*u).is_err() {
+                        self.stats.mirror_dropped += 1;
+                    }
+                }
+            }
             for lane in self.out.iter().flatten() {
                 for u in self.pipeline.updates() {
                     if lane.updates.push(*u).is_ok() {
@@ -767,7 +849,20 @@ impl Worker {
                 self.topo = t;
                 self.owners = owners;
             }
-            Command::AddRx { port, queue, rx } => {
+            Command::AddRx {
+                port,
+                queue,
+                mut rx,
+            } => {
+                if let Some(cpu) = self.stats.cpu {
+                    match rx.serve_on_cpu(cpu) {
+                        // The kernel's fast-path threads run on this CPU too: stop
+                        // spinning as soon as a poll finds nothing.
+                        Ok(true) => self.idle_polls = 1,
+                        Ok(false) => {}
+                        Err(note) => self.stats.notes.push(note),
+                    }
+                }
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));
                 self.stats.failed.retain(|f| !(f.0 == port && f.1 == queue));
                 self.rx.push(RxQueue {
@@ -775,6 +870,7 @@ impl Worker {
                     queue,
                     rx,
                     kernel_drops: 0,
+                    xdp: XdpCounters::default(),
                 });
                 self.refresh_placement();
             }
@@ -810,6 +906,9 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::Snapshot { entries, reply } => {
+                for i in 0..self.rx.len() {
+                    self.poll_xdp(i);
+                }
                 let now = self.epoch.elapsed().as_secs();
                 let counters = self
                     .topo

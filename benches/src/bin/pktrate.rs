@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use clap::Parser;
+use datapath::port::XdpMode;
 
 use pktrate::lab::Lab;
 use pktrate::report;
@@ -53,6 +54,9 @@ struct Args {
     /// Worker spins when idle (pure PMD) instead of the default idle back-off sleep.
     #[arg(long)]
     spin: bool,
+    /// XDP attach mode of the switch's ports: native, generic or auto.
+    #[arg(long, default_value = "auto", value_parser = parse_mode)]
+    xdp_mode: XdpMode,
     /// Also run switch-access-trunk at half the measured maximum switch rate and count
     /// lost frames (target 0).
     #[arg(long)]
@@ -171,6 +175,7 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
         rate: args.rate,
         burst: args.burst,
         spin: args.spin,
+        xdp_mode: args.xdp_mode,
     };
     let cases: Vec<Case> = if args.cases.is_empty() {
         Case::ALL.to_vec()
@@ -260,6 +265,7 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
                 "rate": params.rate,
                 "burst": params.burst,
                 "spin": params.spin,
+                "xdp_mode": params.xdp_mode.to_string(),
                 "bridge_nf": lab.bridge_nf,
                 "frame_bytes": 60,
             },
@@ -277,4 +283,13 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     }
     drop(lab);
     Ok(())
+}
+
+fn parse_mode(s: &str) -> Result<XdpMode, String> {
+    match s {
+        "native" => Ok(XdpMode::Native),
+        "generic" => Ok(XdpMode::Generic),
+        "auto" => Ok(XdpMode::Auto),
+        _ => Err(format!("XDP mode {s:?}: expected native, generic or auto")),
+    }
 }

@@ -156,6 +156,16 @@ impl Lab {
         )?;
         sh("ip", &["-n", &m, "link", "set", &lab.bridge, "up"])?;
         lab.bridge_nf = lab.disable_bridge_nf();
+        // GRO on the sink's veth gives it a NAPI context, which is what lets the switch's
+        // XDP fast path redirect frames to its peer (veth_xdp_xmit). Frames forwarded as
+        // skbs (direct, bridge, AF_XDP transmit) do not use it: all cases see the same sink.
+        let s = lab.sink.name().to_owned();
+        for ifname in [lab.pair_sink.b.clone(), lab.pair_direct.b.clone()] {
+            sh(
+                "ip",
+                &["netns", "exec", &s, "ethtool", "-K", &ifname, "gro", "on"],
+            )?;
+        }
         Ok(lab)
     }
 

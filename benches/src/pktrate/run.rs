@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use datapath::port::{AfXdpConfig, AfXdpPort};
+use datapath::fastpath::XdpProgram;
+use datapath::port::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
 use datapath::topology::{PortConfig, PortId, Topology};
 use datapath::vlan::PortVlan;
 use datapath::wire::MacAddr;
@@ -33,14 +34,21 @@ pub enum Case {
     SwitchAccessTrunk,
     /// vswitch: tagged VID 100 into the trunk port, sink on the access port (pop).
     SwitchTrunkAccess,
+    /// As `switch-access-trunk` with the XDP fast path on (known unicast forwarded in
+    /// the kernel by vswitch's XDP program; the worker sees only the first frames).
+    SwitchXdpAccessTrunk,
+    /// As `switch-trunk-access` with the XDP fast path on.
+    SwitchXdpTrunkAccess,
 }
 
 impl Case {
-    pub const ALL: [Case; 4] = [
+    pub const ALL: [Case; 6] = [
         Case::Direct,
         Case::Bridge,
         Case::SwitchAccessTrunk,
         Case::SwitchTrunkAccess,
+        Case::SwitchXdpAccessTrunk,
+        Case::SwitchXdpTrunkAccess,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -48,14 +56,23 @@ impl Case {
             Case::Bridge => "bridge",
             Case::SwitchAccessTrunk => "switch-access-trunk",
             Case::SwitchTrunkAccess => "switch-trunk-access",
+            Case::SwitchXdpAccessTrunk => "switch-xdp-access-trunk",
+            Case::SwitchXdpTrunkAccess => "switch-xdp-trunk-access",
         }
     }
     pub fn is_switch(self) -> bool {
-        matches!(self, Case::SwitchAccessTrunk | Case::SwitchTrunkAccess)
+        !matches!(self, Case::Direct | Case::Bridge)
+    }
+    /// A switch case with the XDP fast path on.
+    pub fn is_fast(self) -> bool {
+        matches!(
+            self,
+            Case::SwitchXdpAccessTrunk | Case::SwitchXdpTrunkAccess
+        )
     }
     /// VLAN tag of the frames the generator sends in this case.
     fn gen_vid(self) -> Option<u16> {
-        (self == Case::SwitchTrunkAccess).then_some(VID)
+        matches!(self, Case::SwitchTrunkAccess | Case::SwitchXdpTrunkAccess).then_some(VID)
     }
 }
 
@@ -75,6 +92,8 @@ pub struct Params {
     pub burst: usize,
     /// Worker never sleeps when idle (pure PMD) instead of the default idle back-off.
     pub spin: bool,
+    /// XDP attach mode of the switch ports.
+    pub xdp_mode: XdpMode,
 }
 
 /// The switch worker's share of one window.
@@ -153,7 +172,7 @@ impl Switch {
     /// (id 1), both AF_XDP, and a static FDB entry for the destination MAC.
     pub fn start(lab: &Lab, case: Case, p: &Params) -> anyhow::Result<Switch> {
         let (gv, sv) = match case {
-            Case::SwitchTrunkAccess => ("trunk 100", "access 100"),
+            Case::SwitchTrunkAccess | Case::SwitchXdpTrunkAccess => ("trunk 100", "access 100"),
             _ => ("access 100", "trunk 100"),
         };
         let topo = Topology::builder()
@@ -173,10 +192,25 @@ impl Switch {
         if p.spin {
             cfg.idle_sleep = Duration::ZERO;
         }
+        let program = if case.is_fast() {
+            Some(SharedProgram(
+                XdpProgram::new(true, cfg.fdb.capacity).context("load XDP program")?,
+            ))
+        } else {
+            None
+        };
+        cfg.xdp = program.clone();
         let mut dp = Datapath::start(cfg, topo).context("start datapath")?;
-        let g = AfXdpPort::open(&AfXdpConfig::new(lab.gen_mid()))
+        let port_cfg = |ifname: &str, id: PortId| {
+            let mut c = AfXdpConfig::new(ifname);
+            c.program = program.clone();
+            c.port_index = id.index() as u16;
+            c.mode = p.xdp_mode;
+            c
+        };
+        let g = AfXdpPort::open(&port_cfg(lab.gen_mid(), gen_port))
             .context("open switch port (generator side)")?;
-        let s = AfXdpPort::open(&AfXdpConfig::new(lab.sink_mid()))
+        let s = AfXdpPort::open(&port_cfg(lab.sink_mid(), sink_port))
             .context("open switch port (sink side)")?;
         for (id, port) in [(gen_port, g), (sink_port, s)] {
             let (rx, tx) = port.split();
@@ -244,7 +278,7 @@ impl<'a> Path<'a> {
         match case {
             Case::Direct => {}
             Case::Bridge => lab.bridge_up(DST_MAC)?,
-            Case::SwitchAccessTrunk | Case::SwitchTrunkAccess => {
+            _ => {
                 path.switch = Some(Switch::start(lab, case, p)?);
             }
         }

@@ -26,6 +26,11 @@ fn learn_lookup_refresh_age() {
     assert_eq!(f.lookup(10, mac(1), 0), Some(pid(1)));
     assert_eq!(f.lookup(20, mac(1), 0), None, "keyed by VLAN too");
     assert_eq!(f.learn(10, mac(1), pid(1), 100, None), Learn::Refreshed);
+    assert_eq!(
+        f.learn(10, mac(1), pid(1), 100, None),
+        Learn::Known,
+        "same second"
+    );
     assert_eq!(f.lookup(10, mac(1), 399), Some(pid(1)));
     assert_eq!(
         f.lookup(10, mac(1), 400),
@@ -285,8 +290,9 @@ impl Model {
                     let o = self.next();
                     self.entries[i].last_seen = now;
                     self.entries[i].order = o;
+                    return Learn::Refreshed;
                 }
-                return Learn::Refreshed;
+                return Learn::Known;
             }
             if self.entries[i].is_static {
                 self.c.static_move_blocked += 1;

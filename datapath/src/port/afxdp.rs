@@ -24,7 +24,8 @@
 
 use std::sync::Arc;
 
-use super::{PortError, RxPort, TxPort};
+use super::{PortError, RxPort, TxPort, XdpCounters};
+use crate::fastpath::XdpProgram;
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::netdev;
 use crate::sys::xdp::{self, AttachMode, Attached};
@@ -72,7 +73,23 @@ pub struct AfXdpConfig {
     /// Detach an XDP program already attached to the interface (e.g. left by a process
     /// killed with SIGKILL) instead of failing with [`PortError::XdpProgramAttached`].
     pub replace_stale: bool,
+    /// The switch's XDP program shared by its AF_XDP ports (needed for the fast path);
+    /// `None`: a private instance with the fast path off.
+    pub program: Option<SharedProgram>,
+    /// The switch port id this port serves (the program's counters and socket slots).
+    pub port_index: u16,
 }
+
+/// An [`XdpProgram`] handle in a port configuration (equal when it is the same program).
+#[derive(Debug, Clone)]
+pub struct SharedProgram(pub Arc<XdpProgram>);
+
+impl PartialEq for SharedProgram {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SharedProgram {}
 
 impl AfXdpConfig {
     /// Defaults: queue 0, auto mode, 4096 frames of 2048 bytes, rings of 2048, replace
@@ -89,6 +106,8 @@ impl AfXdpConfig {
             fill_ring: 2048,
             comp_ring: 2048,
             replace_stale: true,
+            program: None,
+            port_index: 0,
         }
     }
 
@@ -105,6 +124,16 @@ impl AfXdpConfig {
         }
         if self.queues.len() > 64 {
             return Err(self.invalid("more than 64 queues"));
+        }
+        if let Some(q) = self
+            .queues
+            .iter()
+            .find(|&&q| q >= crate::sys::bpf::MAX_QUEUES)
+        {
+            return Err(self.invalid(format!(
+                "queue {q} is above the highest supported queue ({})",
+                crate::sys::bpf::MAX_QUEUES - 1
+            )));
         }
         for (i, q) in self.queues.iter().enumerate() {
             if self.queues[..i].contains(q) {
@@ -156,21 +185,26 @@ pub struct AfXdpInfo {
     pub replaced: Option<Attached>,
     /// Longest frame (bytes) one UMEM frame holds.
     pub max_frame_len: usize,
+    /// The switch port id the port serves in the XDP program.
+    pub port_index: u16,
+    /// The XDP fast path forwards known unicast from/to this port in the kernel.
+    pub fast_path: bool,
 }
 
-/// Detaches the XDP program this port attached once both halves are gone. Declared as
-/// the last field of each half, so it drops after that half's sockets.
+/// Detaches the XDP program from the interface and unregisters the port from it once
+/// both halves are gone. Declared as the last field of each half, so it drops after that
+/// half's sockets.
 #[derive(Debug)]
 struct AttachGuard {
     ifindex: u32,
-    prog_id: u32,
+    program: Arc<XdpProgram>,
 }
 
 impl Drop for AttachGuard {
     fn drop(&mut self) {
-        // libxdp detaches its program when the last socket goes; this covers the cases it
-        // does not (its reference count disturbed by a killed process). Best effort.
-        let _ = xdp::detach_if(self.ifindex, self.prog_id);
+        // Only our own program is detached (another one may have replaced it). Best effort.
+        let _ = xdp::detach_if(self.ifindex, self.program.prog_id());
+        self.program.unregister(self.ifindex);
     }
 }
 
@@ -197,7 +231,17 @@ pub struct AfXdpRx {
     segs: Vec<Seg>,
     next: usize,
     info: Arc<AfXdpInfo>,
+    /// Threaded NAPI was switched on by [`RxPort::serve_on_cpu`] (undone on drop).
+    napi_threaded: bool,
     _guard: Arc<AttachGuard>,
+}
+
+impl Drop for AfXdpRx {
+    fn drop(&mut self) {
+        if self.napi_threaded {
+            let _ = netdev::unthread_napi(&self.info.ifname);
+        }
+    }
 }
 
 /// Transmit half of an AF_XDP port.
@@ -313,6 +357,41 @@ impl AfXdpPort {
             XdpMode::Generic => xsk::XDP_FLAGS_SKB_MODE,
             XdpMode::Auto => 0,
         };
+        let program = match &cfg.program {
+            Some(p) => p.0.clone(),
+            None => XdpProgram::new(false, 1)
+                .map_err(|e| PortError::io(ifname, "load XDP program", e))?,
+        };
+        let max_rx = u32::try_from(umem.data_room()).unwrap_or(u32::MAX);
+        program
+            .register(ifindex, cfg.port_index, max_rx)
+            .map_err(|e| PortError::io(ifname, "configure XDP program", e))?;
+        let guard = Arc::new(AttachGuard {
+            ifindex,
+            program: program.clone(),
+        });
+        program
+            .attach(ifindex, xdp_flags)
+            .map_err(|e| match errno(&e) {
+                libc::EOPNOTSUPP | libc::EINVAL if cfg.mode != XdpMode::Auto => {
+                    PortError::UnsupportedMode {
+                        ifname: ifname.to_owned(),
+                        mode: cfg.mode,
+                        driver: driver.clone(),
+                    }
+                }
+                libc::EEXIST | libc::EBUSY => match xdp::attached(ifindex) {
+                    Ok(Some(a)) => PortError::XdpProgramAttached {
+                        ifname: ifname.to_owned(),
+                        driver: driver.clone(),
+                        program: a.name,
+                        prog_id: a.prog_id,
+                        mode: a.mode,
+                    },
+                    _ => PortError::io(ifname, "attach XDP program", e),
+                },
+                _ => PortError::io(ifname, "attach XDP program", e),
+            })?;
         let params = SocketParams {
             rx_size: cfg.rx_ring,
             tx_size: cfg.tx_ring,
@@ -349,6 +428,9 @@ impl AfXdpPort {
                     },
                     _ => PortError::io(ifname, "create AF_XDP socket", e),
                 })?;
+            program
+                .set_socket(ifindex, queue, rx.fd())
+                .map_err(|e| PortError::io(ifname, "insert socket into XSKMAP", e))?;
             rxs.push(rx);
             txs.push(tx);
         }
@@ -374,10 +456,6 @@ impl AfXdpPort {
                 driver,
             });
         }
-        let guard = Arc::new(AttachGuard {
-            ifindex,
-            prog_id: now.prog_id,
-        });
         let zero_copy = rxs[0]
             .zero_copy()
             .map_err(|e| PortError::io(ifname, "read XDP_OPTIONS", e))?;
@@ -391,6 +469,8 @@ impl AfXdpPort {
             prog_id: now.prog_id,
             replaced,
             max_frame_len: umem.data_room(),
+            port_index: cfg.port_index,
+            fast_path: program.fast(),
         });
 
         let per_queue = (cfg.frame_count / (2 * cfg.queues.len() as u32)) as usize;
@@ -411,6 +491,7 @@ impl AfXdpPort {
                 queues,
                 held,
                 next: 0,
+                napi_threaded: false,
                 info: info.clone(),
                 _guard: guard.clone(),
             },
@@ -498,6 +579,36 @@ impl RxPort for AfXdpRx {
         }
         self.next = (self.next + 1) % nq;
         Ok(self.held.len())
+    }
+
+    fn xdp_counters(&mut self) -> XdpCounters {
+        let g = &self._guard;
+        match g.program.port_stats(self.info.port_index) {
+            Ok(s) => XdpCounters {
+                fwd_rx_packets: s.fwd_rx_packets,
+                fwd_rx_bytes: s.fwd_rx_bytes,
+                fwd_tx_packets: s.fwd_tx_packets,
+                fwd_tx_bytes: s.fwd_tx_bytes,
+                oversize: s.oversize,
+            },
+            Err(_) => XdpCounters::default(),
+        }
+    }
+
+    fn serve_on_cpu(&mut self, cpu: usize) -> Result<bool, String> {
+        if !self.info.fast_path || self.info.mode != AttachMode::Native {
+            return Ok(false);
+        }
+        match netdev::pin_napi_threads(&self.info.ifname, cpu) {
+            Ok(_) => {
+                self.napi_threaded = true;
+                Ok(true)
+            }
+            Err(e) => Err(format!(
+                "{}: fast path stays in softirq context: {e}",
+                self.info.ifname
+            )),
+        }
     }
 
     fn kernel_drops(&mut self) -> u64 {

@@ -29,7 +29,7 @@ pub mod tap;
 use crate::pipeline::{TxDone, TxItem, TxPorts, MAX_BURST};
 use crate::topology::{PortId, MAX_PORTS};
 
-pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpRx, AfXdpTx, XdpMode};
+pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpRx, AfXdpTx, SharedProgram, XdpMode};
 pub use tap::{TapConfig, TapPort, TapRx, TapTx};
 
 /// Why a port could not be opened or serviced. Messages name the interface and the cause.
@@ -92,6 +92,19 @@ impl PortError {
 }
 
 /// The receive half of a port.
+/// Running totals the XDP program keeps for one port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XdpCounters {
+    /// Frames (and bytes) received on this port and forwarded by the fast path.
+    pub fwd_rx_packets: u64,
+    pub fwd_rx_bytes: u64,
+    /// Frames (and bytes, as sent) the fast path forwarded out of this port.
+    pub fwd_tx_packets: u64,
+    pub fwd_tx_bytes: u64,
+    /// Frames longer than the port's AF_XDP frames, dropped (`mtu_exceeded`).
+    pub oversize: u64,
+}
+
 pub trait RxPort: Send {
     /// Receives up to `max` frames (at most [`MAX_BURST`]); returns how many are held.
     /// Frames still held from the previous burst are released first.
@@ -111,6 +124,18 @@ pub trait RxPort: Send {
     /// queue: the worker reads it about once per second.
     fn kernel_drops(&mut self) -> u64 {
         0
+    }
+    /// Totals of the port's XDP program for this port (fast-path forwarding, oversize
+    /// drops); zero for ports without one. Read once a second and for snapshots.
+    fn xdp_counters(&mut self) -> XdpCounters {
+        XdpCounters::default()
+    }
+    /// Called by the worker that polls this port, with the CPU it is pinned to: a port
+    /// whose frames are (also) forwarded in the kernel by the XDP fast path moves that
+    /// kernel work onto the same CPU (threaded NAPI). `Ok(true)`: kernel threads now share
+    /// the CPU (the worker then yields it as soon as it is idle); `Err`: why it could not.
+    fn serve_on_cpu(&mut self, _cpu: usize) -> Result<bool, String> {
+        Ok(false)
     }
 }
 

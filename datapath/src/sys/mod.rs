@@ -2,6 +2,7 @@
 //!
 //! Each submodule wraps one kernel or C interface behind a safe API:
 //! - [`xsk`]: AF_XDP UMEM and rings (xsk-rs/libxdp), with frames as move-only tokens;
+//! - [`bpf`]: vswitch's own XDP program (fast path, slow-path redirect) and its maps;
 //! - [`xdp`]: querying and detaching the XDP program of an interface (libxdp);
 //! - [`netdev`]: interface index, driver name, flags, MTU, memlock limit, bpffs mount;
 //! - [`tun`]: creating a tap device (`TUNSETIFF`) and reading/writing it;
@@ -12,6 +13,7 @@
 //! `unsafe fn` for callers; errors are `std::io::Error` with the OS error preserved so
 //! callers can map specific causes (ENOBUFS, EBUSY, ...) to their own error enums.
 
+pub mod bpf;
 pub mod netdev;
 #[cfg(any(test, feature = "testutil"))]
 pub mod netns;

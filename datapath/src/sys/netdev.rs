@@ -147,3 +147,57 @@ pub fn ensure_bpffs() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Switches the interface's NAPI processing to kernel threads (`threaded` in sysfs) and
+/// pins every NAPI thread of it to `cpu`; returns the pinned thread ids. Fails when the
+/// device has no NAPI instance (e.g. a veth without a native XDP program).
+pub fn pin_napi_threads(name: &str, cpu: usize) -> io::Result<Vec<i32>> {
+    let path = format!("/sys/class/net/{name}/threaded");
+    std::fs::write(&path, "1")?;
+    let want = format!("napi/{name}-");
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim_end();
+        // Older kernels truncate thread names to 15 bytes.
+        let matches = comm.starts_with(&want) || (comm.len() == 15 && want.starts_with(comm));
+        if !matches {
+            continue;
+        }
+        set_affinity(pid, cpu)?;
+        pids.push(pid);
+    }
+    if pids.is_empty() {
+        return Err(io::Error::other(format!(
+            "{name} has no NAPI thread (threaded NAPI needs a NAPI instance)"
+        )));
+    }
+    Ok(pids)
+}
+
+/// Returns the interface's NAPI processing to softirq context.
+pub fn unthread_napi(name: &str) -> io::Result<()> {
+    std::fs::write(format!("/sys/class/net/{name}/threaded"), "0")
+}
+
+/// Pins thread `pid` to `cpu`.
+pub fn set_affinity(pid: i32, cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is below CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: passes a valid cpu_set_t of the size given; the kernel only reads it.
+    let r = unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

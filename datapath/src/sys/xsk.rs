@@ -200,8 +200,9 @@ pub const XDP_FLAGS_SKB_MODE: u32 = 2;
 pub const XDP_FLAGS_DRV_MODE: u32 = 4;
 
 /// Creates an AF_XDP socket on `(ifname, queue)` over `umem` with need_wakeup on, and
-/// returns its receive and transmit halves. libxdp loads its default XDP program (or
-/// reuses one it finds) and inserts the socket into the program's XSKMAP.
+/// returns its receive and transmit halves. No XDP program is loaded here (libxdp's is
+/// inhibited): the port attaches vswitch's own program ([`super::bpf`]) and inserts
+/// [`XskRx::fd`] into that program's XSKMAP.
 ///
 /// Each `(ifname, queue)` pair must be bound at most once per UMEM (the caller's port
 /// binds distinct queues); a second bind of a pair fails in the kernel with EBUSY.
@@ -213,13 +214,12 @@ pub fn bind(umem: &Umem, ifname: &str, queue: u32, p: SocketParams) -> io::Resul
         .rx_queue_size(queue_size(p.rx_size)?)
         .tx_queue_size(queue_size(p.tx_size)?)
         .xdp_flags(XdpFlags::from_bits_truncate(p.xdp_flags))
-        .libxdp_flags(LibxdpFlags::empty())
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
         .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
         .build();
-    // SAFETY: xsk-rs requires XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD only when this UMEM is
-    // shared and the (ifname, queue) pair is already bound to; a port binds each of its
-    // queues once, and a second bind of a bound pair is refused by the kernel (EBUSY)
-    // before any program state is shared.
+    // SAFETY: xsk-rs requires XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD when this UMEM is shared
+    // and the (ifname, queue) pair is already bound to; it is always set here (no libxdp
+    // program state exists to be freed twice).
     let (tx, rx, fq_cq) =
         unsafe { Socket::new(cfg, &umem.inner, &iface, queue) }.map_err(|e| io_from(&e))?;
     let (fill, comp) = fq_cq.ok_or(io::Error::from_raw_os_error(libc::EBUSY))?;
@@ -278,6 +278,11 @@ impl XskRx {
         let n = unsafe { self.fill.produce(free.descs()) };
         free.gave_first(n);
         n
+    }
+
+    /// The socket's file descriptor (what an XSKMAP entry points at).
+    pub fn fd(&self) -> i32 {
+        self.fd
     }
 
     /// The kernel asks for a wakeup before it uses the fill ring again.

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+//
+// vswitch's XDP program, attached to every AF_XDP port of a switch (one program and one
+// set of maps per switch). For each received frame it either
+//   - drops it when it is longer than the port's AF_XDP frames can hold, counted per port
+//     (userspace reports it as `mtu_exceeded`: the frame is never truncated), or
+//   - forwards it in the kernel (the *fast path*, XDP_REDIRECT through a devmap) when it is
+//     known unicast between two fast-path ports of the same VLAN whose source is already
+//     learned on the ingress port: the 802.1Q tag is pushed/popped here exactly as the
+//     userspace pipeline would, and per-port packet/byte counters are kept, or
+//   - hands it to the switch's AF_XDP socket of (port, queue) (the *slow path*): everything
+//     else, i.e. broadcast/multicast/unknown unicast, first frames of new or moved sources,
+//     every frame the fast path does not understand, and one frame per source every
+//     `refresh_ns` so that userspace's MAC table keeps its entries alive.
+// The fast path never decides a drop: every case it does not handle completely goes to
+// userspace, which applies the full forwarding rules and counts the drop with its reason.
+// The fast path's FDB is a mirror of userspace's table written by userspace only; this
+// program only updates the `seen` timestamps of the entries it uses.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/types.h>
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define INLINE static inline __attribute__((always_inline))
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
+static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)BPF_FUNC_xdp_adjust_head;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
+static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_get_buff_len;
+
+#define MAX_PORTS 256
+#define MAX_QUEUES 64
+
+/* port_cfg.flags */
+#define PORT_FAST 1u     /* the fast path may forward from and to this port */
+#define PORT_UP 2u       /* the port is up in the switch's topology */
+#define PORT_ISOLATED 4u /* isolated ports never exchange frames */
+
+/* Must match datapath/src/sys/bpf.rs (PortCfg). */
+struct port_cfg {
+	__u16 index;            /* the switch's port id */
+	__u16 in_vid;           /* VLAN of untagged frames received; 0: none (dropped) */
+	__u16 out_untagged_vid; /* the VLAN that leaves untagged; 0: none */
+	__u16 pad;
+	__u32 flags;
+	__u32 mtu;              /* L3 MTU at egress: payload after the Ethernet header and tag */
+	__u32 max_rx;           /* longest frame one AF_XDP frame of this port holds */
+	__u32 pad2;
+	__u64 in_tagged[64]; /* VIDs accepted tagged on ingress */
+	__u64 members[64];   /* VIDs this port transmits (tagged unless == untagged_vid) */
+};
+
+/* Must match FdbKey / FdbVal in datapath/src/sys/bpf.rs. */
+struct fdb_key {
+	__u8 mac[6];
+	__u16 vid;
+};
+
+#define FDB_STATIC 1u
+
+struct fdb_val {
+	__u32 ifindex;
+	__u16 port;
+	__u16 flags;
+	__u64 seen_ns;    /* last time a frame from this source took the fast path */
+	__u64 refresh_ns; /* last time a frame from this source was sent to userspace */
+};
+
+struct port_stats {
+	__u64 fwd_rx_packets;
+	__u64 fwd_rx_bytes;
+	__u64 fwd_tx_packets;
+	__u64 fwd_tx_bytes;
+	__u64 oversize;
+};
+
+struct conf {
+	__u64 refresh_ns; /* send a frame of each known source to userspace this often */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct port_cfg);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized to the FDB capacity before load */
+	__type(key, struct fdb_key);
+	__type(value, struct fdb_val);
+} fdb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_PORTS * MAX_QUEUES);
+	__type(key, __u32); /* port index * 64 + queue */
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* ifindex */
+} devs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32); /* port index */
+	__type(value, struct port_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conf);
+} config SEC(".maps");
+
+#define ONE_SECOND 1000000000ull
+
+INLINE int bit(const __u64 *set, __u16 vid)
+{
+	return (set[(vid >> 6) & 63] >> (vid & 63)) & 1;
+}
+
+INLINE struct port_stats *port_stats(__u16 index)
+{
+	__u32 k = index;
+	return bpf_map_lookup_elem(&stats, &k);
+}
+
+INLINE int slow(struct xdp_md *ctx, const struct port_cfg *pc)
+{
+	__u32 q = ctx->rx_queue_index;
+	if (q >= MAX_QUEUES)
+		return XDP_PASS;
+	return bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_PASS);
+}
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+};
+
+SEC("xdp.frags")
+int vswitch_port(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct port_cfg *pc = bpf_map_lookup_elem(&ports, &ifindex);
+	if (!pc)
+		return XDP_PASS;
+	__u64 len = bpf_xdp_get_buff_len(ctx);
+	if (len > pc->max_rx) {
+		struct port_stats *st = port_stats(pc->index);
+		if (st)
+			st->oversize++;
+		return XDP_DROP;
+	}
+	if ((pc->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
+		return slow(ctx, pc);
+
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if ((__u64)(end - data) != len) /* multi-buffer: userspace */
+		return slow(ctx, pc);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return slow(ctx, pc);
+	/* group destinations flood; group/zero sources are dropped by userspace */
+	if ((eth->h_dest[0] & 1) || (eth->h_source[0] & 1))
+		return slow(ctx, pc);
+
+	int tagged = 0;
+	__u16 vid;
+	if (eth->h_proto == __builtin_bswap16(ETH_P_8021Q)) {
+		struct vlan_tag *t = (void *)(eth + 1);
+		if ((void *)(t + 1) > end)
+			return slow(ctx, pc);
+		__u16 tci = __builtin_bswap16(t->tci);
+		vid = tci & 0x0fff;
+		/* priority tags and VID 4095 have their own rules */
+		if (vid == 0 || vid == 4095 || !bit(pc->in_tagged, vid))
+			return slow(ctx, pc);
+		tagged = 1;
+	} else {
+		vid = pc->in_vid;
+		if (vid == 0)
+			return slow(ctx, pc);
+	}
+
+	struct fdb_key k = { .vid = vid };
+	__builtin_memcpy(k.mac, eth->h_source, 6);
+	struct fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
+	if (!src || src->ifindex != ifindex)
+		return slow(ctx, pc); /* new or moved source: userspace learns */
+	__u64 now = bpf_ktime_get_ns();
+	if (now - src->seen_ns >= ONE_SECOND)
+		src->seen_ns = now;
+	if (!(src->flags & FDB_STATIC)) {
+		__u32 zero = 0;
+		struct conf *c = bpf_map_lookup_elem(&config, &zero);
+		if (c && c->refresh_ns && now - src->refresh_ns >= c->refresh_ns) {
+			src->refresh_ns = now;
+			return slow(ctx, pc);
+		}
+	}
+
+	__builtin_memcpy(k.mac, eth->h_dest, 6);
+	struct fdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
+	if (!dst || dst->ifindex == ifindex)
+		return slow(ctx, pc);
+	__u32 out_if = dst->ifindex;
+	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &out_if);
+	if (!ec || (ec->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
+		return slow(ctx, pc);
+	if ((pc->flags & PORT_ISOLATED) && (ec->flags & PORT_ISOLATED))
+		return slow(ctx, pc);
+	if (!bit(ec->members, vid))
+		return slow(ctx, pc);
+	int tagged_out = ec->out_untagged_vid != vid;
+	__u64 l3 = len - sizeof(struct ethhdr) - (tagged ? sizeof(struct vlan_tag) : 0);
+	if (l3 > ec->mtu)
+		return slow(ctx, pc); /* userspace counts mtu_exceeded */
+	__u64 out_len = len + (tagged_out ? 4 : 0) - (tagged ? 4 : 0);
+	__u16 in_index = pc->index, out_index = ec->index;
+
+	if (tagged && !tagged_out) {
+		/* pop: move the addresses over the tag */
+		__u8 macs[12];
+		__builtin_memcpy(macs, data, 12);
+		if (bpf_xdp_adjust_head(ctx, 4))
+			return slow(ctx, pc);
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		if (data + 12 > end)
+			return XDP_DROP; /* cannot happen: the frame had 18 bytes */
+		__builtin_memcpy(data, macs, 12);
+	} else if (!tagged && tagged_out) {
+		/* push: the tag carries PCP 0 (the frame arrived untagged) */
+		if (bpf_xdp_adjust_head(ctx, -4))
+			return slow(ctx, pc);
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		if (data + 18 > end)
+			return XDP_DROP; /* cannot happen: 4 bytes were added to >= 14 */
+		__u8 macs[12];
+		__builtin_memcpy(macs, data + 4, 12);
+		__builtin_memcpy(data, macs, 12);
+		__be16 *tag = data + 12;
+		tag[0] = __builtin_bswap16(ETH_P_8021Q);
+		tag[1] = __builtin_bswap16(vid);
+		/* the original EtherType is already in place after the new tag */
+	}
+	/* tagged -> tagged: the tag (VID and PCP) leaves as it came */
+
+	struct port_stats *si = port_stats(in_index);
+	if (si) {
+		si->fwd_rx_packets++;
+		si->fwd_rx_bytes += len;
+	}
+	struct port_stats *so = port_stats(out_index);
+	if (so) {
+		so->fwd_tx_packets++;
+		so->fwd_tx_bytes += out_len;
+	}
+	return bpf_redirect_map(&devs, out_if, 0);
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

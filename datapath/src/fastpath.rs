@@ -1,0 +1,534 @@
+//! vswitch's XDP program as the ports and the workers see it, and the XDP fast path.
+//!
+//! Every AF_XDP port runs vswitch's own XDP program (`datapath/bpf/vswitch_xdp.c`): it
+//! drops frames longer than the port's AF_XDP frames (counted, reported `mtu_exceeded`)
+//! and hands the rest to the port's sockets. One [`XdpProgram`] is shared by all AF_XDP
+//! ports of a switch; a port opened without one gets a private instance.
+//!
+//! With the fast path on ([`XdpProgram::new`] with `fast = true`), the program also
+//! forwards *known unicast between AF_XDP ports* in the kernel (XDP_REDIRECT through a
+//! devmap), pushing or popping the 802.1Q tag exactly as the pipeline does, so such frames
+//! never cross into userspace: no copy into the UMEM, no AF_XDP transmit. It does so only
+//! when the source is already learned on the ingress port and the destination is learned
+//! on another fast-path port of the same VLAN, up, not both isolated, within the egress
+//! MTU; everything else (floods, new or moved sources, drops of any kind) still goes to
+//! the workers, which apply every rule and count every drop. So the forwarding decisions
+//! are the pipeline's; the program only caches the unicast ones.
+//!
+//! The program's FDB is a *mirror* of the workers' tables, written only here:
+//! - workers publish what they learn, move or refresh (at most once a second per entry)
+//!   on lock-free queues ([`Mirror::queue`]); a mirror thread applies them every
+//!   millisecond, writing only entries whose port changed;
+//! - static entries and flushes from the control plane are applied synchronously
+//!   ([`XdpProgram::fdb_op`]); topology changes rewrite the port table and drop the
+//!   entries of ports whose configuration changed ([`XdpProgram::sync_topology`]);
+//! - aging: an entry expires when neither the program (a fast-path frame from it) nor a
+//!   worker (a published refresh) has seen its source for the aging time. So that the
+//!   workers' own tables keep fast-path sources alive, the program sends one frame per
+//!   source to userspace every quarter of the aging time.
+//!
+//! A missed or late mirror update never misforwards for longer than the update takes: a
+//! source not (yet) in the mirror, or seen on another port than its mirrored one, goes
+//! to userspace, and userspace's learning reaches the mirror within a millisecond.
+//!
+//! Requirements of XDP_REDIRECT on the egress device (checked by the kernel, not here):
+//! a NIC driver with `ndo_xdp_xmit`; a tap device; or a veth whose peer has an XDP program
+//! or GRO enabled (`ethtool -K PEER gro on`). Frames to a veth whose peer has neither are
+//! dropped by the kernel (its `peer_tq_xdp_xmit_err` counter): enable the fast path only
+//! where the egress devices qualify. Known limitation: a frame sent to userspace to
+//! refresh its source (once per source per quarter aging time) can be overtaken by the
+//! next frame of the same flow, which takes the fast path.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
+
+use crate::fdb::{FdbUpdate, Flush};
+use crate::sys::bpf::{
+    self, Conf, FdbKey, FdbVal, PortCfg, PortStats, XdpObject, FDB_STATIC, PORT_FAST,
+    PORT_ISOLATED, PORT_UP,
+};
+use crate::topology::{PortId, Topology};
+use crate::wire::{MacAddr, Tci};
+use crate::worker::FdbOp;
+
+/// Default aging time of the mirror until the datapath sets its own.
+const DEFAULT_AGING_SECS: u64 = 300;
+
+#[derive(Debug, Clone)]
+struct Reg {
+    index: u16,
+    max_rx: u32,
+    queues: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mirrored {
+    ifindex: u32,
+    port: u16,
+    is_static: bool,
+    /// Last time a worker published this entry (monotonic ns).
+    heard_ns: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Registered AF_XDP ports by ifindex.
+    ports: HashMap<u32, Reg>,
+    topo: Option<Arc<Topology>>,
+    entries: HashMap<FdbKey, Mirrored>,
+    aging_ns: u64,
+    /// Counters of errors writing the program's maps (kept, reported by `stats`).
+    map_errors: u64,
+    dump: Vec<(FdbKey, FdbVal)>,
+}
+
+/// What the mirror did, for the control plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorStats {
+    /// Entries in the program's FDB.
+    pub entries: usize,
+    /// Registered AF_XDP ports.
+    pub ports: usize,
+    /// Map writes that failed (the affected frames keep going through userspace).
+    pub map_errors: u64,
+    /// Worker updates lost because a mirror queue was full (healed by the next refresh).
+    pub queue_drops: u64,
+}
+
+/// vswitch's XDP program shared by the AF_XDP ports of one switch.
+#[derive(Debug)]
+pub struct XdpProgram {
+    obj: XdpObject,
+    fast: bool,
+    state: Mutex<State>,
+}
+
+fn now_ns() -> u64 {
+    bpf::monotonic_ns()
+}
+
+fn key(vid: u16, mac: MacAddr) -> FdbKey {
+    FdbKey { mac: mac.0, vid }
+}
+
+fn set_bit(set: &mut [u64; 64], vid: u16) {
+    set[usize::from(vid >> 6)] |= 1u64 << (vid & 63);
+}
+
+impl XdpProgram {
+    /// Loads the program; `fast` enables the fast path; `fdb_capacity` sizes its FDB.
+    pub fn new(fast: bool, fdb_capacity: usize) -> io::Result<Arc<XdpProgram>> {
+        let entries = if fast {
+            u32::try_from(fdb_capacity.max(1)).unwrap_or(u32::MAX)
+        } else {
+            1
+        };
+        let obj = XdpObject::load(entries)?;
+        let p = XdpProgram {
+            obj,
+            fast,
+            state: Mutex::new(State {
+                aging_ns: DEFAULT_AGING_SECS * 1_000_000_000,
+                ..State::default()
+            }),
+        };
+        p.write_conf(&p.lock())?;
+        Ok(Arc::new(p))
+    }
+
+    /// Whether the fast path is on.
+    pub fn fast(&self) -> bool {
+        self.fast
+    }
+
+    /// Kernel id of the program.
+    pub fn prog_id(&self) -> u32 {
+        self.obj.prog_id()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data; keep going with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_conf(&self, st: &State) -> io::Result<()> {
+        let refresh_ns = if self.fast { st.aging_ns / 4 } else { 0 };
+        self.obj.set_conf(&Conf { refresh_ns })
+    }
+
+    fn port_cfg(&self, st: &State, reg: &Reg) -> PortCfg {
+        let mut c = PortCfg {
+            index: reg.index,
+            max_rx: reg.max_rx,
+            ..PortCfg::default()
+        };
+        let Some(topo) = &st.topo else { return c };
+        let Some(id) = PortId::new(usize::from(reg.index)) else {
+            return c;
+        };
+        let Some(pc) = topo.port(id) else { return c };
+        if self.fast {
+            c.flags |= PORT_FAST;
+        }
+        if pc.up {
+            c.flags |= PORT_UP;
+        }
+        if pc.isolated {
+            c.flags |= PORT_ISOLATED;
+        }
+        c.mtu = pc.mtu;
+        c.in_vid = pc.vlan.classify(None).map(|k| k.vid).unwrap_or(0);
+        c.out_untagged_vid = pc.vlan.untagged_vid().map(|v| v.get()).unwrap_or(0);
+        for vid in 1..4095u16 {
+            if pc.vlan.classify(Some(Tci(vid))).is_ok() {
+                set_bit(&mut c.in_tagged, vid);
+            }
+            if pc.vlan.is_member(vid) {
+                set_bit(&mut c.members, vid);
+            }
+        }
+        c
+    }
+
+    /// Registers the AF_XDP port on `ifindex` as switch port `index` whose frames hold
+    /// `max_rx` bytes, before the program is attached to it.
+    pub fn register(&self, ifindex: u32, index: u16, max_rx: u32) -> io::Result<()> {
+        let mut st = self.lock();
+        let reg = Reg {
+            index,
+            max_rx,
+            queues: Vec::new(),
+        };
+        let cfg = self.port_cfg(&st, &reg);
+        self.obj.reset_port_stats(index)?;
+        self.obj.set_port(ifindex, &cfg)?;
+        if self.fast {
+            self.obj.set_dev(ifindex)?;
+        }
+        st.ports.insert(ifindex, reg);
+        Ok(())
+    }
+
+    /// Attaches the program to `ifindex` (`XDP_FLAGS_*`; 0: native if available).
+    pub fn attach(&self, ifindex: u32, flags: u32) -> io::Result<()> {
+        self.obj.attach(ifindex, flags)
+    }
+
+    /// Points (port on `ifindex`, `queue`) at the AF_XDP socket `fd`.
+    pub fn set_socket(&self, ifindex: u32, queue: u32, fd: i32) -> io::Result<()> {
+        let mut st = self.lock();
+        let Some(reg) = st.ports.get_mut(&ifindex) else {
+            return Err(io::Error::other("port not registered with the XDP program"));
+        };
+        if queue >= bpf::MAX_QUEUES {
+            return Err(io::Error::other(format!(
+                "queue {queue} is above the XDP program's limit of {}",
+                bpf::MAX_QUEUES
+            )));
+        }
+        self.obj
+            .set_xsk(u32::from(reg.index) * bpf::MAX_QUEUES + queue, fd)?;
+        reg.queues.push(queue);
+        Ok(())
+    }
+
+    /// Forgets the port on `ifindex` (its sockets, redirect target, configuration and
+    /// mirrored FDB entries). Best effort: used on close.
+    pub fn unregister(&self, ifindex: u32) {
+        let mut st = self.lock();
+        let Some(reg) = st.ports.remove(&ifindex) else {
+            return;
+        };
+        for q in &reg.queues {
+            let _ = self.obj.del_xsk(u32::from(reg.index) * bpf::MAX_QUEUES + q);
+        }
+        let _ = self.obj.del_dev(ifindex);
+        let _ = self.obj.del_port(ifindex);
+        self.purge(&mut st, |_, m| m.ifindex == ifindex);
+    }
+
+    /// The program's counters for switch port `index`.
+    pub fn port_stats(&self, index: u16) -> io::Result<PortStats> {
+        self.obj.port_stats(index)
+    }
+
+    /// Applies a new topology: every registered port's configuration is rewritten, and
+    /// mirrored entries of ports whose configuration changed (or that left) are dropped
+    /// (the workers' learning puts back the ones still valid).
+    pub fn sync_topology(&self, topo: Arc<Topology>) {
+        let mut st = self.lock();
+        let old = st.topo.replace(topo.clone());
+        let regs: Vec<(u32, Reg)> = st.ports.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (ifindex, reg) in &regs {
+            let cfg = self.port_cfg(&st, reg);
+            if self.obj.set_port(*ifindex, &cfg).is_err() {
+                st.map_errors += 1;
+            }
+        }
+        let changed = |port: u16| -> bool {
+            let id = PortId::new(usize::from(port));
+            let a = old.as_ref().zip(id).and_then(|(t, id)| t.port(id));
+            let b = id.and_then(|id| topo.port(id));
+            a != b || b.is_none()
+        };
+        self.purge(&mut st, |_, m| changed(m.port));
+    }
+
+    /// Removes the mirrored entries matching `f` from the program and the mirror.
+    fn purge(&self, st: &mut State, f: impl Fn(&FdbKey, &Mirrored) -> bool) {
+        let doomed: Vec<FdbKey> = st
+            .entries
+            .iter()
+            .filter(|(k, m)| f(k, m))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in doomed {
+            st.entries.remove(&k);
+            if self.obj.fdb_del(&k).is_err() {
+                st.map_errors += 1;
+            }
+        }
+    }
+
+    /// Whether an entry for `port` in `vid` can be used by the fast path.
+    fn eligible(st: &State, port: u16, vid: u16) -> Option<u32> {
+        let topo = st.topo.as_ref()?;
+        let pc = topo.port(PortId::new(usize::from(port))?)?;
+        if !pc.vlan.is_member(vid) {
+            return None;
+        }
+        st.ports
+            .iter()
+            .find(|(_, r)| r.index == port)
+            .map(|(ifindex, _)| *ifindex)
+    }
+
+    fn upsert(&self, st: &mut State, k: FdbKey, port: u16, is_static: bool, now: u64) {
+        let Some(ifindex) = Self::eligible(st, port, k.vid) else {
+            // Not (or no longer) on a fast-path port: make sure the program forgets it.
+            if st.entries.remove(&k).is_some() && self.obj.fdb_del(&k).is_err() {
+                st.map_errors += 1;
+            }
+            return;
+        };
+        if let Some(m) = st.entries.get_mut(&k) {
+            if m.is_static && !is_static {
+                return; // static entries never move
+            }
+            m.heard_ns = now;
+            if m.ifindex == ifindex && m.port == port && m.is_static == is_static {
+                return;
+            }
+        }
+        let v = FdbVal {
+            ifindex,
+            port,
+            flags: if is_static { FDB_STATIC } else { 0 },
+            seen_ns: now,
+            refresh_ns: now,
+        };
+        if self.obj.fdb_set(&k, &v).is_err() {
+            st.map_errors += 1;
+            st.entries.remove(&k);
+            return;
+        }
+        st.entries.insert(
+            k,
+            Mirrored {
+                ifindex,
+                port,
+                is_static,
+                heard_ns: now,
+            },
+        );
+    }
+
+    /// Applies what workers learned, moved or refreshed.
+    pub fn learned(&self, updates: &[FdbUpdate]) {
+        if !self.fast || updates.is_empty() {
+            return;
+        }
+        let now = now_ns();
+        let mut st = self.lock();
+        for u in updates {
+            let FdbUpdate::Learned { vid, mac, port, .. } = *u;
+            self.upsert(&mut st, key(vid, mac), port.index() as u16, false, now);
+        }
+    }
+
+    /// Applies a control-plane FDB operation (after the workers did).
+    pub fn fdb_op(&self, op: &FdbOp) {
+        if !self.fast {
+            return;
+        }
+        let mut st = self.lock();
+        match *op {
+            FdbOp::AddStatic { vid, mac, port } => {
+                let k = key(vid, mac);
+                // A static entry replaces whatever was there.
+                st.entries.remove(&k);
+                self.upsert(&mut st, k, port.index() as u16, true, now_ns());
+            }
+            FdbOp::Remove { vid, mac } => {
+                let k = key(vid, mac);
+                st.entries.remove(&k);
+                if self.obj.fdb_del(&k).is_err() {
+                    st.map_errors += 1;
+                }
+            }
+            FdbOp::Flush(f) => self.purge(&mut st, |k, m| flush_matches(&f, k, m)),
+            FdbOp::SetAging(secs) => {
+                st.aging_ns = secs.saturating_mul(1_000_000_000);
+                if self.write_conf(&st).is_err() {
+                    st.map_errors += 1;
+                }
+            }
+        }
+    }
+
+    /// Expires dynamic entries nobody has seen for the aging time. Called once a second.
+    pub fn age(&self) {
+        if !self.fast {
+            return;
+        }
+        let now = now_ns();
+        let mut st = self.lock();
+        if st.entries.is_empty() {
+            return;
+        }
+        let mut dump = std::mem::take(&mut st.dump);
+        if self.obj.fdb_dump(&mut dump).is_err() {
+            st.map_errors += 1;
+            st.dump = dump;
+            return;
+        }
+        let aging = st.aging_ns;
+        let mut doomed = Vec::new();
+        for (k, v) in &dump {
+            match st.entries.get(k) {
+                Some(m) if m.is_static => {}
+                Some(m) => {
+                    let last = v.seen_ns.max(m.heard_ns);
+                    if aging > 0 && now.saturating_sub(last) >= aging {
+                        doomed.push(*k);
+                    }
+                }
+                // In the program but not in the mirror: a leftover; remove it.
+                None => doomed.push(*k),
+            }
+        }
+        for k in doomed {
+            st.entries.remove(&k);
+            if self.obj.fdb_del(&k).is_err() {
+                st.map_errors += 1;
+            }
+        }
+        st.dump = dump;
+    }
+
+    /// Mirror figures.
+    pub fn stats(&self) -> MirrorStats {
+        let st = self.lock();
+        MirrorStats {
+            entries: st.entries.len(),
+            ports: st.ports.len(),
+            map_errors: st.map_errors,
+            queue_drops: 0,
+        }
+    }
+
+    /// The entry the program holds for (`vid`, `mac`): (ifindex, is_static).
+    pub fn lookup(&self, vid: u16, mac: MacAddr) -> io::Result<Option<(u32, bool)>> {
+        Ok(self
+            .obj
+            .fdb_get(&key(vid, mac))?
+            .map(|v| (v.ifindex, v.flags & FDB_STATIC != 0)))
+    }
+}
+
+/// The same predicate as [`crate::fdb::Fdb::flush`].
+fn flush_matches(f: &Flush, k: &FdbKey, m: &Mirrored) -> bool {
+    (f.include_static || !m.is_static)
+        && f.port.is_none_or(|p| p.index() == usize::from(m.port))
+        && f.vid.is_none_or(|v| v == k.vid)
+        && f.mac.is_none_or(|mac| mac.0 == k.mac)
+}
+
+/// The mirror thread: drains the workers' update queues every millisecond into the
+/// program, and ages the program's FDB once a second.
+#[derive(Debug)]
+pub struct Mirror {
+    queues: Vec<Arc<ArrayQueue<FdbUpdate>>>,
+    stop: Arc<AtomicBool>,
+    drops: Arc<std::sync::atomic::AtomicU64>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Capacity of each worker's mirror queue.
+const MIRROR_QUEUE: usize = 8192;
+
+impl Mirror {
+    /// Starts the mirror thread for `workers` workers.
+    pub fn start(program: Arc<XdpProgram>, workers: usize) -> io::Result<Mirror> {
+        let queues: Vec<Arc<ArrayQueue<FdbUpdate>>> = (0..workers)
+            .map(|_| Arc::new(ArrayQueue::new(MIRROR_QUEUE)))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let drops = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (q, s) = (queues.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("vswitch-mirror".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(1024);
+                let mut last_age = Instant::now();
+                while !s.load(Ordering::Relaxed) {
+                    for queue in &q {
+                        while batch.len() < batch.capacity() {
+                            match queue.pop() {
+                                Some(u) => batch.push(u),
+                                None => break,
+                            }
+                        }
+                        program.learned(&batch);
+                        batch.clear();
+                    }
+                    if last_age.elapsed() >= Duration::from_secs(1) {
+                        program.age();
+                        last_age = Instant::now();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })?;
+        Ok(Mirror {
+            queues,
+            stop,
+            drops,
+            handle: Some(handle),
+        })
+    }
+
+    /// The queue worker `w` publishes its FDB updates on.
+    pub fn queue(&self, w: usize) -> Arc<ArrayQueue<FdbUpdate>> {
+        self.queues[w].clone()
+    }
+
+    /// Counter of updates lost to full queues (incremented by workers).
+    pub fn drops(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.drops.clone()
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! vswitch's XDP program (`datapath/bpf/vswitch_xdp.c`, compiled by build.rs and embedded
+//! here) and its maps, through libbpf (the copy libxdp-sys bundles).
+//!
+//! One [`XdpObject`] is one loaded program with its own maps; it is attached to the
+//! interfaces of the ports that share it. The map value layouts below are `#[repr(C)]`
+//! mirrors of the C structs (no padding: every field is naturally aligned), which is what
+//! makes their byte views sound ([`Plain`]).
+
+use std::ffi::CString;
+use std::io;
+use std::os::raw::{c_int, c_void};
+
+use libxdp_sys as lx;
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vswitch_xdp.o"));
+
+/// Name of the program inside the object (also what `ip link` shows).
+pub const PROG_NAME: &str = "vswitch_port";
+
+/// `port_cfg.flags`.
+pub const PORT_FAST: u32 = 1;
+pub const PORT_UP: u32 = 2;
+pub const PORT_ISOLATED: u32 = 4;
+/// `fdb_val.flags`.
+pub const FDB_STATIC: u16 = 1;
+/// Queues per port in the XSKMAP key (`index * MAX_QUEUES + queue`).
+pub const MAX_QUEUES: u32 = 64;
+
+/// Types whose every byte pattern is a valid value and that have no padding, so they can
+/// be handed to the kernel and read back as raw bytes.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs of integers (and arrays of them) without padding.
+pub unsafe trait Plain: Copy {}
+
+// SAFETY: integers have no padding and no invalid bit patterns.
+unsafe impl Plain for u32 {}
+
+/// `struct port_cfg`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortCfg {
+    pub index: u16,
+    pub in_vid: u16,
+    pub out_untagged_vid: u16,
+    pub pad: u16,
+    pub flags: u32,
+    pub mtu: u32,
+    pub max_rx: u32,
+    pub pad2: u32,
+    pub in_tagged: [u64; 64],
+    pub members: [u64; 64],
+}
+// SAFETY: repr(C), fields 2+2+2+2+4+4+4+4 bytes then u64 arrays at offset 24: no padding.
+unsafe impl Plain for PortCfg {}
+
+impl Default for PortCfg {
+    fn default() -> Self {
+        PortCfg {
+            index: 0,
+            in_vid: 0,
+            out_untagged_vid: 0,
+            pad: 0,
+            flags: 0,
+            mtu: 0,
+            max_rx: 0,
+            pad2: 0,
+            in_tagged: [0; 64],
+            members: [0; 64],
+        }
+    }
+}
+
+/// `struct fdb_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdbKey {
+    pub mac: [u8; 6],
+    pub vid: u16,
+}
+// SAFETY: repr(C), 6 bytes then a u16 at offset 6: no padding.
+unsafe impl Plain for FdbKey {}
+
+/// `struct fdb_val`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdbVal {
+    pub ifindex: u32,
+    pub port: u16,
+    pub flags: u16,
+    pub seen_ns: u64,
+    pub refresh_ns: u64,
+}
+// SAFETY: repr(C), 4+2+2 then two u64 at offsets 8 and 16: no padding.
+unsafe impl Plain for FdbVal {}
+
+/// `struct port_stats` (summed over CPUs by [`XdpObject::port_stats`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub fwd_rx_packets: u64,
+    pub fwd_rx_bytes: u64,
+    pub fwd_tx_packets: u64,
+    pub fwd_tx_bytes: u64,
+    pub oversize: u64,
+}
+// SAFETY: repr(C), five u64: no padding.
+unsafe impl Plain for PortStats {}
+
+/// `struct conf`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conf {
+    pub refresh_ns: u64,
+}
+// SAFETY: repr(C), one u64.
+unsafe impl Plain for Conf {}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the program's `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+fn bytes_of<T: Plain>(v: &T) -> *const c_void {
+    (v as *const T).cast()
+}
+
+fn last_os_error_or(code: c_int) -> io::Error {
+    // libbpf returns -errno and also sets errno; prefer the return value.
+    if code < 0 {
+        io::Error::from_raw_os_error(-code)
+    } else {
+        io::Error::last_os_error()
+    }
+}
+
+/// Number of possible CPUs (the per-CPU map value count), from sysfs.
+fn possible_cpus() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    let mut n = 0usize;
+    for part in s.trim().split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: usize = a.parse().map_err(|_| io::Error::other("bad cpu list"))?;
+        let b: usize = b.parse().map_err(|_| io::Error::other("bad cpu list"))?;
+        n = n.max(b + 1).max(a + 1);
+    }
+    Ok(n.max(1))
+}
+
+/// The loaded program and the descriptors of its maps. Closing it (drop) releases the
+/// maps and the program once no interface holds the program any more.
+#[derive(Debug)]
+pub struct XdpObject {
+    obj: *mut lx::bpf_object,
+    prog_fd: c_int,
+    prog_id: u32,
+    ports: c_int,
+    fdb: c_int,
+    xsks: c_int,
+    devs: c_int,
+    stats: c_int,
+    config: c_int,
+    ncpus: usize,
+}
+
+// SAFETY: the object pointer is only used by `drop` (after all other uses, with &mut
+// self); everything else goes through map/program file descriptors, which the kernel
+// lets any thread use concurrently.
+unsafe impl Send for XdpObject {}
+// SAFETY: as above: shared use is only through fds (syscalls), never the libbpf object.
+unsafe impl Sync for XdpObject {}
+
+impl XdpObject {
+    /// Loads the embedded program with an FDB map of `fdb_entries` entries.
+    pub fn load(fdb_entries: u32) -> io::Result<XdpObject> {
+        let ncpus = possible_cpus()?;
+        // SAFETY: OBJECT is a 'static byte slice, so any pointer libbpf keeps into it stays
+        // valid; NULL opts means defaults.
+        let obj = unsafe {
+            lx::bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len(), std::ptr::null())
+        };
+        if obj.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let mut me = XdpObject {
+            obj,
+            prog_fd: -1,
+            prog_id: 0,
+            ports: -1,
+            fdb: -1,
+            xsks: -1,
+            devs: -1,
+            stats: -1,
+            config: -1,
+            ncpus,
+        };
+        let fdb_name = CString::new("fdb").expect("no NUL");
+        // SAFETY: obj is a valid, not yet loaded object; the name is a valid C string.
+        let map = unsafe { lx::bpf_object__find_map_by_name(me.obj, fdb_name.as_ptr()) };
+        if map.is_null() {
+            return Err(io::Error::other("XDP object has no fdb map"));
+        }
+        // SAFETY: map belongs to obj, which is not loaded yet (resizing is allowed).
+        let r = unsafe { lx::bpf_map__set_max_entries(map, fdb_entries.max(1)) };
+        if r != 0 {
+            return Err(last_os_error_or(r));
+        }
+        // SAFETY: obj is a valid opened object.
+        let r = unsafe { lx::bpf_object__load(me.obj) };
+        if r != 0 {
+            return Err(last_os_error_or(r));
+        }
+        let pname = CString::new(PROG_NAME).expect("no NUL");
+        // SAFETY: obj is loaded; the name is a valid C string.
+        let prog = unsafe { lx::bpf_object__find_program_by_name(me.obj, pname.as_ptr()) };
+        if prog.is_null() {
+            return Err(io::Error::other("XDP object has no program vswitch_port"));
+        }
+        // SAFETY: prog belongs to the loaded obj.
+        me.prog_fd = unsafe { lx::bpf_program__fd(prog) };
+        if me.prog_fd < 0 {
+            return Err(last_os_error_or(me.prog_fd));
+        }
+        for (name, slot) in [
+            ("ports", &mut me.ports),
+            ("fdb", &mut me.fdb),
+            ("xsks", &mut me.xsks),
+            ("devs", &mut me.devs),
+            ("stats", &mut me.stats),
+            ("config", &mut me.config),
+        ] {
+            let c = CString::new(name).expect("no NUL");
+            // SAFETY: obj is loaded; the name is a valid C string.
+            let fd = unsafe { lx::bpf_object__find_map_fd_by_name(me.obj, c.as_ptr()) };
+            if fd < 0 {
+                return Err(io::Error::other(format!("XDP object has no {name} map")));
+            }
+            *slot = fd;
+        }
+        // SAFETY: bpf_prog_info is a plain C struct for which zero bytes are valid.
+        let mut info: lx::bpf_prog_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<lx::bpf_prog_info>() as u32;
+        // SAFETY: info is a zeroed bpf_prog_info of `len` bytes owned by us.
+        let r = unsafe { lx::bpf_prog_get_info_by_fd(me.prog_fd, &mut info, &mut len) };
+        if r != 0 {
+            return Err(last_os_error_or(r));
+        }
+        me.prog_id = info.id;
+        Ok(me)
+    }
+
+    /// Kernel id of the loaded program.
+    pub fn prog_id(&self) -> u32 {
+        self.prog_id
+    }
+
+    /// Attaches the program to `ifindex` with `XDP_FLAGS_*` `flags` (0: the kernel picks
+    /// native if the driver has it, else generic). Fails with EEXIST if a program is
+    /// already attached.
+    pub fn attach(&self, ifindex: u32, flags: u32) -> io::Result<()> {
+        const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
+        let ifindex = c_int::try_from(ifindex).map_err(|_| io::Error::other("bad ifindex"))?;
+        // SAFETY: plain syscall wrapper; NULL opts means defaults.
+        let r = unsafe {
+            lx::bpf_xdp_attach(
+                ifindex,
+                self.prog_fd,
+                flags | XDP_FLAGS_UPDATE_IF_NOEXIST,
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            return Err(last_os_error_or(r));
+        }
+        Ok(())
+    }
+
+    fn update<K: Plain, V: Plain>(&self, fd: c_int, k: &K, v: &V) -> io::Result<()> {
+        // SAFETY: k and v are Plain values of exactly the map's key/value size (checked by
+        // the kernel against the map definition: a mismatch is EINVAL, not UB, because the
+        // kernel copies key_size/value_size bytes and our types match the C layouts).
+        let r = unsafe { lx::bpf_map_update_elem(fd, bytes_of(k), bytes_of(v), 0) };
+        if r < 0 {
+            return Err(last_os_error_or(r));
+        }
+        Ok(())
+    }
+
+    fn delete<K: Plain>(&self, fd: c_int, k: &K) -> io::Result<bool> {
+        // SAFETY: k is a Plain value of the map's key size.
+        let r = unsafe { lx::bpf_map_delete_elem(fd, bytes_of(k)) };
+        if r < 0 {
+            let e = last_os_error_or(r);
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    fn lookup<K: Plain, V: Plain + Default>(&self, fd: c_int, k: &K) -> io::Result<Option<V>> {
+        let mut v = V::default();
+        // SAFETY: k is a Plain key; v is a Plain value of the map's value size the kernel
+        // writes into.
+        let r = unsafe { lx::bpf_map_lookup_elem(fd, bytes_of(k), (&mut v as *mut V).cast()) };
+        if r < 0 {
+            let e = last_os_error_or(r);
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        Ok(Some(v))
+    }
+
+    /// Sets the configuration of the port on `ifindex`.
+    pub fn set_port(&self, ifindex: u32, cfg: &PortCfg) -> io::Result<()> {
+        self.update(self.ports, &ifindex, cfg)
+    }
+
+    /// The configuration of the port on `ifindex`, if any.
+    pub fn port(&self, ifindex: u32) -> io::Result<Option<PortCfg>> {
+        self.lookup(self.ports, &ifindex)
+    }
+
+    pub fn del_port(&self, ifindex: u32) -> io::Result<bool> {
+        self.delete(self.ports, &ifindex)
+    }
+
+    /// Points XSKMAP slot `key` at the AF_XDP socket `fd`.
+    pub fn set_xsk(&self, key: u32, fd: i32) -> io::Result<()> {
+        let fd = fd as u32;
+        self.update(self.xsks, &key, &fd)
+    }
+
+    pub fn del_xsk(&self, key: u32) -> io::Result<bool> {
+        self.delete(self.xsks, &key)
+    }
+
+    /// Makes `ifindex` a redirect target of the fast path.
+    pub fn set_dev(&self, ifindex: u32) -> io::Result<()> {
+        self.update(self.devs, &ifindex, &ifindex)
+    }
+
+    pub fn del_dev(&self, ifindex: u32) -> io::Result<bool> {
+        self.delete(self.devs, &ifindex)
+    }
+
+    pub fn fdb_set(&self, k: &FdbKey, v: &FdbVal) -> io::Result<()> {
+        self.update(self.fdb, k, v)
+    }
+
+    pub fn fdb_get(&self, k: &FdbKey) -> io::Result<Option<FdbVal>> {
+        self.lookup(self.fdb, k)
+    }
+
+    pub fn fdb_del(&self, k: &FdbKey) -> io::Result<bool> {
+        self.delete(self.fdb, k)
+    }
+
+    /// Every FDB entry (key by key: `get_next_key` then lookup). Entries added or removed
+    /// concurrently may or may not be seen.
+    pub fn fdb_dump(&self, out: &mut Vec<(FdbKey, FdbVal)>) -> io::Result<()> {
+        out.clear();
+        let mut prev: Option<FdbKey> = None;
+        loop {
+            let mut next = FdbKey::default();
+            let pk: *const c_void = match &prev {
+                Some(k) => bytes_of(k),
+                None => std::ptr::null(),
+            };
+            // SAFETY: pk is NULL (first key) or a Plain key; next is a Plain key buffer.
+            let r = unsafe {
+                lx::bpf_map_get_next_key(self.fdb, pk, (&mut next as *mut FdbKey).cast())
+            };
+            if r < 0 {
+                let e = last_os_error_or(r);
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+            if let Some(v) = self.lookup::<FdbKey, FdbVal>(self.fdb, &next)? {
+                out.push((next, v));
+            }
+            prev = Some(next);
+        }
+    }
+
+    /// Sets the program's global configuration.
+    pub fn set_conf(&self, c: &Conf) -> io::Result<()> {
+        self.update(self.config, &0u32, c)
+    }
+
+    /// Counters of port `index`, summed over CPUs.
+    pub fn port_stats(&self, index: u16) -> io::Result<PortStats> {
+        let mut per_cpu = vec![PortStats::default(); self.ncpus];
+        let k = u32::from(index);
+        // SAFETY: a per-CPU array lookup writes ncpus values of the (8-byte aligned)
+        // value size; per_cpu holds exactly ncpus PortStats.
+        let r = unsafe {
+            lx::bpf_map_lookup_elem(self.stats, bytes_of(&k), per_cpu.as_mut_ptr().cast())
+        };
+        if r < 0 {
+            return Err(last_os_error_or(r));
+        }
+        let mut s = PortStats::default();
+        for c in &per_cpu {
+            s.fwd_rx_packets += c.fwd_rx_packets;
+            s.fwd_rx_bytes += c.fwd_rx_bytes;
+            s.fwd_tx_packets += c.fwd_tx_packets;
+            s.fwd_tx_bytes += c.fwd_tx_bytes;
+            s.oversize += c.oversize;
+        }
+        Ok(s)
+    }
+
+    /// Zeroes the counters of port `index` (a port id reused by a new port).
+    pub fn reset_port_stats(&self, index: u16) -> io::Result<()> {
+        let zero = vec![PortStats::default(); self.ncpus];
+        let k = u32::from(index);
+        // SAFETY: a per-CPU array update reads ncpus values of the value size from zero.
+        let r =
+            unsafe { lx::bpf_map_update_elem(self.stats, bytes_of(&k), zero.as_ptr().cast(), 0) };
+        if r < 0 {
+            return Err(last_os_error_or(r));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for XdpObject {
+    fn drop(&mut self) {
+        // SAFETY: obj came from bpf_object__open_mem and is closed exactly once, here;
+        // closing it closes the program and map fds (interfaces keep their own reference).
+        unsafe { lx::bpf_object__close(self.obj) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_c_structs() {
+        assert_eq!(std::mem::size_of::<PortCfg>(), 24 + 2 * 512);
+        assert_eq!(std::mem::size_of::<FdbKey>(), 8);
+        assert_eq!(std::mem::size_of::<FdbVal>(), 24);
+        assert_eq!(std::mem::size_of::<PortStats>(), 40);
+        assert_eq!(std::mem::size_of::<Conf>(), 8);
+    }
+
+    #[test]
+    fn program_loads_and_maps_round_trip() {
+        {
+            // Needs root (BPF), like the rest of the datapath's port tests.
+            let o = XdpObject::load(1024).expect("load XDP object (root, BPF)");
+            assert!(o.prog_id() > 0);
+            let k = FdbKey {
+                mac: [2, 0, 0, 0, 0, 1],
+                vid: 100,
+            };
+            let v = FdbVal {
+                ifindex: 7,
+                port: 3,
+                flags: FDB_STATIC,
+                seen_ns: 11,
+                refresh_ns: 12,
+            };
+            o.fdb_set(&k, &v).expect("update");
+            assert_eq!(o.fdb_get(&k).expect("lookup"), Some(v));
+            let mut all = Vec::new();
+            o.fdb_dump(&mut all).expect("dump");
+            assert_eq!(all, vec![(k, v)]);
+            assert!(o.fdb_del(&k).expect("delete"));
+            assert!(!o.fdb_del(&k).expect("delete again"));
+            assert_eq!(o.port_stats(5).expect("stats"), PortStats::default());
+        }
+    }
+}
