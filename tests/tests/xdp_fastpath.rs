@@ -220,7 +220,7 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
     // The fast path's frames are in the ports' counters.
     assert!(sw.counters(0).tx_packets >= u64::from(N));
     assert!(sw.counters(1).tx_packets >= u64::from(N));
-    assert!(sw.counters(1).rx_packets >= u64::from(N) + 1);
+    assert!(sw.counters(1).rx_packets > u64::from(N));
     // Nothing reached VLAN 200 or the other VLAN 100 host.
     assert!(co
         .collect_test_frames(1, Duration::from_millis(300))
