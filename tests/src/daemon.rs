@@ -293,6 +293,59 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `add-port bridge port --type tap --interface ifname opts...` (vswitchd creates the
+    /// tap device `ifname` in its own namespace).
+    pub fn add_tap_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
+        let mut args = vec![
+            "add-port",
+            bridge,
+            port,
+            "--type",
+            "tap",
+            "--interface",
+            ifname,
+        ];
+        args.extend_from_slice(opts);
+        self.ctl_ok(&args);
+    }
+
+    /// The `show --json` view of one port.
+    pub fn port_view(&self, bridge: &str, port: &str) -> serde_json::Value {
+        self.ports(bridge)
+            .into_iter()
+            .find(|p| p["name"] == port)
+            .unwrap_or_else(|| panic!("no port {port} on {bridge}"))
+    }
+
+    /// The worker a port's frames are received and transmitted on (`show --json`).
+    pub fn port_worker(&self, bridge: &str, port: &str) -> u64 {
+        let v = self.port_view(bridge, port);
+        v["worker"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("port {port} has no worker: {v}"))
+    }
+
+    /// Frames handed from one worker to another so far (`pmd show --json`, one bridge).
+    pub fn handoffs(&self, bridge: &str) -> u64 {
+        let v = self.ctl_json(&["pmd", "show"]);
+        v.as_array()
+            .unwrap_or_else(|| panic!("pmd show is not a list: {v}"))
+            .iter()
+            .filter(|w| w["bridge"] == bridge)
+            .map(|w| w["handoff_out"].as_u64().expect("handoff_out"))
+            .sum()
+    }
+
+    /// One counter of `fdb stats --json`.
+    pub fn fdb_counter(&self, bridge: &str, name: &str) -> u64 {
+        let v = self.fdb_stats(bridge);
+        v[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no FDB counter {name}: {v}"))
+    }
+}
+
 /// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -205,6 +205,78 @@ impl Host {
     pub fn capture(&self) -> Capture {
         Capture::open_in(&self.ns, &self.ifname)
     }
+
+    /// Sets the MTU of both ends of the host's veth pair (the link carries frames up to
+    /// `mtu` + 14 bytes in both directions).
+    pub fn set_mtu(&self, mtu: u32) {
+        let m = mtu.to_string();
+        run_ok("ip", &["link", "set", "dev", self.switch_if(), "mtu", &m]);
+        ns_run_ok(
+            &self.ns,
+            "ip",
+            &["link", "set", "dev", &self.ifname, "mtu", &m],
+        );
+    }
+}
+
+/// A host whose interface is a switch-owned tap device: [`TapHost::new`] creates the
+/// namespace and picks the device name; after vswitchd created the tap (`add-port
+/// --type tap --interface NAME`), [`TapHost::attach`] moves it into the namespace and
+/// configures it like a [`Host`]'s interface. Create it before the daemon, so the
+/// namespace outlives the daemon and the device disappears with the daemon's descriptor.
+#[derive(Debug)]
+pub struct TapHost {
+    pub ns: Netns,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+impl TapHost {
+    pub fn new(prefix: &str, ip: Ipv4Addr) -> TapHost {
+        TapHost {
+            ns: Netns::new(prefix),
+            ifname: tap_name(),
+            ip,
+            mac: unique_mac(),
+        }
+    }
+
+    /// Moves the (existing) tap device into the namespace and configures it.
+    pub fn attach(&self) {
+        configure_ns_if(&self.ns, &self.ifname, self.ip, self.mac, false);
+    }
+
+    /// Sets the tap's MTU on its kernel side (inside the namespace).
+    pub fn set_mtu(&self, mtu: u32) {
+        ns_run_ok(
+            &self.ns,
+            "ip",
+            &["link", "set", "dev", &self.ifname, "mtu", &mtu.to_string()],
+        );
+    }
+
+    /// The tap's MTU as its namespace sees it.
+    pub fn mtu(&self) -> u32 {
+        let o = ns_run_ok(
+            &self.ns,
+            "cat",
+            &[&format!("/sys/class/net/{}/mtu", self.ifname)],
+        );
+        o.stdout
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("MTU of {}: {e}: {:?}", self.ifname, o.stdout))
+    }
+
+    pub fn ping(&self, dst: Ipv4Addr, count: u32) -> PingResult {
+        ping_from(&self.ns, dst, count)
+    }
+
+    /// An AF_PACKET capture on the tap's kernel side (frames the switch wrote to it).
+    pub fn capture(&self) -> Capture {
+        Capture::open_in(&self.ns, &self.ifname)
+    }
 }
 
 /// Moves interface `ifname` into `ns` (unless already there) and configures it with `ip`/24 and `mac`,
@@ -259,30 +331,34 @@ fn link_in_ns(ns: &Netns, ifname: &str) -> bool {
 /// `ping -c count` from namespace `ns` to `dst`, 0.2 s apart, waiting up to 2 s per reply,
 /// with a hard deadline; the command is killed if it still runs after that.
 pub fn ping_from(ns: &Netns, dst: Ipv4Addr, count: u32) -> PingResult {
+    ping_with(ns, dst, count, &[])
+}
+
+/// [`ping_from`] with extra ping options, e.g. `["-M", "do", "-s", "1472"]` (DF set,
+/// 1472 bytes of ICMP payload: a 1514-byte Ethernet frame).
+pub fn ping_with(ns: &Netns, dst: Ipv4Addr, count: u32, extra: &[&str]) -> PingResult {
     let deadline_s = count / 5 + 4;
     let c = count.to_string();
     let w = deadline_s.to_string();
     let d = dst.to_string();
-    let o = run_timeout(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            ns.name(),
-            "ping",
-            "-n",
-            "-c",
-            &c,
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            "-w",
-            &w,
-            &d,
-        ],
-        Duration::from_secs(u64::from(deadline_s) + 10),
-    );
+    let mut args = vec![
+        "netns",
+        "exec",
+        ns.name(),
+        "ping",
+        "-n",
+        "-c",
+        &c,
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "-w",
+        &w,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&d);
+    let o = run_timeout("ip", &args, Duration::from_secs(u64::from(deadline_s) + 10));
     let output = format!("{}{}", o.stdout, o.stderr);
     assert!(!o.timed_out(), "ping outlived its own deadline: {output}");
     let (transmitted, received) = parse_ping(&o.stdout)
@@ -632,6 +708,15 @@ pub fn eth_frame(dst: [u8; 6], src: [u8; 6], vids: &[u16], seq: u32, len: usize)
 /// Destination MAC of a frame.
 pub fn dst_mac(f: &[u8]) -> Option<[u8; 6]> {
     f.get(0..6)?.try_into().ok()
+}
+
+/// The test frames ([`testutil::test_frame`]) among `frames` whose sequence number lies in
+/// `range`.
+pub fn test_frames_in(frames: &[Vec<u8>], range: std::ops::Range<u32>) -> Vec<&Vec<u8>> {
+    frames
+        .iter()
+        .filter(|f| testutil::test_seq(f).is_some_and(|s| range.contains(&s)))
+        .collect()
 }
 
 /// Keeps a test from running past `limit`: when it is dropped late, or never, the
