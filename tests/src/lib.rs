@@ -285,13 +285,18 @@ pub fn configure_ns_if(ns: &Netns, ifname: &str, ip: Ipv4Addr, mac: [u8; 6], tx_
     if !link_in_ns(ns, ifname) {
         run_ok("ip", &["link", "set", ifname, "netns", ns.name()]);
     }
-    let _ = ns_run_ok(
-        ns,
-        "sh",
+    // Best effort: below MTU 1280 the interface has no IPv6 configuration at all.
+    let _ = run_timeout(
+        "ip",
         &[
+            "netns",
+            "exec",
+            ns.name(),
+            "sh",
             "-c",
             &format!("echo 1 > /proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
         ],
+        Duration::from_secs(10),
     );
     ns_run_ok(
         ns,
