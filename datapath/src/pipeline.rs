@@ -61,6 +61,9 @@ pub struct TxDone {
     /// Items after the sent ones that were handed to another worker that owns the port;
     /// that worker counts them as sent or dropped ([`Pipeline::record_tx`]).
     pub handed_off: usize,
+    /// Items skipped because the edited frame is longer than the port's buffers can hold
+    /// (counted `mtu_exceeded`; the items after them were still tried).
+    pub too_big: usize,
 }
 
 /// A list with a fixed capacity allocated once; `push` past it is refused, never grows.
@@ -396,7 +399,12 @@ impl Pipeline {
             let c = &mut self.counters[p.index()];
             c.tx_packets += done.sent as u64;
             c.tx_bytes += done.bytes;
-            let unsent = list.len.saturating_sub(done.sent + done.handed_off);
+            if done.too_big > 0 {
+                c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
+            }
+            let unsent = list
+                .len
+                .saturating_sub(done.sent + done.handed_off + done.too_big);
             if unsent > 0 {
                 c.drop_n(DropReason::TxRingFull, unsent as u64);
             }
@@ -411,7 +419,10 @@ impl Pipeline {
         let c = &mut self.counters[port.index()];
         c.tx_packets += done.sent as u64;
         c.tx_bytes += done.bytes;
-        let unsent = attempted.saturating_sub(done.sent);
+        if done.too_big > 0 {
+            c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
+        }
+        let unsent = attempted.saturating_sub(done.sent + done.too_big);
         if unsent > 0 {
             c.drop_n(DropReason::TxRingFull, unsent as u64);
         }

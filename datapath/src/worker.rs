@@ -963,6 +963,7 @@ impl TxPorts for WorkerTx<'_> {
             return TxDone::default(); // no owner: port has no I/O (tx_ring_full)
         };
         let mut handed = 0;
+        let mut too_big = 0;
         for it in items {
             let Some(mut buf) = lane.free.pop() else {
                 self.stats.handoff_full += 1;
@@ -979,16 +980,17 @@ impl TxPorts for WorkerTx<'_> {
                     handed += 1;
                 }
                 Err(_) => {
+                    // Longer than a lane buffer: counted mtu_exceeded, the rest goes on.
                     let _ = lane.free.push(buf);
-                    break;
+                    too_big += 1;
                 }
             }
         }
         self.stats.handoff_out += handed as u64;
         TxDone {
-            sent: 0,
-            bytes: 0,
             handed_off: handed,
+            too_big,
+            ..TxDone::default()
         }
     }
 }

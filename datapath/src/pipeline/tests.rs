@@ -5,7 +5,7 @@
 use crate::counters::DropReason;
 use crate::fdb::FdbConfig;
 use crate::mem::{MemPortConfig, MemSwitch};
-use crate::pipeline::Verdict;
+use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, Verdict};
 use crate::topology::{PortConfig, PortId, Topology};
 use crate::wire::{EthernetFrame, EthernetRepr, MacAddr, Tci, TPID_8021Q};
 
@@ -898,4 +898,55 @@ fn storm_control_limits_floods_per_kind() {
     }
     sw.run();
     assert_eq!(sw.take_tx(pid(1)).len(), 50);
+}
+
+/// A port whose buffers hold `room` bytes: longer frames are skipped (`too_big`).
+struct SmallBuffers {
+    room: usize,
+    sent: Vec<usize>,
+}
+
+impl TxPorts for SmallBuffers {
+    fn tx_burst(&mut self, _port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+        let mut done = TxDone::default();
+        for it in items {
+            let len = frames[usize::from(it.frame)].len();
+            if len > self.room {
+                done.too_big += 1;
+            } else {
+                self.sent.push(len);
+                done.sent += 1;
+                done.bytes += len as u64;
+            }
+        }
+        done
+    }
+}
+
+#[test]
+fn frames_a_port_cannot_hold_are_mtu_exceeded_and_the_rest_still_go() {
+    let mut b = Topology::builder();
+    let mut big = PortConfig::new("out", "access 7".parse().expect("vlan"));
+    big.mtu = 9000;
+    b.add_port(0, PortConfig::new("in", "access 7".parse().expect("vlan")))
+        .expect("p");
+    b.add_port(1, big).expect("p");
+    let topo = b.build();
+    let mut p = Pipeline::new(FdbConfig::default());
+    let frames: Vec<Vec<u8>> = [46, 500, 46, 600, 46]
+        .iter()
+        .map(|&n| frame(MacAddr::BROADCAST, mac(1), Hdr::Untagged, n))
+        .collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    p.process(&topo, pid(0), &refs, 0);
+    let mut tx = SmallBuffers {
+        room: 200,
+        sent: Vec::new(),
+    };
+    p.flush(&refs, &mut tx);
+    assert_eq!(tx.sent, vec![60, 60, 60]);
+    let c = p.counters(pid(1));
+    assert_eq!(c.tx_packets, 3);
+    assert_eq!(c.drops(DropReason::MtuExceeded), 2);
+    assert_eq!(c.drops(DropReason::TxRingFull), 0);
 }

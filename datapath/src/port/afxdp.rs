@@ -691,11 +691,17 @@ impl TxPort for AfXdpTx {
             .min(self.free.len())
             .min(self.ready.capacity() - self.ready.len());
         let mut done = TxDone::default();
-        for item in &items[..n] {
+        for item in items {
+            if done.sent == n {
+                break; // ring or frames exhausted: the rest is tx_ring_full
+            }
             let Some(src) = frames.get(usize::from(item.frame)) else {
                 break;
             };
             let edit = item.edit;
+            // `n` bounds the free frames and the ready stack's room, so the only way for
+            // this to fail is a frame longer than a UMEM frame holds: skip it (the pipeline
+            // counts it `mtu_exceeded`) and go on with the rest of the burst.
             let written = self.xsk.write_one(&mut self.free, &mut self.ready, |buf| {
                 write_edited(src, edit, buf).ok()
             });
@@ -704,7 +710,7 @@ impl TxPort for AfXdpTx {
                     done.sent += 1;
                     done.bytes += len as u64;
                 }
-                None => break,
+                None => done.too_big += 1,
             }
         }
         if !self.ready.is_empty() {

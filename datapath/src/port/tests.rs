@@ -629,3 +629,52 @@ fn afxdp_tx_rate_on_veth() {
     );
     assert!(got > 0);
 }
+
+#[test]
+fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
+    let ns = Netns::new("xb");
+    let pair = VethPair::new("xb");
+    ns.adopt(&pair.b);
+    crate::testutil::run("ip", &["link", "set", "dev", &pair.a, "mtu", "9000"]);
+    ns.exec("ip", &["link", "set", "dev", &pair.b, "mtu", "9000"]);
+    let mut port = open_veth(&pair);
+    let room = port.info().max_frame_len;
+    let peer = Capture::open_in(&ns, &pair.b);
+    let frames = [
+        test_frame(DST, SRC, 1, 64),
+        test_frame(DST, SRC, 2, room + 1),
+        test_frame(DST, SRC, 3, room),
+        test_frame(DST, SRC, 4, room - 3),
+    ];
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let items: Vec<TxItem> = (0..frames.len())
+        .map(|i| TxItem {
+            frame: i as u16,
+            edit: Edit::Keep,
+        })
+        .collect();
+    let done = port.tx().tx_burst(&refs, &items);
+    for _ in 0..10 {
+        port.tx().flush();
+    }
+    assert_eq!(
+        done,
+        TxDone {
+            sent: 3,
+            bytes: (64 + room + room - 3) as u64,
+            too_big: 1,
+            ..TxDone::default()
+        },
+        "the too-long frame is skipped, the frames after it still go"
+    );
+    // A push that would grow a frame past the room is skipped the same way.
+    let items = [TxItem {
+        frame: 3,
+        edit: Edit::Push(Tci(100)),
+    }];
+    let done = port.tx().tx_burst(&refs, &items);
+    assert_eq!((done.sent, done.too_big), (0, 1));
+    let got = peer.collect_test_frames(4, WAIT);
+    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
+    assert_eq!(seqs, vec![1, 3, 4], "never truncated, never stalled");
+}
