@@ -62,7 +62,10 @@ const DEFAULT_AGING_SECS: u64 = 300;
 
 #[derive(Debug, Clone)]
 struct Reg {
-    index: u16,
+    /// The program's slot for this port (its counters and socket keys).
+    slot: u16,
+    /// The switch port it serves, once the datapath attached it ([`XdpProgram::bind`]).
+    port: Option<PortId>,
     max_rx: u32,
     queues: Vec<u32>,
 }
@@ -164,14 +167,12 @@ impl XdpProgram {
 
     fn port_cfg(&self, st: &State, reg: &Reg) -> PortCfg {
         let mut c = PortCfg {
-            index: reg.index,
+            index: reg.slot,
             max_rx: reg.max_rx,
             ..PortCfg::default()
         };
         let Some(topo) = &st.topo else { return c };
-        let Some(id) = PortId::new(usize::from(reg.index)) else {
-            return c;
-        };
+        let Some(id) = reg.port else { return c };
         let Some(pc) = topo.port(id) else { return c };
         if self.fast {
             c.flags |= PORT_FAST;
@@ -196,23 +197,46 @@ impl XdpProgram {
         c
     }
 
-    /// Registers the AF_XDP port on `ifindex` as switch port `index` whose frames hold
-    /// `max_rx` bytes, before the program is attached to it.
-    pub fn register(&self, ifindex: u32, index: u16, max_rx: u32) -> io::Result<()> {
+    /// Registers the AF_XDP port on `ifindex` whose frames hold `max_rx` bytes, before
+    /// the program is attached to it; returns the port's slot in the program.
+    pub fn register(&self, ifindex: u32, max_rx: u32) -> io::Result<u16> {
         let mut st = self.lock();
+        if st.ports.contains_key(&ifindex) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        let slot = (0..bpf::MAX_PORTS)
+            .find(|s| !st.ports.values().any(|r| u32::from(r.slot) == *s))
+            .ok_or_else(|| io::Error::other("XDP program has no free port slot"))?
+            as u16;
         let reg = Reg {
-            index,
+            slot,
+            port: None,
             max_rx,
             queues: Vec::new(),
         };
         let cfg = self.port_cfg(&st, &reg);
-        self.obj.reset_port_stats(index)?;
+        self.obj.reset_port_stats(slot)?;
         self.obj.set_port(ifindex, &cfg)?;
         if self.fast {
             self.obj.set_dev(ifindex)?;
         }
         st.ports.insert(ifindex, reg);
-        Ok(())
+        Ok(slot)
+    }
+
+    /// Records that the port on `ifindex` serves switch port `port` (when the datapath
+    /// attaches it); from then on the fast path forwards from and to it.
+    pub fn bind(&self, ifindex: u32, port: PortId) {
+        let mut st = self.lock();
+        let Some(reg) = st.ports.get_mut(&ifindex) else {
+            return;
+        };
+        reg.port = Some(port);
+        let reg = reg.clone();
+        let cfg = self.port_cfg(&st, &reg);
+        if self.obj.set_port(ifindex, &cfg).is_err() {
+            st.map_errors += 1;
+        }
     }
 
     /// Attaches the program to `ifindex` (`XDP_FLAGS_*`; 0: native if available).
@@ -233,7 +257,7 @@ impl XdpProgram {
             )));
         }
         self.obj
-            .set_xsk(u32::from(reg.index) * bpf::MAX_QUEUES + queue, fd)?;
+            .set_xsk(u32::from(reg.slot) * bpf::MAX_QUEUES + queue, fd)?;
         reg.queues.push(queue);
         Ok(())
     }
@@ -246,16 +270,16 @@ impl XdpProgram {
             return;
         };
         for q in &reg.queues {
-            let _ = self.obj.del_xsk(u32::from(reg.index) * bpf::MAX_QUEUES + q);
+            let _ = self.obj.del_xsk(u32::from(reg.slot) * bpf::MAX_QUEUES + q);
         }
         let _ = self.obj.del_dev(ifindex);
         let _ = self.obj.del_port(ifindex);
         self.purge(&mut st, |_, m| m.ifindex == ifindex);
     }
 
-    /// The program's counters for switch port `index`.
-    pub fn port_stats(&self, index: u16) -> io::Result<PortStats> {
-        self.obj.port_stats(index)
+    /// The program's counters for the port in `slot`.
+    pub fn port_stats(&self, slot: u16) -> io::Result<PortStats> {
+        self.obj.port_stats(slot)
     }
 
     /// Applies a new topology: every registered port's configuration is rewritten, and
@@ -305,7 +329,7 @@ impl XdpProgram {
         }
         st.ports
             .iter()
-            .find(|(_, r)| r.index == port)
+            .find(|(_, r)| r.port.is_some_and(|p| p.index() == usize::from(port)))
             .map(|(ifindex, _)| *ifindex)
     }
 

@@ -412,6 +412,10 @@ impl Datapath {
             }
         };
         self.owners[port.index()] = first as u8;
+        let mut rx = rx;
+        for r in &mut rx {
+            r.bind_port(port);
+        }
         for w in 0..n {
             self.send(
                 w,

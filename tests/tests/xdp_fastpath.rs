@@ -74,7 +74,6 @@ impl FastSwitch {
         for (i, (ifname, _)) in ports.iter().enumerate() {
             let mut c = AfXdpConfig::new(*ifname);
             c.program = Some(SharedProgram(program.clone()));
-            c.port_index = i as u16;
             let port = AfXdpPort::open(&c).unwrap_or_else(|e| panic!("port {ifname}: {e}"));
             assert!(port.info().fast_path);
             let (rx, tx) = port.split();

@@ -201,17 +201,16 @@ impl Switch {
         };
         cfg.xdp = program.clone();
         let mut dp = Datapath::start(cfg, topo).context("start datapath")?;
-        let port_cfg = |ifname: &str, id: PortId| {
+        let port_cfg = |ifname: &str| {
             let mut c = AfXdpConfig::new(ifname);
             c.program = program.clone();
-            c.port_index = id.index() as u16;
             c.mode = p.xdp_mode;
             c
         };
-        let g = AfXdpPort::open(&port_cfg(lab.gen_mid(), gen_port))
+        let g = AfXdpPort::open(&port_cfg(lab.gen_mid()))
             .context("open switch port (generator side)")?;
-        let s = AfXdpPort::open(&port_cfg(lab.sink_mid(), sink_port))
-            .context("open switch port (sink side)")?;
+        let s =
+            AfXdpPort::open(&port_cfg(lab.sink_mid())).context("open switch port (sink side)")?;
         for (id, port) in [(gen_port, g), (sink_port, s)] {
             let (rx, tx) = port.split();
             dp.attach_port(id, vec![Box::new(rx)], Box::new(tx), Some(0))

@@ -76,8 +76,6 @@ pub struct AfXdpConfig {
     /// The switch's XDP program shared by its AF_XDP ports (needed for the fast path);
     /// `None`: a private instance with the fast path off.
     pub program: Option<SharedProgram>,
-    /// The switch port id this port serves (the program's counters and socket slots).
-    pub port_index: u16,
 }
 
 /// An [`XdpProgram`] handle in a port configuration (equal when it is the same program).
@@ -107,7 +105,6 @@ impl AfXdpConfig {
             comp_ring: 2048,
             replace_stale: true,
             program: None,
-            port_index: 0,
         }
     }
 
@@ -185,8 +182,8 @@ pub struct AfXdpInfo {
     pub replaced: Option<Attached>,
     /// Longest frame (bytes) one UMEM frame holds.
     pub max_frame_len: usize,
-    /// The switch port id the port serves in the XDP program.
-    pub port_index: u16,
+    /// The port's slot in the XDP program (its counters and socket keys).
+    pub xdp_slot: u16,
     /// The XDP fast path forwards known unicast from/to this port in the kernel.
     pub fast_path: bool,
 }
@@ -363,8 +360,8 @@ impl AfXdpPort {
                 .map_err(|e| PortError::io(ifname, "load XDP program", e))?,
         };
         let max_rx = u32::try_from(umem.data_room()).unwrap_or(u32::MAX);
-        program
-            .register(ifindex, cfg.port_index, max_rx)
+        let xdp_slot = program
+            .register(ifindex, max_rx)
             .map_err(|e| PortError::io(ifname, "configure XDP program", e))?;
         let guard = Arc::new(AttachGuard {
             ifindex,
@@ -469,7 +466,7 @@ impl AfXdpPort {
             prog_id: now.prog_id,
             replaced,
             max_frame_len: umem.data_room(),
-            port_index: cfg.port_index,
+            xdp_slot,
             fast_path: program.fast(),
         });
 
@@ -583,7 +580,7 @@ impl RxPort for AfXdpRx {
 
     fn xdp_counters(&mut self) -> XdpCounters {
         let g = &self._guard;
-        match g.program.port_stats(self.info.port_index) {
+        match g.program.port_stats(self.info.xdp_slot) {
             Ok(s) => XdpCounters {
                 fwd_rx_packets: s.fwd_rx_packets,
                 fwd_rx_bytes: s.fwd_rx_bytes,
@@ -593,6 +590,10 @@ impl RxPort for AfXdpRx {
             },
             Err(_) => XdpCounters::default(),
         }
+    }
+
+    fn bind_port(&mut self, port: crate::topology::PortId) {
+        self._guard.program.bind(self.info.ifindex, port);
     }
 
     fn serve_on_cpu(&mut self, cpu: usize) -> Result<bool, String> {
@@ -681,10 +682,31 @@ impl TxPort for AfXdpTx {
         if !self.ready.is_empty() {
             self.xsk.produce(&mut self.ready);
         }
-        let room = self
+        let mut room = self
             .xsk
             .ring_room(items.len())
             .saturating_sub(self.ready.len());
+        // Backpressure instead of loss: when the ring cannot take the whole burst, make
+        // the kernel transmit what is pending (copy mode sends up to 32 frames per
+        // `sendto`) and reclaim completed frames, a bounded number of times. Still one
+        // syscall per up to 32 frames, never per frame.
+        let mut kicks = 0;
+        while (room < items.len() || self.free.len() < items.len())
+            && kicks < MAX_KICKS_PER_FLUSH
+            && self.xsk.needs_wakeup()
+            && self.xsk.pending()
+        {
+            self.kick();
+            kicks += 1;
+            self.xsk.reap(&mut self.free);
+            if !self.ready.is_empty() {
+                self.xsk.produce(&mut self.ready);
+            }
+            room = self
+                .xsk
+                .ring_room(items.len())
+                .saturating_sub(self.ready.len());
+        }
         let n = items
             .len()
             .min(room)

@@ -137,6 +137,9 @@ pub trait RxPort: Send {
     fn serve_on_cpu(&mut self, _cpu: usize) -> Result<bool, String> {
         Ok(false)
     }
+    /// Called by the datapath when the port is attached as switch port `port` (the XDP
+    /// program learns which switch port the interface serves).
+    fn bind_port(&mut self, _port: PortId) {}
 }
 
 /// The transmit half of a port.

@@ -25,6 +25,8 @@ pub const PORT_ISOLATED: u32 = 4;
 pub const FDB_STATIC: u16 = 1;
 /// Queues per port in the XSKMAP key (`index * MAX_QUEUES + queue`).
 pub const MAX_QUEUES: u32 = 64;
+/// Port slots of one program (`MAX_PORTS` in the C program).
+pub const MAX_PORTS: u32 = 256;
 
 /// Types whose every byte pattern is a valid value and that have no padding, so they can
 /// be handed to the kernel and read back as raw bytes.
