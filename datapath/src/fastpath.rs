@@ -100,8 +100,6 @@ pub struct MirrorStats {
     pub ports: usize,
     /// Map writes that failed (the affected frames keep going through userspace).
     pub map_errors: u64,
-    /// Worker updates lost because a mirror queue was full (healed by the next refresh).
-    pub queue_drops: u64,
 }
 
 /// vswitch's XDP program shared by the AF_XDP ports of one switch.
@@ -463,7 +461,6 @@ impl XdpProgram {
             entries: st.entries.len(),
             ports: st.ports.len(),
             map_errors: st.map_errors,
-            queue_drops: 0,
         }
     }
 
@@ -490,7 +487,6 @@ fn flush_matches(f: &Flush, k: &FdbKey, m: &Mirrored) -> bool {
 pub struct Mirror {
     queues: Vec<Arc<ArrayQueue<FdbUpdate>>>,
     stop: Arc<AtomicBool>,
-    drops: Arc<std::sync::atomic::AtomicU64>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -504,7 +500,6 @@ impl Mirror {
             .map(|_| Arc::new(ArrayQueue::new(MIRROR_QUEUE)))
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let drops = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (q, s) = (queues.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name("vswitch-mirror".into())
@@ -532,7 +527,6 @@ impl Mirror {
         Ok(Mirror {
             queues,
             stop,
-            drops,
             handle: Some(handle),
         })
     }
@@ -542,10 +536,6 @@ impl Mirror {
         self.queues[w].clone()
     }
 
-    /// Counter of updates lost to full queues (incremented by workers).
-    pub fn drops(&self) -> Arc<std::sync::atomic::AtomicU64> {
-        self.drops.clone()
-    }
 }
 
 impl Drop for Mirror {
