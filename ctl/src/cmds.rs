@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use ctl::client::{self, ClientError};
-use ctl::config::{PortKind, PortSpec, XdpModeSpec};
+use ctl::config::{
+    afxdp_frame_capacity, afxdp_max_mtu, PortKind, PortSpec, XdpModeSpec, AFXDP_MAX_FRAME_SIZE,
+};
 use ctl::proto::*;
 use ctl::render;
 
@@ -386,10 +388,19 @@ pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
             ok: oper == "up" || oper == "unknown",
             what: format!("interface {ifname}: operstate {oper}"),
         });
+        // The XDP program is multi-buffer aware (xdp.frags), so attaching works at any MTU;
+        // what limits an AF_XDP port is one UMEM frame per Ethernet frame.
         let mtu = read("mtu");
+        let max = afxdp_max_mtu(false);
         checks.push(Check {
-            ok: mtu.parse::<u32>().map(|m| m <= 3498).unwrap_or(false),
-            what: format!("interface {ifname}: MTU {mtu} (AF_XDP frames of 4096 carry up to 3498)"),
+            ok: mtu.parse::<u32>().is_ok_and(|m| m <= max),
+            what: format!(
+                "interface {ifname}: MTU {mtu} (an AF_XDP port carries at most MTU {max}, \
+                 {} when it sends tagged frames: {AFXDP_MAX_FRAME_SIZE}-byte UMEM frames \
+                 hold {} bytes; longer frames are dropped as mtu_exceeded)",
+                afxdp_max_mtu(true),
+                afxdp_frame_capacity(AFXDP_MAX_FRAME_SIZE),
+            ),
         });
         let queues = std::fs::read_dir(base.join("queues"))
             .map(|d| {

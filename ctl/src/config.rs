@@ -201,6 +201,31 @@ impl fmt::Display for XdpModeSpec {
     }
 }
 
+/// Bytes the kernel keeps free at the start of every AF_XDP UMEM frame
+/// (`XDP_PACKET_HEADROOM`); the frame's data follows.
+pub const AFXDP_HEADROOM: u32 = 256;
+/// UMEM frame sizes an AF_XDP port can use: the kernel takes power-of-two chunks of 2048
+/// bytes up to a page, and vswitch does not use AF_XDP multi-buffer, so one frame must
+/// hold a whole Ethernet frame.
+pub const AFXDP_FRAME_SIZES: [u32; 2] = [2048, AFXDP_MAX_FRAME_SIZE];
+/// The largest of [`AFXDP_FRAME_SIZES`].
+pub const AFXDP_MAX_FRAME_SIZE: u32 = 4096;
+/// Ethernet header without and with one 802.1Q tag.
+const ETH_HLEN: u32 = 14;
+const VLAN_HLEN: u32 = 4;
+
+/// Longest Ethernet frame (bytes) one UMEM frame of `frame_size` bytes holds.
+pub fn afxdp_frame_capacity(frame_size: u32) -> u32 {
+    frame_size - AFXDP_HEADROOM
+}
+
+/// Largest MTU an AF_XDP port can carry: the largest UMEM frame's capacity minus the
+/// Ethernet header, and minus a tag too when the port sends tagged frames (3826 untagged,
+/// 3822 tagged with 4096-byte frames).
+pub fn afxdp_max_mtu(tagged: bool) -> u32 {
+    afxdp_frame_capacity(AFXDP_MAX_FRAME_SIZE) - ETH_HLEN - if tagged { VLAN_HLEN } else { 0 }
+}
+
 /// One port: its I/O and its forwarding policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +386,57 @@ impl PortSpec {
                 }
             }
         }
+    }
+
+    /// The MTU the datapath enforces on this port (the default when unset).
+    pub fn effective_mtu(&self) -> u32 {
+        self.mtu.unwrap_or(DEFAULT_MTU)
+    }
+
+    /// Whether this port sends 802.1Q-tagged frames (a trunk with a VLAN that leaves
+    /// tagged); such frames are 4 bytes longer than the MTU plus the Ethernet header.
+    pub fn sends_tagged(&self) -> Result<bool, String> {
+        let v = self.vlan()?;
+        Ok(v.members().iter().any(|vid| v.egress_tagged(vid.get())))
+    }
+
+    /// UMEM frame size (bytes) an AF_XDP port needs for its MTU: the smallest of
+    /// [`AFXDP_FRAME_SIZES`] that holds a frame of MTU + 18 bytes (Ethernet header and a
+    /// tag, sent or received), else the largest. The daemon reopens the port when this
+    /// changes.
+    pub fn afxdp_frame_size(&self) -> u32 {
+        let need = self.effective_mtu().saturating_add(ETH_HLEN + VLAN_HLEN);
+        AFXDP_FRAME_SIZES
+            .into_iter()
+            .find(|&f| afxdp_frame_capacity(f) >= need)
+            .unwrap_or(AFXDP_MAX_FRAME_SIZE)
+    }
+
+    /// Refuses an AF_XDP port whose MTU is more than its UMEM frames can carry (no
+    /// AF_XDP multi-buffer: a frame must fit one UMEM frame). Other ports: `Ok`.
+    pub fn check_afxdp_mtu(&self) -> Result<(), String> {
+        if self.kind != PortKind::Afxdp {
+            return Ok(());
+        }
+        let tagged = self.sends_tagged()?;
+        let max = afxdp_max_mtu(tagged);
+        let mtu = self.effective_mtu();
+        if mtu <= max {
+            return Ok(());
+        }
+        let max_frame = AFXDP_MAX_FRAME_SIZE;
+        Err(format!(
+            "port {}: MTU {mtu} is too large for an AF_XDP port: at most {max}{} \
+             ({max_frame}-byte UMEM frames carry {}-byte Ethernet frames; jumbo frames \
+             would need AF_XDP multi-buffer, which is not supported)",
+            self.name,
+            if tagged {
+                " on a port that sends tagged frames"
+            } else {
+                ""
+            },
+            afxdp_frame_capacity(max_frame),
+        ))
     }
 
     /// The datapath's view of this port.
@@ -559,6 +635,7 @@ impl Config {
                         p.name
                     ));
                 }
+                p.check_afxdp_mtu()?;
             }
             for s in &b.static_macs {
                 let (vid, _) = s.parsed()?;

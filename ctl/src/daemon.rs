@@ -89,9 +89,7 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
                 XdpModeSpec::Native => XdpMode::Native,
                 XdpModeSpec::Generic => XdpMode::Generic,
             };
-            if spec.mtu.unwrap_or(1500) > 1500 {
-                c.frame_size = 4096;
-            }
+            c.frame_size = spec.afxdp_frame_size();
             let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
             let mode = port.info().mode.to_string();
             let (rx, tx) = port.split();

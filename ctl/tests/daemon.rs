@@ -914,3 +914,123 @@ fn metrics_count_frames_and_drops() {
     let (status, _) = http_get(&d.ns, addr, "/other");
     assert_eq!(status, "HTTP/1.0 404 Not Found");
 }
+
+/// An AF_XDP port's MTU is limited to what one 4096-byte UMEM frame carries (no AF_XDP
+/// multi-buffer): add-port and set-port beyond it are refused with the port, the MTU and
+/// the maximum named, and nothing changes (running state, file); `reload` of a file with
+/// such a port is rejected too. At the maximum the port is accepted and (re)opened with
+/// 4096-byte frames.
+#[test]
+fn afxdp_mtu_above_umem_frame_capacity_is_refused() {
+    let _w = Watchdog::new(
+        "afxdp_mtu_above_umem_frame_capacity_is_refused",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(None);
+    d.ns.exec(
+        "ip",
+        &["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"],
+    );
+    for i in ["vx0", "vx1"] {
+        d.ns.exec("ip", &["link", "set", i, "up"]);
+    }
+    d.ctl(&["add-br", "br0"]).ok();
+    let too_big = |port: &str, mtu: u32, max: u32, tagged: bool| {
+        format!(
+            "vswitchctl: port {port}: MTU {mtu} is too large for an AF_XDP port: at most \
+             {max}{} (4096-byte UMEM frames carry 3840-byte Ethernet frames; jumbo frames \
+             would need AF_XDP multi-buffer, which is not supported)\n",
+            if tagged {
+                " on a port that sends tagged frames"
+            } else {
+                ""
+            }
+        )
+    };
+    let r = d.ctl(&[
+        "add-port",
+        "br0",
+        "x",
+        "--interface",
+        "vx0",
+        "--access",
+        "10",
+        "--mtu",
+        "9000",
+    ]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (2, too_big("x", 9000, 3826, false).as_str()),
+        "{r:?}"
+    );
+    let r = d.ctl(&[
+        "add-port",
+        "br0",
+        "x",
+        "--interface",
+        "vx0",
+        "--trunk",
+        "10",
+        "--mtu",
+        "3823",
+    ]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (2, too_big("x", 3823, 3822, true).as_str()),
+        "{r:?}"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"], json!([]), "nothing added");
+    let saved = Config::load(&d.config, false).expect("saved config");
+    assert!(saved.bridges[0].ports.is_empty());
+
+    // Accepted at 1500, then set-port: over the maximum refused, at it accepted.
+    d.ctl(&[
+        "add-port",
+        "br0",
+        "x",
+        "--interface",
+        "vx0",
+        "--access",
+        "10",
+    ])
+    .ok();
+    let r = d.ctl(&["set-port", "br0", "x", "--mtu", "3827"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (2, too_big("x", 3827, 3826, false).as_str()),
+        "{r:?}"
+    );
+    let r = d.ctl(&["set-port", "br0", "x", "--trunk", "10,20"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.ctl(&["set-port", "br0", "x", "--mtu", "3823"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (2, too_big("x", 3823, 3822, true).as_str()),
+        "{r:?}"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 1500, "{show}");
+    assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
+    d.ctl(&["set-port", "br0", "x", "--mtu", "3822"]).ok();
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 3822, "{show}");
+    assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
+
+    // A file asking for more is rejected on reload; the running configuration stays.
+    let text = std::fs::read_to_string(&d.config).expect("config text");
+    std::fs::write(&d.config, text.replace("mtu = 3822", "mtu = 9000")).expect("write");
+    let r = d.ctl(&["reload"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("vswitchctl: reload rejected, running configuration kept: ")
+            && r.stderr.contains(
+                "port x: MTU 9000 is too large for an AF_XDP port: at most 3822 on a port \
+                 that sends tagged frames"
+            ),
+        "{r:?}"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 3822, "{show}");
+}

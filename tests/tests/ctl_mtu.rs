@@ -279,7 +279,6 @@ fn mtu_2049() {
 }
 
 #[test]
-#[ignore = "known bug (issue 7): AF_XDP ports accept --mtu 9000 but carry at most 3826 (no multi-buffer); 9014-byte frames are lost"]
 fn mtu_9000() {
     mtu_matrix(9000, 5);
 }

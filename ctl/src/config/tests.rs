@@ -161,3 +161,68 @@ fn vf_section_is_typed_and_validated() {
         .to_string()
         .contains("vf eth0 0: defined twice"));
 }
+
+const AFXDP_REFUSED: &str = "is too large for an AF_XDP port";
+
+fn afxdp_port(vlan: &str, mtu: u32) -> String {
+    format!(
+        "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"up1\"\ntype = \"afxdp\"\n{vlan}\nmtu = {mtu}\n"
+    )
+}
+
+#[test]
+fn afxdp_mtu_is_limited_to_what_one_umem_frame_carries() {
+    assert_eq!((afxdp_max_mtu(false), afxdp_max_mtu(true)), (3826, 3822));
+    // Untagged (access, trunk whose only VLAN is native-untagged): 3826.
+    for vlan in ["access = 10", "trunk = \"5\"\nnative = 5"] {
+        parse(&afxdp_port(vlan, 3826)).expect("3826 fits 3840 bytes");
+        let e = parse(&afxdp_port(vlan, 3827)).expect_err("3827");
+        assert_eq!(
+            e.to_string(),
+            "test.toml: line 4: port up1: MTU 3827 is too large for an AF_XDP port: at most \
+             3826 (4096-byte UMEM frames carry 3840-byte Ethernet frames; jumbo frames would \
+             need AF_XDP multi-buffer, which is not supported)",
+            "{vlan}"
+        );
+    }
+    // A port that sends tagged frames: 4 bytes less.
+    for vlan in [
+        "trunk = \"10,20\"",
+        "trunk = \"all\"\nnative = 5",
+        "trunk = \"5\"\nnative = 5\nnative_tagged = true",
+    ] {
+        parse(&afxdp_port(vlan, 3822)).expect("3822 + 18 fits 3840 bytes");
+        let e = parse(&afxdp_port(vlan, 3823)).expect_err("3823");
+        assert!(
+            e.to_string().ends_with(
+                "port up1: MTU 3823 is too large for an AF_XDP port: at most 3822 on a port \
+                 that sends tagged frames (4096-byte UMEM frames carry 3840-byte Ethernet \
+                 frames; jumbo frames would need AF_XDP multi-buffer, which is not supported)"
+            ),
+            "{vlan}: {e}"
+        );
+    }
+    let e = parse(&afxdp_port("access = 10", 9000)).expect_err("9000");
+    assert!(e.to_string().contains("MTU 9000"), "{e}");
+    assert!(e.to_string().contains(AFXDP_REFUSED), "{e}");
+    // Tap ports carry jumbo frames.
+    let tap = afxdp_port("access = 10", 9000).replace("afxdp", "tap");
+    parse(&tap).expect("tap at 9000");
+}
+
+#[test]
+fn afxdp_frame_size_follows_the_mtu() {
+    let mut p = PortSpec::new("p", PortKind::Afxdp);
+    for (mtu, size) in [
+        (None, 2048),
+        (Some(68), 2048),
+        (Some(1500), 2048),
+        (Some(1774), 2048), // 1774 + 18 = 2048 - 256
+        (Some(1775), 4096),
+        (Some(2048), 4096),
+        (Some(3826), 4096),
+    ] {
+        p.mtu = mtu;
+        assert_eq!(p.afxdp_frame_size(), size, "MTU {mtu:?}");
+    }
+}
