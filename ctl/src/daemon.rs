@@ -111,12 +111,14 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
     }
 }
 
-/// Whether two specs need the port's I/O reopened (anything but forwarding policy).
+/// Whether two specs need the port's I/O reopened (anything but forwarding policy). An
+/// AF_XDP port is reopened when its MTU needs another UMEM frame size.
 fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
     a.kind != b.kind
         || a.interface() != b.interface()
         || a.queues != b.queues
         || a.xdp_mode != b.xdp_mode
+        || (a.kind == PortKind::Afxdp && a.afxdp_frame_size() != b.afxdp_frame_size())
         || (a.kind == PortKind::Tap && a.mtu != b.mtu)
 }
 
@@ -232,7 +234,8 @@ impl Daemon {
             .cloned()
             .collect();
         // With `strict`, open new ports first so a failure changes nothing.
-        let mut opened: BTreeMap<(String, String), Halves> = BTreeMap::new();
+        // Opened (or failed to open: reported once, not retried below).
+        let mut opened: BTreeMap<(String, String), Result<Halves, String>> = BTreeMap::new();
         for b in &new.bridges {
             let running = self.bridges.get(&b.name).filter(|_| !global_changed);
             for p in &b.ports {
@@ -252,12 +255,15 @@ impl Daemon {
                 }
                 match open_port(p) {
                     Ok(h) => {
-                        opened.insert((b.name.clone(), p.name.clone()), h);
+                        opened.insert((b.name.clone(), p.name.clone()), Ok(h));
                     }
                     Err(e) if strict => {
                         return Err(failed(format!("bridge {}: {e}", b.name)));
                     }
-                    Err(e) => problems.push(format!("bridge {}: {e}", b.name)),
+                    Err(e) => {
+                        problems.push(format!("bridge {}: {e}", b.name));
+                        opened.insert((b.name.clone(), p.name.clone()), Err(e));
+                    }
                 }
             }
         }
@@ -291,7 +297,7 @@ impl Daemon {
     fn sync_bridge(
         &mut self,
         want: &BridgeConfig,
-        opened: &mut BTreeMap<(String, String), Halves>,
+        opened: &mut BTreeMap<(String, String), Result<Halves, String>>,
     ) -> Vec<String> {
         let mut problems = Vec::new();
         let Some(br) = self.bridges.get_mut(&want.name) else {
@@ -334,7 +340,7 @@ impl Daemon {
             }
             let key = (want.name.clone(), p.name.clone());
             let h = match opened.remove(&key) {
-                Some(h) => Ok(h),
+                Some(h) => h,
                 None => open_port(p).map_err(|e| {
                     problems.push(format!("bridge {}: {e}", want.name));
                     e
@@ -430,13 +436,44 @@ impl Daemon {
     /// running state and the file are unchanged.
     fn change(&mut self, new: Config, message: String) -> Reply {
         let old = self.config.clone();
-        self.apply(new, true)?;
+        let up_before = self.up_ports();
+        let problems = self.apply(new, true)?;
+        // A port reopened on its own interface (e.g. an AF_XDP port whose MTU needs other
+        // UMEM frames) releases it before opening again, so `strict` cannot open it first:
+        // if it is down now, put the old configuration back and say why.
+        let broken = up_before.iter().any(|(b, p)| {
+            self.bridges
+                .get(b)
+                .and_then(|br| br.ports.get(p))
+                .is_some_and(|st| st.io.is_err())
+        });
+        if broken {
+            let restored = match self.apply(old, false) {
+                Ok(p) if p.is_empty() => "previous configuration restored".to_string(),
+                Ok(p) => format!("previous configuration restored with: {}", p.join("; ")),
+                Err(e) => format!("restoring the previous configuration failed: {}", e.message),
+            };
+            return Err(failed(format!("{}; {restored}", problems.join("; "))));
+        }
         if let Err(e) = self.config.save(&self.config_path) {
             // Roll back the running state to match the file.
             let _ = self.apply(old, false);
             return Err(failed(e.to_string()));
         }
         done(message)
+    }
+
+    /// (bridge, port) of every port whose I/O is open.
+    fn up_ports(&self) -> Vec<(String, String)> {
+        self.bridges
+            .iter()
+            .flat_map(|(b, br)| {
+                br.ports
+                    .iter()
+                    .filter(|(_, st)| st.io.is_ok())
+                    .map(move |(p, _)| (b.clone(), p.clone()))
+            })
+            .collect()
     }
 
     fn bridge(&self, name: &str) -> Result<&Bridge, ErrorReply> {

@@ -1034,3 +1034,58 @@ fn afxdp_mtu_above_umem_frame_capacity_is_refused() {
     let show = d.ctl(&["show", "--json"]).json();
     assert_eq!(show[0]["ports"][0]["mtu"], 3822, "{show}");
 }
+
+/// `set-port --mtu` that needs other UMEM frames reopens the AF_XDP port; when the reopen
+/// fails (here: its interface was deleted) the command fails with the reason, and the
+/// previous configuration stays (running and on disk).
+#[test]
+fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
+    let _w = Watchdog::new(
+        "set_port_mtu_reopen_failure_is_reported_and_rolled_back",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(None);
+    d.ns.exec(
+        "ip",
+        &["link", "add", "vr0", "type", "veth", "peer", "name", "vr1"],
+    );
+    for i in ["vr0", "vr1"] {
+        d.ns.exec("ip", &["link", "set", i, "up"]);
+    }
+    d.ctl(&["add-br", "br0"]).ok();
+    d.ctl(&[
+        "add-port",
+        "br0",
+        "x",
+        "--interface",
+        "vr0",
+        "--access",
+        "10",
+    ])
+    .ok();
+    // 1500 -> 2048 needs 4096-byte UMEM frames: reopened, up.
+    d.ctl(&["set-port", "br0", "x", "--mtu", "2048"]).ok();
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 2048, "{show}");
+    assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
+    let file = std::fs::read_to_string(&d.config).expect("config");
+
+    d.ns.exec("ip", &["link", "del", "vr0"]);
+    let r = d.ctl(&["set-port", "br0", "x", "--mtu", "1500"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "vswitchctl: bridge br0: port vr0: no such interface; previous configuration \
+             restored with: bridge br0: port vr0: no such interface\n"
+        ),
+        "{r:?}"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 2048, "{show}");
+    assert_eq!(
+        std::fs::read_to_string(&d.config).expect("config"),
+        file,
+        "file unchanged"
+    );
+}

@@ -504,7 +504,6 @@ fn jumbo_to_afxdp_never_truncated_nor_collateral() {
 /// `set-port --mtu 2048`: 2062-byte frames cross; then `set-port --mtu 1500`: one byte
 /// over 1500 is `mtu_exceeded` at the egress port.
 #[test]
-#[ignore = "known bug (issue 7): set-port --mtu does not reopen an AF_XDP port with larger frames"]
 fn set_port_mtu_on_afxdp_ports_takes_effect() {
     let net = 23;
     let a = Host::new("sa", ip(net, 1));
