@@ -380,7 +380,6 @@ fn egress_mtu_exceeded_counted_and_port_keeps_working() {
 /// `mtu_exceeded` (on whichever port: the ingress port cannot carry them, the egress port
 /// is at 1500 too), not lost silently, and the port keeps working.
 #[test]
-#[ignore = "known bug (issue 7): tap frames over the port's receive slot are truncated away without a drop counter"]
 fn tap_ingress_frames_over_port_mtu_counted() {
     let net = 21;
     let a = Host::new("ia", ip(net, 1));
