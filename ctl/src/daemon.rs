@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use datapath::fdb::{FdbConfig, Flush};
 use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
-use datapath::port::tap::{TapConfig, TapPort};
+use datapath::port::tap::{TapConfig, TapControl, TapPort};
 use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
 use datapath::vlan::PortVlan;
@@ -49,9 +49,11 @@ fn done(msg: impl Into<String>) -> Reply {
 }
 
 /// A port's I/O as opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct PortIo {
     xdp_mode: String,
+    /// A tap port's handle to change its MTU in place.
+    tap: Option<TapControl>,
 }
 
 #[derive(Debug)]
@@ -93,18 +95,27 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
             let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
             let mode = port.info().mode.to_string();
             let (rx, tx) = port.split();
-            Ok((vec![Box::new(rx)], Box::new(tx), PortIo { xdp_mode: mode }))
+            Ok((
+                vec![Box::new(rx)],
+                Box::new(tx),
+                PortIo {
+                    xdp_mode: mode,
+                    tap: None,
+                },
+            ))
         }
         PortKind::Tap => {
             let mut c = TapConfig::new(spec.interface());
             c.mtu = spec.mtu;
             let port = TapPort::create(&c).map_err(|e| e.to_string())?;
+            let control = port.control();
             let (rx, tx) = port.split();
             Ok((
                 vec![Box::new(rx)],
                 Box::new(tx),
                 PortIo {
                     xdp_mode: String::new(),
+                    tap: Some(control),
                 },
             ))
         }
@@ -112,14 +123,15 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
 }
 
 /// Whether two specs need the port's I/O reopened (anything but forwarding policy). An
-/// AF_XDP port is reopened when its MTU needs another UMEM frame size.
+/// AF_XDP port is reopened when its MTU needs another UMEM frame size; a tap port changes
+/// its MTU in place instead (the device stays where the user put it, see
+/// [`Daemon::apply`]).
 fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
     a.kind != b.kind
         || a.interface() != b.interface()
         || a.queues != b.queues
         || a.xdp_mode != b.xdp_mode
         || (a.kind == PortKind::Afxdp && a.afxdp_frame_size() != b.afxdp_frame_size())
-        || (a.kind == PortKind::Tap && a.mtu != b.mtu)
 }
 
 fn datapath_config(c: &Config) -> DatapathConfig {
@@ -264,6 +276,37 @@ impl Daemon {
                         problems.push(format!("bridge {}: {e}", b.name));
                         opened.insert((b.name.clone(), p.name.clone()), Err(e));
                     }
+                }
+            }
+        }
+        // Tap ports change their MTU in place: the device keeps its fd, its namespace and
+        // its addresses (a reopened tap would be a new device in the daemon's namespace).
+        // Last step that can fail a strict change, so only these need undoing.
+        let mut mtu_set: Vec<(TapControl, u32)> = Vec::new();
+        for b in &new.bridges {
+            let Some(running) = self.bridges.get(&b.name).filter(|_| !global_changed) else {
+                continue;
+            };
+            for p in &b.ports {
+                let Some(st) = running.ports.get(&p.name) else {
+                    continue;
+                };
+                let (old_mtu, new_mtu) = (st.spec.effective_mtu(), p.effective_mtu());
+                if p.kind != PortKind::Tap || io_changed(&st.spec, p) || old_mtu == new_mtu {
+                    continue;
+                }
+                let Ok(PortIo { tap: Some(tap), .. }) = &st.io else {
+                    continue; // down: opened with the new MTU when it is reopened
+                };
+                match tap.set_mtu(new_mtu) {
+                    Ok(()) => mtu_set.push((tap.clone(), old_mtu)),
+                    Err(e) if strict => {
+                        for (tap, old) in mtu_set.iter().rev() {
+                            let _ = tap.set_mtu(*old);
+                        }
+                        return Err(failed(format!("bridge {}: {e}", b.name)));
+                    }
+                    Err(e) => problems.push(format!("bridge {}: {e}", b.name)),
                 }
             }
         }

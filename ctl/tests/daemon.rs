@@ -1089,3 +1089,70 @@ fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
         "file unchanged"
     );
 }
+
+/// `set-port --mtu` on a tap port changes the MTU of the same device in place, also after
+/// the user moved it into another namespace: it stays there (same ifindex, address kept)
+/// and the daemon's namespace gets no new device.
+#[test]
+fn set_port_mtu_on_tap_changes_the_device_in_place() {
+    let _w = Watchdog::new(
+        "set_port_mtu_on_tap_changes_the_device_in_place",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(None);
+    d.ctl(&["add-br", "br0"]).ok();
+    d.ctl(&["add-port", "br0", "t1", "--type", "tap", "--access", "10"])
+        .ok();
+    let user = Netns::new("mt");
+    d.ns.exec("ip", &["link", "set", "t1", "netns", user.name()]);
+    user.exec("ip", &["addr", "add", "10.98.0.1/24", "dev", "t1"]);
+    user.exec("ip", &["link", "set", "t1", "up"]);
+    let show_link = || {
+        let o = run_bounded(
+            {
+                let mut c = std::process::Command::new("ip");
+                c.args(["-n", user.name(), "-o", "addr", "show", "dev", "t1"]);
+                c
+            },
+            Duration::from_secs(5),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mtu_of = || {
+        let o = run_bounded(
+            {
+                let mut c = std::process::Command::new("ip");
+                c.args(["-n", user.name(), "-o", "link", "show", "dev", "t1"]);
+                c
+            },
+            Duration::from_secs(5),
+        );
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (index, rest) = text.split_once(':').expect("ip -o link line");
+        let mtu = rest
+            .split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .expect("mtu");
+        (index.trim().to_string(), mtu)
+    };
+    let (index, mtu) = mtu_of();
+    assert_eq!(mtu, 1500);
+    assert_eq!(
+        d.ctl(&["set-port", "br0", "t1", "--mtu", "2048"]).ok(),
+        "port t1: access 10\n"
+    );
+    assert_eq!(mtu_of(), (index.clone(), 2048), "same device, new MTU");
+    assert!(show_link().contains("10.98.0.1/24"), "address kept");
+    assert_eq!(
+        ifindex(&d, "t1"),
+        None,
+        "no new device in the daemon's namespace"
+    );
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["mtu"], 2048, "{show}");
+    assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
+    d.ctl(&["set-port", "br0", "t1", "--mtu", "1280"]).ok();
+    assert_eq!(mtu_of(), (index, 1280));
+}

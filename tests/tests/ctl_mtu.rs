@@ -551,7 +551,6 @@ fn set_port_mtu_on_afxdp_ports_takes_effect() {
 /// device stays in its namespace with its address and gets MTU 2048; 2062-byte frames
 /// cross to an AF_XDP host at 2048.
 #[test]
-#[ignore = "known bug (issue 7): set-port --mtu recreates a tap port in the daemon's namespace"]
 fn set_port_mtu_on_tap_keeps_it_in_its_namespace() {
     let net = 24;
     let a = Host::new("ka", ip(net, 1));

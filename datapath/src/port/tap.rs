@@ -8,13 +8,17 @@
 //!
 //! Invariants kept here:
 //! - Buffers are allocated at create: RX holds up to [`MAX_BURST`] frames in an arena of
-//!   fixed slots, TX edits each frame into one scratch slot and writes it; no allocation
-//!   per burst.
+//!   fixed slots of MTU + 22 bytes, TX edits each frame into one scratch slot and writes
+//!   it; no allocation per burst. They are reallocated only when the MTU changes
+//!   ([`TapControl::set_mtu`]), by the half's own thread at its next burst (the TX
+//!   scratch only grows).
 //! - The device is up (IFF_UP) with the configured MTU once `create` returns; it
 //!   disappears when both halves are dropped (the fd is closed), unless made persistent
-//!   elsewhere.
+//!   elsewhere. A [`TapControl`] does not keep it alive.
+//! - A frame longer than a receive slot is dropped whole and counted, never cut short.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::{PortError, RxPort, TxPort, XdpCounters};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
@@ -43,10 +47,20 @@ impl TapConfig {
     }
 }
 
+/// What both halves (and, weakly, a [`TapControl`]) share.
+#[derive(Debug)]
+struct Shared {
+    fd: TapFd,
+    /// The MTU the halves size their buffers for (slots of MTU + [`L2_OVERHEAD`]).
+    mtu: AtomicU32,
+}
+
 /// Receive half of a tap port.
 #[derive(Debug)]
 pub struct TapRx {
-    fd: Arc<TapFd>,
+    shared: Arc<Shared>,
+    /// The MTU `buf` is sized for.
+    mtu: u32,
     buf: Box<[u8]>,
     lens: Box<[usize]>,
     slot: usize,
@@ -58,7 +72,9 @@ pub struct TapRx {
 /// Transmit half of a tap port.
 #[derive(Debug)]
 pub struct TapTx {
-    fd: Arc<TapFd>,
+    shared: Arc<Shared>,
+    /// The largest MTU `scratch` was sized for (it never shrinks).
+    mtu: u32,
     scratch: Box<[u8]>,
     errors: u64,
 }
@@ -68,9 +84,17 @@ pub struct TapTx {
 pub struct TapPort {
     name: String,
     ifindex: u32,
-    mtu: u32,
     rx: TapRx,
     tx: TapTx,
+}
+
+/// Changes a running tap port's MTU in place: the device keeps its fd, namespace,
+/// addresses and name, and both halves resize their buffers at their next burst, wherever
+/// they run. Holds no reference that keeps the device alive.
+#[derive(Debug, Clone)]
+pub struct TapControl {
+    name: String,
+    shared: Weak<Shared>,
 }
 
 impl TapPort {
@@ -98,27 +122,37 @@ impl TapPort {
         let ifindex = netdev::if_index(&name).ok_or_else(|| PortError::NoSuchInterface {
             ifname: name.clone(),
         })?;
-        let slot = mtu as usize + L2_OVERHEAD;
-        let fd = Arc::new(fd);
+        let shared = Arc::new(Shared {
+            fd,
+            mtu: AtomicU32::new(mtu),
+        });
         Ok(TapPort {
             name,
             ifindex,
-            mtu,
             rx: TapRx {
-                fd: fd.clone(),
-                // One spare byte so the last slot can detect truncation too.
-                buf: vec![0u8; MAX_BURST * slot + 1].into_boxed_slice(),
+                shared: shared.clone(),
+                mtu,
+                buf: TapRx::arena(mtu),
                 lens: vec![0; MAX_BURST].into_boxed_slice(),
-                slot,
+                slot: slot_len(mtu),
                 n: 0,
                 oversize: 0,
             },
             tx: TapTx {
-                fd,
-                scratch: vec![0u8; slot].into_boxed_slice(),
+                shared,
+                mtu,
+                scratch: vec![0u8; slot_len(mtu)].into_boxed_slice(),
                 errors: 0,
             },
         })
+    }
+
+    /// A handle to change the MTU later, also after [`TapPort::split`].
+    pub fn control(&self) -> TapControl {
+        TapControl {
+            name: self.name.clone(),
+            shared: Arc::downgrade(&self.rx.shared),
+        }
     }
 
     /// The device's name (the kernel's choice if the configured name was empty).
@@ -129,8 +163,10 @@ impl TapPort {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+    /// The MTU the port's buffers are sized for (the device's, unless changed behind
+    /// the switch's back).
     pub fn mtu(&self) -> u32 {
-        self.mtu
+        self.rx.shared.mtu.load(Ordering::Acquire)
     }
     pub fn split(self) -> (TapRx, TapTx) {
         (self.rx, self.tx)
@@ -143,7 +179,72 @@ impl TapPort {
     }
 }
 
+/// Bytes of one frame buffer for `mtu`.
+fn slot_len(mtu: u32) -> usize {
+    mtu as usize + L2_OVERHEAD
+}
+
+impl TapControl {
+    /// The port's device name at creation (for messages).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shared(&self, op: &'static str) -> Result<Arc<Shared>, PortError> {
+        self.shared.upgrade().ok_or_else(|| {
+            PortError::io(
+                &self.name,
+                op,
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })
+    }
+
+    /// Sets the device's MTU where it is now (it may have been moved into another network
+    /// namespace) and has the halves resize their buffers. Buffers grow before the device
+    /// does and shrink after it, so every frame of the device's MTU fits at any moment;
+    /// on failure nothing changes.
+    pub fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
+        let shared = self.shared("set MTU")?;
+        let old = shared.mtu.load(Ordering::Acquire);
+        if mtu > old {
+            shared.mtu.store(mtu, Ordering::Release);
+        }
+        if let Err(e) = shared.fd.set_mtu(mtu) {
+            shared.mtu.store(old, Ordering::Release);
+            return Err(PortError::io(&self.name, "set MTU", e));
+        }
+        shared.mtu.store(mtu, Ordering::Release);
+        Ok(())
+    }
+
+    /// The device's MTU, read where the device is now.
+    pub fn device_mtu(&self) -> Result<u32, PortError> {
+        self.shared("read MTU")?
+            .fd
+            .mtu()
+            .map_err(|e| PortError::io(&self.name, "read MTU", e))
+    }
+}
+
 impl TapRx {
+    /// An arena of [`MAX_BURST`] slots for `mtu`, plus one spare byte so the last slot
+    /// can detect an oversize frame too.
+    fn arena(mtu: u32) -> Box<[u8]> {
+        vec![0u8; MAX_BURST * slot_len(mtu) + 1].into_boxed_slice()
+    }
+
+    /// Follows an MTU change (no frames are held when called).
+    #[inline]
+    fn follow_mtu(&mut self) {
+        let mtu = self.shared.mtu.load(Ordering::Acquire);
+        if mtu != self.mtu {
+            self.mtu = mtu;
+            self.slot = slot_len(mtu);
+            self.buf = TapRx::arena(mtu);
+        }
+    }
+
     /// Frames longer than a slot (MTU + 22 bytes), dropped whole at read: never passed on
     /// cut short. The worker counts them `mtu_exceeded` on this port (through
     /// [`RxPort::xdp_counters`]).
@@ -155,12 +256,13 @@ impl TapRx {
 impl RxPort for TapRx {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
         self.n = 0;
+        self.follow_mtu();
         let max = max.min(MAX_BURST);
         while self.n < max {
             let off = self.n * self.slot;
             // One byte more than a slot: a read that fills it was truncated.
             let end = off + self.slot + 1;
-            match self.fd.read(&mut self.buf[off..end]) {
+            match self.shared.fd.read(&mut self.buf[off..end]) {
                 Ok(None) => break,
                 Ok(Some(len)) if len > self.slot => self.oversize += 1,
                 Ok(Some(len)) => {
@@ -171,7 +273,7 @@ impl RxPort for TapRx {
                     if self.n > 0 {
                         break;
                     }
-                    return Err(PortError::io(self.fd.name(), "read tap", e));
+                    return Err(PortError::io(self.shared.fd.name(), "read tap", e));
                 }
             }
         }
@@ -211,6 +313,13 @@ impl TapTx {
 impl TxPort for TapTx {
     fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
         let mut done = TxDone::default();
+        // Grow only: the switch may still send frames of the old, larger MTU until its
+        // topology has the new one; they must not fail to fit.
+        let mtu = self.shared.mtu.load(Ordering::Acquire);
+        if mtu > self.mtu {
+            self.mtu = mtu;
+            self.scratch = vec![0u8; slot_len(mtu)].into_boxed_slice();
+        }
         for item in items {
             let Some(src) = frames.get(usize::from(item.frame)) else {
                 break;
@@ -218,7 +327,7 @@ impl TxPort for TapTx {
             let Ok(len) = write_edited(src, item.edit, &mut self.scratch) else {
                 break;
             };
-            match self.fd.write(&self.scratch[..len]) {
+            match self.shared.fd.write(&self.scratch[..len]) {
                 Ok(true) => {
                     done.sent += 1;
                     done.bytes += len as u64;
@@ -292,6 +401,83 @@ mod tests {
             rx.release();
         }
         got
+    }
+
+    /// The MTU of `ifname` in `ns`, read with `ip`.
+    fn mtu_in(ns: &Netns, ifname: &str) -> u32 {
+        let out = std::process::Command::new("ip")
+            .args(["-n", ns.name(), "-o", "link", "show", "dev", ifname])
+            .output()
+            .expect("run ip");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == "mtu");
+        words
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("no MTU for {ifname} in {}: {text}", ns.name()))
+    }
+
+    #[test]
+    fn set_mtu_in_place_follows_the_device_into_its_namespace() {
+        let ns = Netns::new("tm");
+        let name = unique_name("tm");
+        let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
+        let ctl = port.control();
+        let (mut rx, mut tx) = port.split();
+        ns.adopt(&name);
+        ns.exec("ip", &["addr", "add", "10.99.0.1/24", "dev", &name]);
+        assert_eq!(
+            crate::sys::netdev::if_index(&name),
+            None,
+            "moved away from here"
+        );
+
+        // Grow: the device (in its namespace, address kept) and both halves follow.
+        ctl.set_mtu(2048).expect("set MTU 2048");
+        assert_eq!(mtu_in(&ns, &name), 2048);
+        assert_eq!(ctl.device_mtu().expect("read MTU"), 2048);
+        let out = std::process::Command::new("ip")
+            .args(["-n", ns.name(), "-o", "addr", "show", "dev", &name])
+            .output()
+            .expect("run ip");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("10.99.0.1/24"),
+            "address kept"
+        );
+        let host = Capture::open_in(&ns, &name);
+        // (Over the old 1522-byte slots; AF_PACKET sends at most MTU + 14.)
+        host.send(&test_frame(DST, SRC, 1, 2048 + 14));
+        assert_eq!(rx_seqs(&mut rx, 1), vec![(1, 2062)]);
+        let big = test_frame(DST, SRC, 2, 2062);
+        let refs: [&[u8]; 1] = [&big];
+        let items = [TxItem {
+            frame: 0,
+            edit: crate::wire::Edit::Keep,
+        }];
+        assert_eq!(tx.tx_burst(&refs, &items).sent, 1);
+        assert_eq!(
+            host.collect_test_frames(1, Duration::from_secs(3)),
+            vec![big]
+        );
+
+        // Shrink: frames over the new slot are dropped whole and counted.
+        ctl.set_mtu(1000).expect("set MTU 1000");
+        assert_eq!(mtu_in(&ns, &name), 1000);
+        // The kernel side only sends what its MTU allows: raise it behind our back.
+        ns.exec("ip", &["link", "set", &name, "mtu", "3000"]);
+        host.send(&test_frame(DST, SRC, 3, 1023));
+        host.send(&test_frame(DST, SRC, 4, 1022));
+        assert_eq!(rx_seqs(&mut rx, 1), vec![(4, 1022)]);
+        assert_eq!(rx.oversize(), 1);
+
+        // An invalid MTU is refused by the kernel and changes nothing.
+        assert!(ctl.set_mtu(10).is_err());
+        assert_eq!(mtu_in(&ns, &name), 3000);
+
+        drop((rx, tx));
+        let e = ctl.set_mtu(1500).expect_err("device gone");
+        assert!(e.to_string().contains(&name), "{e}");
     }
 
     #[test]

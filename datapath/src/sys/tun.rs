@@ -1,9 +1,16 @@
-//! Tap devices: `TUNSETIFF` on /dev/net/tun and nonblocking read/write of whole frames.
+//! Tap devices: `TUNSETIFF` on /dev/net/tun and nonblocking read/write of whole frames;
+//! the device's MTU read and set wherever the device lives now (the user may have moved
+//! it into another network namespace after creation: `TUNGETIFF` names it,
+//! `TUNGETDEVNETNS` opens its namespace).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{c_chars_to_string, ifreq_for};
+use super::{c_chars_to_string, ifreq_for, netdev};
+
+/// `_IO('T', 227)` from linux/if_tun.h (Linux 5.1+): a new fd of the tap device's network
+/// namespace. Not in the libc crate.
+const TUNGETDEVNETNS: libc::Ioctl = 0x54e3;
 
 /// An open tap device (IFF_TAP | IFF_NO_PI, nonblocking). Closing it removes the device
 /// unless it was made persistent.
@@ -51,8 +58,73 @@ impl TapFd {
         Ok(TapFd { fd, name })
     }
 
+    /// The name given at creation.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The device's current name (`TUNGETIFF`; follows renames).
+    pub fn current_name(&self) -> io::Result<String> {
+        // SAFETY: ifreq is plain data; all-zero is valid.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        // SAFETY: TUNGETIFF writes the attached device's name and flags into the ifreq we
+        // pass, which outlives the call.
+        let r = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::TUNGETIFF,
+                &mut ifr as *mut libc::ifreq,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(c_chars_to_string(&ifr.ifr_name))
+    }
+
+    /// The network namespace the device is in now, as an fd (`TUNGETDEVNETNS`).
+    pub fn netns(&self) -> io::Result<OwnedFd> {
+        // SAFETY: TUNGETDEVNETNS takes no argument and returns a new fd or -1.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNGETDEVNETNS) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `r` is a fresh fd the kernel just opened for us; nobody else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    }
+
+    /// Runs `f` with the device's current name on a short-lived thread that joined the
+    /// device's network namespace (the calling thread and the process stay where they
+    /// are). Interface ioctls made there (sockets created in `f`) address the device.
+    fn in_device_netns<T: Send>(
+        &self,
+        f: impl FnOnce(&str) -> io::Result<T> + Send,
+    ) -> io::Result<T> {
+        let name = self.current_name()?;
+        let ns = self.netns()?;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // SAFETY: `ns` is an open network namespace fd; setns only moves this
+                // fresh, single-purpose thread, which ends when `f` returns.
+                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                if r != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                f(&name)
+            })
+            .join()
+            .map_err(|_| io::Error::other("tap namespace thread panicked"))?
+        })
+    }
+
+    /// Sets the device's MTU in whatever network namespace it is now.
+    pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
+        self.in_device_netns(|name| netdev::set_mtu(name, mtu))
+    }
+
+    /// The device's MTU, read in whatever network namespace it is now.
+    pub fn mtu(&self) -> io::Result<u32> {
+        self.in_device_netns(netdev::mtu)
     }
 
     /// Reads one frame into `buf`; `Ok(None)` when none is queued (EAGAIN).
