@@ -427,7 +427,6 @@ fn tap_ingress_frames_over_port_mtu_counted() {
 /// at a: never truncated, never `tx_ring_full`, never taking the small frame behind it
 /// along.
 #[test]
-#[ignore = "known bug (issue 7): a frame too big for an AF_XDP TX frame stops the burst and is counted tx_ring_full with the frames after it"]
 fn jumbo_to_afxdp_never_truncated_nor_collateral() {
     let net = 22;
     let a = Host::new("ja", ip(net, 1));
