@@ -535,7 +535,6 @@ impl Mirror {
     pub fn queue(&self, w: usize) -> Arc<ArrayQueue<FdbUpdate>> {
         self.queues[w].clone()
     }
-
 }
 
 impl Drop for Mirror {

@@ -125,8 +125,9 @@ pub trait RxPort: Send {
     fn kernel_drops(&mut self) -> u64 {
         0
     }
-    /// Totals of the port's XDP program for this port (fast-path forwarding, oversize
-    /// drops); zero for ports without one. Read once a second and for snapshots.
+    /// Running totals kept outside the pipeline for this port: the XDP program's
+    /// fast-path forwarding and oversize drops (AF_XDP), frames too long for the receive
+    /// slots (tap); zero where there are none. Read once a second and for snapshots.
     fn xdp_counters(&mut self) -> XdpCounters {
         XdpCounters::default()
     }
