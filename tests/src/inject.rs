@@ -147,9 +147,13 @@ impl Injector {
         chunk: usize,
         mut make: impl FnMut(u64) -> Vec<u8>,
     ) {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let mut done = 0u64;
         let mut buf: Vec<Vec<u8>> = Vec::with_capacity(chunk);
+        // A constant-rate source: after this thread was descheduled it makes up at most
+        // 1 ms of its schedule instead of bursting at full speed (which would measure the
+        // test machine's scheduler, not the switch); every frame is still sent.
+        let slack = Duration::from_millis(1);
         while done < count {
             buf.clear();
             let n = (count - done).min(chunk as u64);
@@ -159,8 +163,15 @@ impl Injector {
             self.send_all(&buf);
             done += n;
             let due = start + Duration::from_secs_f64(done as f64 / pps as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
+            let now = Instant::now();
+            match due.checked_duration_since(now) {
+                Some(wait) => std::thread::sleep(wait),
+                None => {
+                    let late = now - due;
+                    if late > slack {
+                        start += late - slack;
+                    }
+                }
             }
         }
     }
@@ -168,7 +179,7 @@ impl Injector {
 
 impl Drop for Injector {
     fn drop(&mut self) {
-        // Close the socket inside its namespace so libxdp detaches its program there.
+        // Close the socket inside its namespace so its XDP program is detached there.
         if let Some(inner) = self.inner.take() {
             let _ = datapath::sys::netns::run_in(&self.ns_path, move || drop(inner));
         }

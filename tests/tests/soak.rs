@@ -139,8 +139,9 @@ fn soak_mixed_traffic_two_workers() {
         dmn.port_stats(BR, "c"),
         dmn.port_stats(BR, "d"),
     );
+    let pmd = dmn.ctl_ok(&["pmd", "show"]);
     let drops = format!(
-        "a rx {} {:?} / b tx {} {:?} / c rx {} {:?} / d tx {} {:?}",
+        "a rx {} {:?} / b tx {} {:?} / c rx {} {:?} / d tx {} {:?}\n{pmd}",
         sa.rx_packets - sa0.rx_packets,
         sa.drops,
         sb.tx_packets - sb0.tx_packets,

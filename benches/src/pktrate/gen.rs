@@ -184,6 +184,12 @@ pub fn run_child(
         .collect();
     let start = Instant::now();
     let mut sent = 0u64;
+    // Paced: a constant-rate source. When this thread was descheduled it does not catch
+    // up at full speed (a burst far above the rate, which measures the generator's
+    // scheduling rather than the switch): at most 1 ms worth of frames is made up, the
+    // rest of the schedule is skipped (never counted as sent).
+    let mut skipped = 0u64;
+    let max_deficit = rate.map_or(0, |r| ((r / 1000.0) as u64).max(PACE_CHUNK));
     let mut n = 0u32;
     loop {
         n = n.wrapping_add(1);
@@ -193,8 +199,12 @@ pub fn run_child(
         let want = match rate {
             None => BATCH,
             Some(r) => {
-                let due = (start.elapsed().as_secs_f64() * r) as u64;
-                let deficit = due.saturating_sub(sent);
+                let due = ((start.elapsed().as_secs_f64() * r) as u64).saturating_sub(skipped);
+                let mut deficit = due.saturating_sub(sent);
+                if deficit > max_deficit {
+                    skipped += deficit - max_deficit;
+                    deficit = max_deficit;
+                }
                 if deficit < PACE_CHUNK {
                     tx.flush();
                     std::hint::spin_loop();

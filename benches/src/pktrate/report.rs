@@ -185,7 +185,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], z: Option<&Zero
         let _ = writeln!(
             o,
             "\nZero-loss check ({}, paced at {:.3} Mpps for {:.1} s): sent {}, delivered {}, lost {} ({}); \
-             generator veth drops {}, switch rx {} tx {} drops {}, worker busy {:.2}",
+             generator veth drops {}, switch rx {} tx {} drops {} ({}), worker busy {:.2}",
             z.case.name(),
             z.target_pps / 1e6,
             z.seconds,
@@ -197,6 +197,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], z: Option<&Zero
             z.switch_rx,
             z.switch_tx,
             z.switch_drops,
+            z.switch_drop_reasons,
             z.worker_busy_ratio
         );
     }

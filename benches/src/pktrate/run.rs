@@ -344,6 +344,23 @@ impl<'a> Path<'a> {
     }
 }
 
+/// Drops between two snapshots, by reason, over all ports: `reason=n` joined by spaces.
+fn drop_reasons(a: &WorkerSnapshot, b: &WorkerSnapshot) -> String {
+    let mut out = Vec::new();
+    for r in datapath::counters::DropReason::ALL {
+        let sum = |s: &WorkerSnapshot| -> u64 { s.counters.iter().map(|(_, c)| c.drops(*r)).sum() };
+        let n = sum(b).saturating_sub(sum(a));
+        if n > 0 {
+            out.push(format!("{}={n}", r.name()));
+        }
+    }
+    if out.is_empty() {
+        "none".to_owned()
+    } else {
+        out.join(" ")
+    }
+}
+
 fn port_totals(s: &WorkerSnapshot, port: PortId) -> (u64, u64, u64) {
     s.counters
         .iter()
@@ -467,6 +484,8 @@ pub struct ZeroLoss {
     pub switch_rx: u64,
     pub switch_tx: u64,
     pub switch_drops: u64,
+    /// The switch's drops over the run by reason (both ports), e.g. `tx_ring_full=12`.
+    pub switch_drop_reasons: String,
     pub worker_busy_ratio: f64,
 }
 
@@ -533,6 +552,7 @@ fn zero_loss_on(
         switch_rx: rx1.saturating_sub(rx0),
         switch_tx: tx1.saturating_sub(tx0),
         switch_drops: (d1 + e1).saturating_sub(d0 + e0),
+        switch_drop_reasons: drop_reasons(&w0, &w1),
         worker_busy_ratio: per(busy, busy + idle),
     })
 }
