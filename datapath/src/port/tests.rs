@@ -209,7 +209,8 @@ fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
     for _ in 0..10 {
         port.tx().flush();
     }
-    assert_eq!(port.tx().free_frames(), 2048);
+    let tx_share = AfXdpConfig::new("x").frame_count as usize / 2;
+    assert_eq!(port.tx().free_frames(), tx_share);
 }
 
 #[test]
