@@ -394,7 +394,7 @@ impl Datapath {
     pub fn attach_port(
         &mut self,
         port: PortId,
-        rx: Vec<Box<dyn RxPort>>,
+        mut rx: Vec<Box<dyn RxPort>>,
         tx: Box<dyn TxPort>,
         worker: Option<usize>,
     ) -> Result<usize, DatapathError> {
@@ -412,7 +412,6 @@ impl Datapath {
             }
         };
         self.owners[port.index()] = first as u8;
-        let mut rx = rx;
         for r in &mut rx {
             r.bind_port(port);
         }

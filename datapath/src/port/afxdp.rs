@@ -677,6 +677,15 @@ impl AfXdpTx {
             self.kick_errors += 1;
         }
     }
+
+    /// One `sendto`, then completed frames back to `free` and waiting ones onto the ring.
+    fn kick_and_reap(&mut self) {
+        self.kick();
+        self.xsk.reap(&mut self.free);
+        if !self.ready.is_empty() {
+            self.xsk.produce(&mut self.ready);
+        }
+    }
 }
 
 impl TxPort for AfXdpTx {
@@ -699,12 +708,8 @@ impl TxPort for AfXdpTx {
             && self.xsk.needs_wakeup()
             && self.xsk.pending()
         {
-            self.kick();
+            self.kick_and_reap();
             kicks += 1;
-            self.xsk.reap(&mut self.free);
-            if !self.ready.is_empty() {
-                self.xsk.produce(&mut self.ready);
-            }
             room = self
                 .xsk
                 .ring_room(items.len())
@@ -760,11 +765,7 @@ impl TxPort for AfXdpTx {
             if !(self.xsk.needs_wakeup() && self.xsk.pending()) {
                 break;
             }
-            self.kick();
-            self.xsk.reap(&mut self.free);
-            if !self.ready.is_empty() {
-                self.xsk.produce(&mut self.ready);
-            }
+            self.kick_and_reap();
         }
     }
 }
