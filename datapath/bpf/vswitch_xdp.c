@@ -27,7 +27,9 @@
 #define INLINE static inline __attribute__((always_inline))
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
-static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
+/* Coarse (tick-granular) monotonic time: a jiffies read instead of a TSC read per
+ * frame; the FDB timestamps it keeps are compared in seconds. */
+static __u64 (*bpf_ktime_get_coarse_ns)(void) = (void *)BPF_FUNC_ktime_get_coarse_ns;
 static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)BPF_FUNC_xdp_adjust_head;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
 static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_get_buff_len;
@@ -201,7 +203,7 @@ int vswitch_port(struct xdp_md *ctx)
 	struct fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
 	if (!src || src->ifindex != ifindex)
 		return slow(ctx, pc); /* new or moved source: userspace learns */
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	if (now - src->seen_ns >= ONE_SECOND)
 		src->seen_ns = now;
 	if (!(src->flags & FDB_STATIC)) {

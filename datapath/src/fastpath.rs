@@ -18,7 +18,8 @@
 //! The program's FDB is a *mirror* of the workers' tables, written only here:
 //! - workers publish what they learn, move or refresh (at most once a second per entry)
 //!   on lock-free queues ([`Mirror::queue`]); a mirror thread applies them every
-//!   millisecond, writing only entries whose port changed;
+//!   millisecond while updates flow (every 10 ms when idle), writing only entries whose
+//!   port changed;
 //! - static entries and flushes from the control plane are applied synchronously
 //!   ([`XdpProgram::fdb_op`]); topology changes rewrite the port table and drop the
 //!   entries of ports whose configuration changed ([`XdpProgram::sync_topology`]);
@@ -29,7 +30,7 @@
 //!
 //! A missed or late mirror update never misforwards for longer than the update takes: a
 //! source not (yet) in the mirror, or seen on another port than its mirrored one, goes
-//! to userspace, and userspace's learning reaches the mirror within a millisecond.
+//! to userspace, and userspace's learning reaches the mirror within 10 ms.
 //!
 //! Requirements of XDP_REDIRECT on the egress device (checked by the kernel, not here):
 //! a NIC driver with `ndo_xdp_xmit`; a tap device; or a veth whose peer has an XDP program
@@ -481,8 +482,8 @@ fn flush_matches(f: &Flush, k: &FdbKey, m: &Mirrored) -> bool {
         && f.mac.is_none_or(|mac| mac.0 == k.mac)
 }
 
-/// The mirror thread: drains the workers' update queues every millisecond into the
-/// program, and ages the program's FDB once a second.
+/// The mirror thread: drains the workers' update queues every millisecond (10 ms when
+/// idle) into the program, and ages the program's FDB once a second.
 #[derive(Debug)]
 pub struct Mirror {
     queues: Vec<Arc<ArrayQueue<FdbUpdate>>>,
@@ -492,6 +493,9 @@ pub struct Mirror {
 
 /// Capacity of each worker's mirror queue.
 const MIRROR_QUEUE: usize = 8192;
+/// Mirror thread period after a pass that moved updates, and after an empty one.
+const MIRROR_BUSY: Duration = Duration::from_millis(1);
+const MIRROR_IDLE: Duration = Duration::from_millis(10);
 
 impl Mirror {
     /// Starts the mirror thread for `workers` workers.
@@ -507,6 +511,7 @@ impl Mirror {
                 let mut batch = Vec::with_capacity(1024);
                 let mut last_age = Instant::now();
                 while !s.load(Ordering::Relaxed) {
+                    let mut moved = 0;
                     for queue in &q {
                         while batch.len() < batch.capacity() {
                             match queue.pop() {
@@ -514,6 +519,7 @@ impl Mirror {
                                 None => break,
                             }
                         }
+                        moved += batch.len();
                         program.learned(&batch);
                         batch.clear();
                     }
@@ -521,7 +527,9 @@ impl Mirror {
                         program.age();
                         last_age = Instant::now();
                     }
-                    std::thread::sleep(Duration::from_millis(1));
+                    // Busy: every millisecond; idle: every 10 (a mirror lagging costs
+                    // only slow-path frames, and the thread shares CPUs with workers).
+                    std::thread::sleep(if moved > 0 { MIRROR_BUSY } else { MIRROR_IDLE });
                 }
             })?;
         Ok(Mirror {

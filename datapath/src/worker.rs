@@ -30,6 +30,7 @@ use crate::fastpath::Mirror;
 use crate::fdb::{FdbConfig, FdbCounters, FdbEntry, FdbError, FdbUpdate, Flush};
 use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, MAX_BURST};
 use crate::port::{PortTxTable, RxPort, SharedProgram, TxPort, XdpCounters};
+use crate::sys::wait::{self, Doorbell, Woken};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
@@ -47,10 +48,16 @@ pub struct DatapathConfig {
     /// Frames per receive burst (1..=MAX_BURST).
     pub burst: usize,
     pub fdb: FdbConfig,
-    /// After this many consecutive empty polls a worker sleeps `idle_sleep` (a syscall
-    /// only when idle). `Duration::ZERO` spins forever (pure PMD).
+    /// After this many consecutive empty polls a worker blocks until work arrives: in
+    /// `poll` on its receive descriptors and its doorbell (rung by other workers handing
+    /// it frames and by control commands), for at most `idle_wait_max`; when a port
+    /// cannot be waited on, it sleeps `idle_sleep` instead. Syscalls only when idle.
+    /// `idle_sleep` of `Duration::ZERO` spins forever (pure PMD).
     pub idle_polls: u32,
     pub idle_sleep: Duration,
+    /// Longest an idle worker blocks before it looks at its clock (FDB aging, port
+    /// health checks); frames and commands wake it earlier.
+    pub idle_wait_max: Duration,
     /// Buffers per lane for frames handed to another worker.
     pub lane_buffers: usize,
     /// Size of a lane buffer: the largest frame that can cross workers.
@@ -72,6 +79,7 @@ impl Default for DatapathConfig {
             fdb: FdbConfig::default(),
             idle_polls: 1024,
             idle_sleep: Duration::from_micros(50),
+            idle_wait_max: Duration::from_millis(100),
             lane_buffers: 1024,
             max_frame: 9238,
             lane_updates: 4096,
@@ -136,6 +144,10 @@ pub struct WorkerStats {
     /// FDB updates lost because the fast path's mirror queue was full (healed by the next
     /// refresh of the entry, at most a second later).
     pub mirror_dropped: u64,
+    /// Times the idle worker blocked in `poll` until work arrived (see
+    /// [`DatapathConfig::idle_polls`]), and waits ended by a descriptor error only.
+    pub idle_waits: u64,
+    pub idle_wait_errors: u64,
     /// Things the worker could not set up as asked (e.g. threaded NAPI for a fast-path
     /// port), for the control plane's log.
     pub notes: Vec<String>,
@@ -223,10 +235,12 @@ struct Lane {
     frames: ArrayQueue<Handoff>,
     free: ArrayQueue<Box<LaneBuf>>,
     updates: ArrayQueue<FdbUpdate>,
+    /// The receiving worker's doorbell (rung once per loop after pushing, if it sleeps).
+    bell: Arc<Doorbell>,
 }
 
 impl Lane {
-    fn new(c: &DatapathConfig) -> Lane {
+    fn new(c: &DatapathConfig, bell: Arc<Doorbell>) -> Lane {
         let buffers = c.lane_buffers.max(1);
         let free = ArrayQueue::new(buffers);
         for _ in 0..buffers {
@@ -241,6 +255,7 @@ impl Lane {
             frames: ArrayQueue::new(buffers),
             free,
             updates: ArrayQueue::new(c.lane_updates.max(1)),
+            bell,
         }
     }
 }
@@ -251,6 +266,8 @@ pub struct Datapath {
     topo: Arc<Topology>,
     owners: Vec<u8>,
     commands: Vec<Sender<Command>>,
+    /// Each worker's doorbell: rung after a command so an idle worker sees it at once.
+    bells: Vec<Arc<Doorbell>>,
     threads: Vec<JoinHandle<()>>,
     next_worker: usize,
     /// The fast path's FDB mirror thread (fast path on only).
@@ -284,11 +301,18 @@ impl Datapath {
         }
         let n = config.workers;
         let epoch = Instant::now();
+        let bells = (0..n)
+            .map(|w| {
+                Doorbell::new()
+                    .map(Arc::new)
+                    .map_err(|source| DatapathError::Spawn { worker: w, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         // lanes[a][b]: from worker a to worker b.
         let lanes: Vec<Vec<Option<Arc<Lane>>>> = (0..n)
             .map(|a| {
                 (0..n)
-                    .map(|b| (a != b).then(|| Arc::new(Lane::new(&config))))
+                    .map(|b| (a != b).then(|| Arc::new(Lane::new(&config, bells[b].clone()))))
                     .collect()
             })
             .collect();
@@ -312,7 +336,12 @@ impl Datapath {
             let out = out.clone();
             let inbound: Vec<Arc<Lane>> = (0..n).filter_map(|a| lanes[a][id].clone()).collect();
             let cpu = (!config.cpus.is_empty()).then(|| config.cpus[id % config.cpus.len()]);
-            let mut w = Worker::new(id, cpu, &config, topo.clone(), out, inbound, rx, epoch);
+            let lanes = Lanes {
+                out,
+                inbound,
+                bell: bells[id].clone(),
+            };
+            let mut w = Worker::new(id, cpu, &config, topo.clone(), lanes, rx, epoch);
             w.mirror = mirror.as_ref().map(|m| m.queue(id));
             let handle = std::thread::Builder::new()
                 .name(format!("pmd{id}"))
@@ -326,6 +355,7 @@ impl Datapath {
             topo,
             owners: vec![NO_OWNER; MAX_PORTS],
             commands,
+            bells,
             threads,
             next_worker: 0,
             mirror,
@@ -352,7 +382,9 @@ impl Datapath {
             .get(worker)
             .ok_or(DatapathError::NoSuchWorker(worker, self.commands.len()))?
             .send(c)
-            .map_err(|_| DatapathError::WorkerGone(worker))
+            .map_err(|_| DatapathError::WorkerGone(worker))?;
+        self.bells[worker].ring();
+        Ok(())
     }
 
     /// Installs a new configuration on every worker (each swaps at its next burst
@@ -510,8 +542,9 @@ impl Datapath {
     }
 
     fn shutdown(&mut self) {
-        for c in &self.commands {
+        for (c, bell) in self.commands.iter().zip(&self.bells) {
             let _ = c.send(Command::Stop);
+            bell.ring();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -561,6 +594,15 @@ struct RxQueue {
     kernel_drops: u64,
     /// XDP program counters already counted (cumulative too).
     xdp: XdpCounters,
+    /// What to `poll` while idle (None: the port cannot be waited on).
+    wait_fds: Option<Vec<std::os::fd::RawFd>>,
+}
+
+/// A worker's ends of the lanes, and its doorbell.
+struct Lanes {
+    out: Vec<Option<Arc<Lane>>>,
+    inbound: Vec<Arc<Lane>>,
+    bell: Arc<Doorbell>,
 }
 
 struct Worker {
@@ -569,6 +611,7 @@ struct Worker {
     burst: usize,
     idle_polls: u32,
     idle_sleep: Duration,
+    idle_wait_max: Duration,
     pipeline: Pipeline,
     topo: Arc<Topology>,
     owners: Vec<u8>,
@@ -584,26 +627,36 @@ struct Worker {
     pending: Vec<Handoff>,
     /// Where learned/moved/refreshed entries go for the XDP fast path's FDB mirror.
     mirror: Option<Arc<ArrayQueue<FdbUpdate>>>,
+    /// This worker's doorbell (see [`DatapathConfig::idle_polls`]).
+    bell: Arc<Doorbell>,
+    /// Receive descriptors and the doorbell, rebuilt when the queues change; empty when
+    /// some queue cannot be waited on (idle then sleeps on a timer).
+    pollfds: Vec<libc::pollfd>,
+    /// After a wait woken by an error only (a device gone, not yet removed by the
+    /// health check), idle sleeps on a timer until this second.
+    timer_until: u64,
+    /// Bit b: this loop pushed frames or updates on the lane to worker b.
+    rung: u64,
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         id: usize,
         cpu: Option<usize>,
         c: &DatapathConfig,
         topo: Arc<Topology>,
-        out: Vec<Option<Arc<Lane>>>,
-        inbound: Vec<Arc<Lane>>,
+        lanes: Lanes,
         commands: Receiver<Command>,
         epoch: Instant,
     ) -> Worker {
+        let Lanes { out, inbound, bell } = lanes;
         Worker {
             id,
             cpu,
             burst: c.burst,
             idle_polls: c.idle_polls,
             idle_sleep: c.idle_sleep,
+            idle_wait_max: c.idle_wait_max,
             pipeline: Pipeline::new(c.fdb),
             topo,
             owners: vec![NO_OWNER; MAX_PORTS],
@@ -620,6 +673,10 @@ impl Worker {
             last_age: 0,
             pending: Vec::with_capacity(MAX_BURST),
             mirror: None,
+            bell,
+            pollfds: Vec::new(),
+            timer_until: 0,
+            rung: 0,
         }
     }
 
@@ -655,7 +712,7 @@ impl Worker {
                 self.stats.idle_ns += dt;
                 empty_polls = empty_polls.saturating_add(1);
                 if !self.idle_sleep.is_zero() && empty_polls >= self.idle_polls {
-                    std::thread::sleep(self.idle_sleep);
+                    self.idle_wait(now);
                 }
             }
             t0 = t1;
@@ -670,7 +727,49 @@ impl Worker {
             work += self.poll_queue(i, now);
         }
         self.tx.flush_all();
+        // Wake the workers this pass gave work to, if they sleep (once per loop).
+        while self.rung != 0 {
+            let b = self.rung.trailing_zeros() as usize;
+            self.rung &= self.rung - 1;
+            if let Some(Some(lane)) = self.out.get(b) {
+                lane.bell.ring();
+            }
+        }
         work
+    }
+
+    /// Blocks until a receive queue has frames, another worker hands over frames or FDB
+    /// updates, a command arrives, or `idle_wait_max` passes. Falls back to sleeping
+    /// `idle_sleep` when a queue cannot be waited on or a device just failed.
+    fn idle_wait(&mut self, now: u64) {
+        if self.pollfds.is_empty() || now < self.timer_until {
+            std::thread::sleep(self.idle_sleep);
+            return;
+        }
+        self.bell.sleep_begin();
+        // Work published before we said we sleep (its ringer saw us awake).
+        let pending = !self.commands.is_empty()
+            || !self.pending.is_empty()
+            || self
+                .inbound
+                .iter()
+                .any(|l| !l.frames.is_empty() || !l.updates.is_empty());
+        let woken = if pending {
+            Ok(Woken::Ready)
+        } else {
+            self.stats.idle_waits += 1;
+            wait::wait(&mut self.pollfds, self.idle_wait_max)
+        };
+        self.bell.sleep_end();
+        match woken {
+            Ok(Woken::Ready | Woken::Timeout | Woken::Interrupted) => {}
+            // Error/hang-up only: the health check (once a second) takes the queue out;
+            // until then do not spin on it.
+            Ok(Woken::Error) | Err(_) => {
+                self.stats.idle_wait_errors += 1;
+                self.timer_until = now + 2;
+            }
+        }
     }
 
     fn apply_updates(&mut self) -> usize {
@@ -773,6 +872,7 @@ impl Worker {
             owners: &self.owners,
             out: &self.out,
             stats: &mut self.stats,
+            rung: &mut self.rung,
         };
         self.pipeline.flush(&refs[..k], &mut tx);
         q.rx.release();
@@ -786,7 +886,9 @@ impl Worker {
                     }
                 }
             }
-            for lane in self.out.iter().flatten() {
+            for (b, lane) in self.out.iter().enumerate() {
+                let Some(lane) = lane else { continue };
+                self.rung |= 1 << b;
                 for u in self.pipeline.updates() {
                     if lane.updates.push(*u).is_ok() {
                         self.stats.fdb_updates_sent += 1;
@@ -868,12 +970,14 @@ impl Worker {
                 }
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));
                 self.stats.failed.retain(|f| !(f.0 == port && f.1 == queue));
+                let wait_fds = rx.wait_fds();
                 self.rx.push(RxQueue {
                     port,
                     queue,
                     rx,
                     kernel_drops: 0,
                     xdp: XdpCounters::default(),
+                    wait_fds,
                 });
                 self.refresh_placement();
             }
@@ -939,6 +1043,15 @@ impl Worker {
 
     fn refresh_placement(&mut self) {
         self.stats.rx_queues = self.rx.iter().map(|q| (q.port, q.queue)).collect();
+        self.pollfds.clear();
+        if self.rx.iter().all(|q| q.wait_fds.is_some()) {
+            self.pollfds.push(wait::readable(self.bell.fd()));
+            for q in &self.rx {
+                for fd in q.wait_fds.iter().flatten() {
+                    self.pollfds.push(wait::readable(*fd));
+                }
+            }
+        }
         self.stats.tx_ports = (0..MAX_PORTS)
             .filter_map(PortId::new)
             .filter(|p| self.tx.get_mut(*p).is_some())
@@ -954,6 +1067,8 @@ struct WorkerTx<'a> {
     owners: &'a [u8],
     out: &'a [Option<Arc<Lane>>],
     stats: &'a mut WorkerStats,
+    /// Lanes pushed to (see [`Worker::rung`]).
+    rung: &'a mut u64,
 }
 
 impl TxPorts for WorkerTx<'_> {
@@ -990,6 +1105,9 @@ impl TxPorts for WorkerTx<'_> {
             }
         }
         self.stats.handoff_out += handed as u64;
+        if handed > 0 {
+            *self.rung |= 1 << owner;
+        }
         TxDone {
             handed_off: handed,
             too_big,

@@ -619,6 +619,12 @@ pub struct Switch {
 
 impl Switch {
     pub fn start(workers: usize, ports: Vec<PortSpec>) -> Switch {
+        Switch::start_with(datapath_config(workers), ports)
+    }
+
+    /// [`Switch::start`] with the datapath settings given (`config.workers` workers).
+    pub fn start_with(config: DatapathConfig, ports: Vec<PortSpec>) -> Switch {
+        let workers = config.workers;
         let mut b = Topology::builder();
         for (i, p) in ports.iter().enumerate() {
             let vlan = p
@@ -628,7 +634,7 @@ impl Switch {
             b.add_port(i, PortConfig::new(p.name.clone(), vlan))
                 .unwrap_or_else(|e| panic!("add port {i} ({}): {e}", p.name));
         }
-        let mut dp = Datapath::start(datapath_config(workers), b.build()).expect("start datapath");
+        let mut dp = Datapath::start(config, b.build()).expect("start datapath");
         let mut names = Vec::new();
         for (i, p) in ports.into_iter().enumerate() {
             let (rx, tx): (Box<dyn RxPort>, Box<dyn TxPort>) = match p.backend {

@@ -42,6 +42,12 @@ struct Args {
     /// CPU the generator is pinned to (default: CPU 0, or 1 if --cpu is 0).
     #[arg(long)]
     gen_cpu: Option<usize>,
+    /// CPU the sink veths' receive processing (threaded NAPI) is pinned to, in every case
+    /// (default: the generator's CPU, where the direct pair's and the bridge's sink work
+    /// runs anyway); `none` leaves it in softirq context wherever the sender runs, which
+    /// charges the sink's stack to the switch worker's core in the switch cases.
+    #[arg(long, default_value = "gen")]
+    sink_cpu: String,
     /// Pace the generator to this many frames per second (default: as fast as it can).
     #[arg(long)]
     rate: Option<f64>,
@@ -182,16 +188,36 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     } else {
         args.cases.clone()
     };
+    let sink_cpu = match args.sink_cpu.as_str() {
+        "gen" => Some(gen_cpu),
+        "none" => None,
+        n => {
+            let c: usize = n.parse().map_err(|_| {
+                anyhow::anyhow!("--sink-cpu {n}: expected a CPU number, gen or none")
+            })?;
+            anyhow::ensure!(c < ncpu, "--sink-cpu {c} but only {ncpu} CPUs");
+            Some(c)
+        }
+    };
     remove_stale();
     let lab = Lab::new().context("build namespaces and veths")?;
+    let sink_where = match sink_cpu {
+        Some(c) => {
+            lab.pin_sink_napi(c)
+                .context("pin the sink's NAPI threads")?;
+            format!("sink NAPI threads on CPU {c}")
+        }
+        None => "sink in softirq of the sender".to_owned(),
+    };
     eprintln!(
-        "pktrate: namespaces gen={} mid={} sink={}; switch worker on CPU {}, generator on CPU {}; \
+        "pktrate: namespaces gen={} mid={} sink={}; switch worker on CPU {}, generator on CPU {}, {}; \
          {} s x {} repeats per case; bridge netfilter: {}",
         lab.gen.name(),
         lab.mid.name(),
         lab.sink.name(),
         params.cpu,
         params.gen_cpu,
+        sink_where,
         params.seconds,
         args.repeat,
         lab.bridge_nf
@@ -262,6 +288,7 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
                 "warmup": params.warmup,
                 "cpu": params.cpu,
                 "gen_cpu": params.gen_cpu,
+                "sink_cpu": sink_cpu,
                 "rate": params.rate,
                 "burst": params.burst,
                 "spin": params.spin,

@@ -169,6 +169,50 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Runs the sink veths' receive processing (their NAPI, which exists because GRO is on)
+    /// as kernel threads pinned to `cpu`, so that in every case the sink's stack works on
+    /// the same CPU: for the direct pair and the bridge, the softirq of the sender already
+    /// runs there (the generator's CPU); for the switch, without this the sink's skb
+    /// building and stack would be charged to the switch worker's core, as if a VM's
+    /// receive cost belonged to the switch. Returns the number of threads pinned.
+    pub fn pin_sink_napi(&self, cpu: usize) -> anyhow::Result<usize> {
+        let s = self.sink.name().to_owned();
+        let mut pinned = 0;
+        for ifname in [self.pair_sink.b.clone(), self.pair_direct.b.clone()] {
+            sh(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &s,
+                    "sh",
+                    "-c",
+                    &format!("echo 1 > /sys/class/net/{ifname}/threaded"),
+                ],
+            )?;
+            let want = format!("napi/{ifname}-");
+            let mut n = 0;
+            for e in std::fs::read_dir("/proc")?.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|x| x.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) else {
+                    continue;
+                };
+                let comm = comm.trim_end();
+                // Thread names are truncated to 15 bytes.
+                if comm.starts_with(&want) || (comm.len() == 15 && want.starts_with(comm)) {
+                    datapath::sys::netdev::set_affinity(pid, cpu)
+                        .with_context(|| format!("pin {comm} (pid {pid}) to CPU {cpu}"))?;
+                    n += 1;
+                }
+            }
+            anyhow::ensure!(n > 0, "no NAPI thread of {ifname} found after threading it");
+            pinned += n;
+        }
+        Ok(pinned)
+    }
+
     /// Turns bridge netfilter calls off in the middle namespace if br_netfilter is there.
     fn disable_bridge_nf(&self) -> String {
         let keys = [

@@ -599,6 +599,10 @@ impl RxPort for AfXdpRx {
         self._guard.program.bind(self.info.ifindex, port);
     }
 
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        Some(self.queues.iter().map(|q| q.xsk.fd()).collect())
+    }
+
     fn serve_on_cpu(&mut self, cpu: usize) -> Result<bool, String> {
         if !self.info.fast_path || self.info.mode != AttachMode::Native {
             return Ok(false);
@@ -788,6 +792,9 @@ impl RxPort for AfXdpPort {
     }
     fn kernel_drops(&mut self) -> u64 {
         self.rx.kernel_drops()
+    }
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        self.rx.wait_fds()
     }
 }
 

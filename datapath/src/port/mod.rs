@@ -141,6 +141,13 @@ pub trait RxPort: Send {
     /// Called by the datapath when the port is attached as switch port `port` (the XDP
     /// program learns which switch port the interface serves).
     fn bind_port(&mut self, _port: PortId) {}
+    /// Descriptors that turn readable when this receive half has frames (AF_XDP sockets,
+    /// the tap fd), for a worker that blocks in `poll` while idle instead of sleeping on a
+    /// timer. `None`: the port cannot be waited on (its worker then wakes on a timer).
+    /// Asked once when the queue is added, never per burst.
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        None
+    }
 }
 
 /// The transmit half of a port.

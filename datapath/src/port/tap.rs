@@ -295,6 +295,9 @@ impl RxPort for TapRx {
     /// A tap has no XDP program; its only counter here is the frames too long for the
     /// receive slots ([`TapRx::oversize`]), which the worker counts `mtu_exceeded` like
     /// the oversize drops of an AF_XDP port's program.
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        Some(vec![self.shared.fd.raw_fd()])
+    }
     fn xdp_counters(&mut self) -> XdpCounters {
         XdpCounters {
             oversize: self.oversize,
@@ -357,6 +360,9 @@ impl RxPort for TapPort {
     }
     fn xdp_counters(&mut self) -> XdpCounters {
         self.rx.xdp_counters()
+    }
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        self.rx.wait_fds()
     }
 }
 

@@ -118,14 +118,15 @@ pub struct Conf {
 // SAFETY: repr(C), one u64.
 unsafe impl Plain for Conf {}
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the program's `bpf_ktime_get_ns`.
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of the program's
+/// `bpf_ktime_get_coarse_ns` (the FDB's `seen`/`refresh` timestamps).
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into `ts`, which we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)

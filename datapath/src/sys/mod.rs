@@ -7,7 +7,8 @@
 //! - [`netdev`]: interface index, driver name, flags, MTU, memlock limit, bpffs mount;
 //! - [`tun`]: creating a tap device (`TUNSETIFF`) and reading/writing it;
 //! - [`netns`]: running a closure in another network namespace (test helpers);
-//! - [`packet`]: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers).
+//! - [`packet`]: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers);
+//! - [`wait`]: a worker's eventfd doorbell and `poll` over its receive descriptors.
 //!
 //! Invariants: every `unsafe` block carries a `// SAFETY:` comment; no function here is
 //! `unsafe fn` for callers; errors are `std::io::Error` with the OS error preserved so
@@ -20,6 +21,7 @@ pub mod netns;
 #[cfg(any(test, feature = "testutil"))]
 pub mod packet;
 pub mod tun;
+pub mod wait;
 pub mod xdp;
 pub mod xsk;
 

@@ -21,6 +21,11 @@ pub struct TapFd {
 }
 
 impl TapFd {
+    /// The descriptor, for `poll` (non-blocking; readable when a frame is queued).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Creates (or attaches to) tap device `name`; an empty name lets the kernel pick
     /// `tapN`. Returns the device with its actual name.
     pub fn create(name: &str) -> io::Result<TapFd> {
