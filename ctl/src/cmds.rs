@@ -205,6 +205,19 @@ pub enum PmdCmd {
     },
     /// Pin workers to CPUs (comma-separated list), persisted; restarts the workers.
     SetCpus { cpus: String },
+    /// Turn the XDP fast path on or off (known unicast between AF_XDP ports forwarded in
+    /// the kernel), persisted; restarts the bridges.
+    SetFastPath {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
+/// A switch's state on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -243,7 +256,7 @@ pub fn call(conn: &Conn, req: Request, json: bool) -> Result<u8> {
                     Response::PortStats { ports } => print_json(ports)?,
                     Response::Fdb { entries } => print_json(entries)?,
                     Response::FdbStats { stats } => print_json(stats)?,
-                    Response::Pmd { workers } => print_json(workers)?,
+                    Response::Pmd { workers, .. } => print_json(workers)?,
                     Response::Trace { trace } => print_json(trace)?,
                     Response::Done { .. } => print_json(&r)?,
                 }
@@ -255,7 +268,10 @@ pub fn call(conn: &Conn, req: Request, json: bool) -> Result<u8> {
                 Response::PortStats { ports } => render::port_stats(ports),
                 Response::Fdb { entries } => render::fdb(entries),
                 Response::FdbStats { stats } => render::fdb_stats(stats),
-                Response::Pmd { workers } => render::pmd(workers),
+                Response::Pmd {
+                    workers,
+                    xdp_fast_path,
+                } => render::pmd(workers, *xdp_fast_path),
                 Response::Trace { trace } => render::trace(trace),
             };
             let mut out = std::io::stdout().lock();

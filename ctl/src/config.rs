@@ -93,6 +93,14 @@ pub struct DatapathSection {
     /// Frames per receive burst.
     #[serde(default = "DatapathSection::default_burst")]
     pub burst: usize,
+    /// The XDP fast path: known unicast between AF_XDP ports of a bridge is forwarded in
+    /// the kernel by the bridge's XDP program (one per bridge, its FDB sized by
+    /// `fdb.capacity`); everything else still goes through the workers. Tap ports are
+    /// unaffected. Egress devices must accept XDP-redirected frames (NIC drivers with
+    /// `ndo_xdp_xmit`, taps, veths whose peer has GRO on or an XDP program); see
+    /// `datapath::fastpath`. Changing it restarts the bridges.
+    #[serde(default)]
+    pub xdp_fast_path: bool,
 }
 
 impl DatapathSection {
@@ -110,6 +118,7 @@ impl Default for DatapathSection {
             workers: 1,
             cpus: Vec::new(),
             burst: 32,
+            xdp_fast_path: false,
         }
     }
 }

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use datapath::fastpath::XdpProgram;
 use datapath::fdb::{FdbConfig, Flush};
-use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
 use datapath::port::tap::{TapConfig, TapControl, TapPort};
 use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
@@ -29,6 +30,10 @@ use crate::proto::*;
 
 /// How long the control thread waits for a worker to answer.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Start of the problem reported when a bridge runs without the XDP fast path it is
+/// configured with (its program could not be loaded).
+pub const FAST_PATH_UNAVAILABLE: &str = "XDP fast path unavailable";
 
 /// What one request did wrong.
 pub type Reply = Result<Response, ErrorReply>;
@@ -52,6 +57,8 @@ fn done(msg: impl Into<String>) -> Reply {
 #[derive(Debug, Clone)]
 struct PortIo {
     xdp_mode: String,
+    /// An AF_XDP port served by its bridge's fast-path XDP program.
+    fast_path: bool,
     /// A tap port's handle to change its MTU in place.
     tap: Option<TapControl>,
 }
@@ -68,6 +75,22 @@ struct Bridge {
     dp: Datapath,
     ports: BTreeMap<String, PortState>,
     statics: Vec<StaticMac>,
+    /// The bridge's XDP program with the fast path on (`datapath.xdp_fast_path`), shared
+    /// by the datapath and every AF_XDP port opened for the bridge. `None`: fast path off,
+    /// each AF_XDP port runs a private program.
+    xdp: Option<SharedProgram>,
+    /// Why the bridge runs without the fast path it is configured with.
+    xdp_error: Option<String>,
+}
+
+/// The XDP program of a bridge about to start: `Ok(None)` with the fast path off.
+fn load_fast_path(c: &Config) -> Result<Option<SharedProgram>, String> {
+    if !c.datapath.xdp_fast_path {
+        return Ok(None);
+    }
+    XdpProgram::new(true, c.fdb.capacity)
+        .map(|p| Some(SharedProgram(p)))
+        .map_err(|e| format!("cannot load the XDP program: {e}"))
 }
 
 /// The running daemon.
@@ -81,10 +104,13 @@ pub struct Daemon {
 /// Opened halves of a port.
 type Halves = (Vec<Box<dyn RxPort>>, Box<dyn TxPort>, PortIo);
 
-fn open_port(spec: &PortSpec) -> Result<Halves, String> {
+/// Opens a port's I/O; an AF_XDP port joins `xdp` (its bridge's fast-path program) when
+/// given, else runs a private program.
+fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
     match spec.kind {
         PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.interface());
+            c.program = xdp.cloned();
             c.queues = (0..spec.queues).collect();
             c.mode = match spec.xdp_mode {
                 XdpModeSpec::Auto => XdpMode::Auto,
@@ -94,12 +120,14 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
             c.frame_size = spec.afxdp_frame_size();
             let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
             let mode = port.info().mode.to_string();
+            let fast_path = port.info().fast_path;
             let (rx, tx) = port.split();
             Ok((
                 vec![Box::new(rx)],
                 Box::new(tx),
                 PortIo {
                     xdp_mode: mode,
+                    fast_path,
                     tap: None,
                 },
             ))
@@ -115,6 +143,7 @@ fn open_port(spec: &PortSpec) -> Result<Halves, String> {
                 Box::new(tx),
                 PortIo {
                     xdp_mode: String::new(),
+                    fast_path: false,
                     tap: Some(control),
                 },
             ))
@@ -134,7 +163,7 @@ fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
         || (a.kind == PortKind::Afxdp && a.afxdp_frame_size() != b.afxdp_frame_size())
 }
 
-fn datapath_config(c: &Config) -> DatapathConfig {
+fn datapath_config(c: &Config, xdp: Option<SharedProgram>) -> DatapathConfig {
     DatapathConfig {
         workers: c.datapath.workers,
         cpus: c.datapath.cpus.clone(),
@@ -143,6 +172,7 @@ fn datapath_config(c: &Config) -> DatapathConfig {
             capacity: c.fdb.capacity,
             aging_secs: c.fdb.aging_secs,
         },
+        xdp,
         ..DatapathConfig::default()
     }
 }
@@ -245,11 +275,40 @@ impl Daemon {
             .filter(|n| global_changed || new.bridge(n).is_none())
             .cloned()
             .collect();
+        // The XDP programs of the bridges that start now (fast path on), loaded before
+        // anything changes: a strict change fails here without effect; otherwise a bridge
+        // whose program cannot be loaded runs without the fast path, reported.
+        let mut starting: BTreeMap<String, (Option<SharedProgram>, Option<String>)> =
+            BTreeMap::new();
+        for b in &new.bridges {
+            if self.bridges.contains_key(&b.name) && !doomed.contains(&b.name) {
+                continue;
+            }
+            let entry = match load_fast_path(&new) {
+                Ok(p) => (p, None),
+                Err(e) if strict => {
+                    return Err(failed(format!("bridge {}: XDP fast path: {e}", b.name)));
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "bridge {}: {FAST_PATH_UNAVAILABLE} ({e}); all frames go through \
+                         the workers",
+                        b.name
+                    ));
+                    (None, Some(e))
+                }
+            };
+            starting.insert(b.name.clone(), entry);
+        }
         // With `strict`, open new ports first so a failure changes nothing.
         // Opened (or failed to open: reported once, not retried below).
         let mut opened: BTreeMap<(String, String), Result<Halves, String>> = BTreeMap::new();
         for b in &new.bridges {
             let running = self.bridges.get(&b.name).filter(|_| !global_changed);
+            let xdp = match running {
+                Some(r) => r.xdp.as_ref(),
+                None => starting.get(&b.name).and_then(|s| s.0.as_ref()),
+            };
             for p in &b.ports {
                 let needs_open = match running.and_then(|r| r.ports.get(&p.name)) {
                     Some(st) => io_changed(&st.spec, p) || (st.io.is_err() && !strict),
@@ -265,7 +324,7 @@ impl Daemon {
                 if reopen_same || doomed.contains(&b.name) {
                     continue; // opened after the old one is closed, below
                 }
-                match open_port(p) {
+                match open_port(p, xdp) {
                     Ok(h) => {
                         opened.insert((b.name.clone(), p.name.clone()), Ok(h));
                     }
@@ -317,14 +376,20 @@ impl Daemon {
         }
         for b in &new.bridges {
             if !self.bridges.contains_key(&b.name) {
-                let dp = Datapath::start(datapath_config(&new), Topology::builder().build())
-                    .map_err(|e| failed(format!("bridge {}: {e}", b.name)))?;
+                let (xdp, xdp_error) = starting.remove(&b.name).unwrap_or_default();
+                let dp = Datapath::start(
+                    datapath_config(&new, xdp.clone()),
+                    Topology::builder().build(),
+                )
+                .map_err(|e| failed(format!("bridge {}: {e}", b.name)))?;
                 self.bridges.insert(
                     b.name.clone(),
                     Bridge {
                         dp,
                         ports: BTreeMap::new(),
                         statics: Vec::new(),
+                        xdp,
+                        xdp_error,
                     },
                 );
             }
@@ -384,7 +449,7 @@ impl Daemon {
             let key = (want.name.clone(), p.name.clone());
             let h = match opened.remove(&key) {
                 Some(h) => h,
-                None => open_port(p).map_err(|e| {
+                None => open_port(p, br.xdp.as_ref()).map_err(|e| {
                     problems.push(format!("bridge {}: {e}", want.name));
                     e
                 }),
@@ -786,6 +851,33 @@ impl Daemon {
                 c.datapath.cpus = cpus;
                 self.change(c, "PMD CPUs set".into())
             }
+            Request::PmdSetFastPath { enabled } => {
+                let state = if enabled { "on" } else { "off" };
+                if self.config.datapath.xdp_fast_path == enabled {
+                    let unavailable: Vec<String> = self
+                        .bridges
+                        .iter()
+                        .filter_map(|(n, b)| {
+                            b.xdp_error.as_ref().map(|e| format!("bridge {n}: {e}"))
+                        })
+                        .collect();
+                    if enabled && !unavailable.is_empty() {
+                        return Err(failed(format!(
+                            "XDP fast path is on but unavailable on {}; set it off and on \
+                             again to retry",
+                            unavailable.join(", ")
+                        )));
+                    }
+                    return done(format!("XDP fast path already {state}"));
+                }
+                let mut c = self.config.clone();
+                c.datapath.xdp_fast_path = enabled;
+                let n = c.bridges.len();
+                self.change(
+                    c,
+                    format!("XDP fast path {state} ({n} bridge(s) restarted)"),
+                )
+            }
             Request::Trace {
                 bridge,
                 port,
@@ -831,6 +923,7 @@ impl Daemon {
                             .as_ref()
                             .map(|i| i.xdp_mode.clone())
                             .unwrap_or_default(),
+                        fast_path: st.io.as_ref().is_ok_and(|i| i.fast_path),
                         worker: b.dp.owner(st.id),
                         state: match (&st.io, failed.iter().find(|f| f.0 == st.id)) {
                             (Err(e), _) => format!("down: {e}"),
@@ -890,6 +983,7 @@ impl Daemon {
             let snaps =
                 b.dp.snapshot(false, WORKER_TIMEOUT)
                     .map_err(|e| failed(e.to_string()))?;
+            let mirror = b.xdp.as_ref().map(|p| p.0.stats()).unwrap_or_default();
             for s in snaps {
                 let st = &s.stats;
                 workers.push(PmdView {
@@ -914,10 +1008,19 @@ impl Daemon {
                     handoff_in: st.handoff_in,
                     fdb_updates_sent: st.fdb_updates_sent,
                     fdb_updates_dropped: st.fdb_updates_dropped,
+                    xdp_fast_path: b.xdp.is_some(),
+                    xdp_fast_path_error: b.xdp_error.clone(),
+                    xdp_fdb_entries: mirror.entries as u64,
+                    xdp_map_errors: mirror.map_errors,
+                    xdp_mirror_dropped: st.mirror_dropped,
+                    notes: st.notes.clone(),
                 });
             }
         }
-        Ok(Response::Pmd { workers })
+        Ok(Response::Pmd {
+            workers,
+            xdp_fast_path: self.config.datapath.xdp_fast_path,
+        })
     }
 
     fn trace(&self, bridge: &str, port: &str, frame: &str) -> Reply {
@@ -986,6 +1089,21 @@ impl Daemon {
                         format!("queue {q}: {e}"),
                     ));
                 }
+            }
+        }
+        out
+    }
+
+    /// What workers could not set up as asked (e.g. threaded NAPI for a fast-path port):
+    /// (bridge, note).
+    pub fn worker_notes(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (bname, b) in &self.bridges {
+            let Ok(snaps) = b.dp.snapshot(false, WORKER_TIMEOUT) else {
+                continue;
+            };
+            for s in snaps {
+                out.extend(s.stats.notes.into_iter().map(|n| (bname.clone(), n)));
             }
         }
         out

@@ -238,6 +238,13 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
                     Ok(EXIT_USAGE)
                 }
             },
+            PmdCmd::SetFastPath { state } => call(
+                conn,
+                Request::PmdSetFastPath {
+                    enabled: state == cmds::OnOff::On,
+                },
+                false,
+            ),
         },
         Command::Trace {
             bridge,

@@ -102,6 +102,11 @@ pub enum Request {
     PmdSetCpus {
         cpus: Vec<usize>,
     },
+    /// Turns the XDP fast path on or off (`datapath.xdp_fast_path`), persisted; restarts
+    /// the bridges.
+    PmdSetFastPath {
+        enabled: bool,
+    },
     /// Explains what the switch would do with `frame` (hex) arriving on `port`.
     Trace {
         bridge: String,
@@ -168,13 +173,30 @@ impl ErrorReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
-    Done { message: String },
-    Show { bridges: Vec<BridgeView> },
-    PortStats { ports: Vec<PortStatsView> },
-    Fdb { entries: Vec<FdbEntryView> },
-    FdbStats { stats: FdbStatsView },
-    Pmd { workers: Vec<PmdView> },
-    Trace { trace: TraceView },
+    Done {
+        message: String,
+    },
+    Show {
+        bridges: Vec<BridgeView>,
+    },
+    PortStats {
+        ports: Vec<PortStatsView>,
+    },
+    Fdb {
+        entries: Vec<FdbEntryView>,
+    },
+    FdbStats {
+        stats: FdbStatsView,
+    },
+    Pmd {
+        workers: Vec<PmdView>,
+        /// `datapath.xdp_fast_path` as configured.
+        #[serde(default)]
+        xdp_fast_path: bool,
+    },
+    Trace {
+        trace: TraceView,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +218,10 @@ pub struct PortView {
     pub queues: u32,
     /// XDP mode in use for afxdp ports ("native", "generic"), empty for tap.
     pub xdp_mode: String,
+    /// An afxdp port whose known unicast the bridge's XDP fast path forwards in the kernel
+    /// (omitted when false, so output without the fast path is as before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fast_path: bool,
     /// Worker that transmits on this port.
     pub worker: Option<usize>,
     /// "up", or the error that keeps the port down.
@@ -254,6 +280,24 @@ pub struct PmdView {
     pub handoff_in: u64,
     pub fdb_updates_sent: u64,
     pub fdb_updates_dropped: u64,
+    /// The worker's bridge runs the XDP fast path (bridge-wide, repeated per worker).
+    #[serde(default)]
+    pub xdp_fast_path: bool,
+    /// Why the bridge runs without the fast path it is configured with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_fast_path_error: Option<String>,
+    /// Entries in the bridge's fast-path FDB (the program's mirror of the workers' tables).
+    #[serde(default)]
+    pub xdp_fdb_entries: u64,
+    /// Failed writes to the fast-path program's maps (those frames use the workers).
+    #[serde(default)]
+    pub xdp_map_errors: u64,
+    /// FDB updates this worker could not hand to the fast-path mirror (queue full).
+    #[serde(default)]
+    pub xdp_mirror_dropped: u64,
+    /// What the worker could not set up as asked (e.g. threaded NAPI of a fast-path port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,6 +413,7 @@ mod tests {
             },
             Request::Show {},
             Request::Reload {},
+            Request::PmdSetFastPath { enabled: true },
         ];
         for r in reqs {
             let line = encode_request(&r);
@@ -379,6 +424,10 @@ mod tests {
 
     #[test]
     fn wire_format_is_stable() {
+        assert_eq!(
+            encode_request(&Request::PmdSetFastPath { enabled: false }),
+            "{\"version\":1,\"request\":{\"op\":\"pmd_set_fast_path\",\"enabled\":false}}\n"
+        );
         assert_eq!(
             encode_request(&Request::DelPort {
                 bridge: "br0".into(),

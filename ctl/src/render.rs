@@ -23,6 +23,9 @@ pub fn show(bridges: &[BridgeView]) -> String {
             if !p.xdp_mode.is_empty() {
                 detail.push(format!("xdp {}", p.xdp_mode));
             }
+            if p.fast_path {
+                detail.push("fast path".into());
+            }
             if p.queues != 1 {
                 detail.push(format!("{} queues", p.queues));
             }
@@ -113,8 +116,13 @@ pub fn fdb_stats(st: &FdbStatsView) -> String {
 }
 
 /// `pmd show`: per-worker placement and load, like `ovs-appctl dpif-netdev/pmd-rxq-show`.
-pub fn pmd(workers: &[PmdView]) -> String {
+/// With the XDP fast path configured, a first line says so and each worker says whether
+/// its bridge runs it; without, the output is as before the fast path existed.
+pub fn pmd(workers: &[PmdView], xdp_fast_path: bool) -> String {
     let mut s = String::new();
+    if xdp_fast_path {
+        let _ = writeln!(s, "xdp fast path: on");
+    }
     for w in workers {
         let cpu = w
             .cpu
@@ -151,6 +159,25 @@ pub fn pmd(workers: &[PmdView]) -> String {
             "  handoff out/in: {}/{}  fdb updates sent: {} dropped: {}",
             w.handoff_out, w.handoff_in, w.fdb_updates_sent, w.fdb_updates_dropped
         );
+        match (&w.xdp_fast_path_error, w.xdp_fast_path) {
+            (Some(e), _) => {
+                let _ = writeln!(s, "  xdp fast path: unavailable: {e}");
+            }
+            (None, true) => {
+                let _ = writeln!(
+                    s,
+                    "  xdp fast path: on  fdb entries: {}  map errors: {}  mirror updates dropped: {}",
+                    w.xdp_fdb_entries, w.xdp_map_errors, w.xdp_mirror_dropped
+                );
+            }
+            (None, false) if xdp_fast_path => {
+                let _ = writeln!(s, "  xdp fast path: off");
+            }
+            (None, false) => {}
+        }
+        for n in &w.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
     }
     s
 }

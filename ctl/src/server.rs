@@ -236,6 +236,14 @@ impl Server {
                         tracing::warn!("vswitchd: bridge {bridge} port {port}: down: {error}");
                     }
                 }
+                for (bridge, note) in daemon.worker_notes() {
+                    if self
+                        .reported
+                        .insert((bridge.clone(), String::new(), note.clone()))
+                    {
+                        tracing::warn!("vswitchd: bridge {bridge}: {note}");
+                    }
+                }
             }
             // Close clients that stalled mid-request.
             let stale: Vec<Token> = self

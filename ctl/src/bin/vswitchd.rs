@@ -64,7 +64,11 @@ fn main() -> anyhow::Result<()> {
     let (mut daemon, problems) = ctl::daemon::Daemon::start(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     for p in &problems {
-        tracing::warn!("vswitchd: {p} (port kept down)");
+        if p.contains(ctl::daemon::FAST_PATH_UNAVAILABLE) {
+            tracing::warn!("vswitchd: {p}");
+        } else {
+            tracing::warn!("vswitchd: {p} (port kept down)");
+        }
     }
     let metrics = daemon.config().metrics.listen.clone();
     let mut server = ctl::server::Server::bind(&args.socket, metrics.as_deref(), signals)

@@ -226,3 +226,62 @@ fn afxdp_frame_size_follows_the_mtu() {
         assert_eq!(p.afxdp_frame_size(), size, "MTU {mtu:?}");
     }
 }
+
+#[test]
+fn xdp_fast_path_defaults_off_parses_and_round_trips() {
+    assert!(!parse("").expect("empty").datapath.xdp_fast_path, "default");
+    assert!(
+        !parse(GOOD).expect("valid").datapath.xdp_fast_path,
+        "absent"
+    );
+    assert!(!DatapathSection::default().xdp_fast_path);
+    let on = parse("[datapath]\nworkers = 2\nxdp_fast_path = true\n").expect("on");
+    assert!(on.datapath.xdp_fast_path);
+    assert_eq!(on.datapath.workers, 2, "other keys unaffected");
+    let off = parse("[datapath]\nxdp_fast_path = false\n").expect("off");
+    assert_eq!(off, Config::default());
+
+    // Written out and read back, on and off.
+    let mut c = parse(GOOD).expect("valid");
+    for v in [true, false] {
+        c.datapath.xdp_fast_path = v;
+        let text = c.to_toml();
+        assert!(
+            text.contains(&format!("xdp_fast_path = {v}")),
+            "serialised: {text}"
+        );
+        assert_eq!(parse(&text).expect("reparse"), c);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vswitchd.toml");
+        c.save(&path).expect("save");
+        assert_eq!(Config::load(&path, false).expect("load"), c);
+    }
+}
+
+#[test]
+fn xdp_fast_path_bad_values_name_the_line_and_type() {
+    for (value, got) in [
+        ("\"yes\"", "string \"yes\""),
+        ("1", "integer `1`"),
+        ("\"on\"", "string \"on\""),
+    ] {
+        let text = format!("[datapath]\nworkers = 1\nxdp_fast_path = {value}\n");
+        match parse(&text) {
+            Err(ConfigError::Parse { line, reason, .. }) => {
+                assert_eq!(line, 3, "{value}: {reason}");
+                assert!(
+                    reason.contains(&format!("invalid type: {got}, expected a boolean")),
+                    "{value}: {reason}"
+                );
+            }
+            other => panic!("{value}: expected a parse error, got {other:?}"),
+        }
+    }
+    // Misspelt key: rejected as unknown, like every other key.
+    let e = parse("[datapath]\nxdp_fastpath = true\n").expect_err("unknown key");
+    assert!(
+        e.to_string().contains("unknown field `xdp_fastpath`"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
