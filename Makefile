@@ -46,8 +46,9 @@ PKTRATE_ARGS ?=
 pktrate: setup
 	$(CARGO) run --release -p vswitch-benches --bin pktrate -- $(PKTRATE_ARGS)
 
-## soak: SOAK_SECONDS (default 60) of mixed traffic with 2 workers: zero loss, no memory
-## growth, counters balanced (tests/tests/soak.rs; SOAK_PPS per sender, default 20000).
+## soak: SOAK_SECONDS (default 60) of mixed traffic with 2 workers at half the measured
+## maximum (SOAK_PPS per sender overrides): zero loss, no memory
+## growth, counters balanced (tests/tests/soak.rs).
 soak: setup
 	$(CARGO) test --release -p vswitch-tests --test soak -- --ignored --nocapture
 

@@ -34,6 +34,10 @@ use crate::sys::wait::{self, Doorbell, Woken};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
+/// Longest a worker holds back receiving while a lane to another worker is short of
+/// buffers (see `Worker::lanes_short`).
+pub const LANE_WAIT_MAX_NS: u64 = 5_000_000;
+
 /// Most workers a datapath runs.
 pub const MAX_WORKERS: usize = 64;
 const NO_OWNER: u8 = u8::MAX;
@@ -148,6 +152,9 @@ pub struct WorkerStats {
     /// [`DatapathConfig::idle_polls`]), and waits ended by a descriptor error only.
     pub idle_waits: u64,
     pub idle_wait_errors: u64,
+    /// Loop passes that held back receiving because a lane to another worker was short
+    /// of free buffers (backpressure instead of drops, bounded by [`LANE_WAIT_MAX_NS`]).
+    pub lane_waits: u64,
     /// Things the worker could not set up as asked (e.g. threaded NAPI for a fast-path
     /// port), for the control plane's log.
     pub notes: Vec<String>,
@@ -637,6 +644,9 @@ struct Worker {
     timer_until: u64,
     /// Bit b: this loop pushed frames or updates on the lane to worker b.
     rung: u64,
+    /// Since when (loop clock, ns) receiving has been held back because a lane to
+    /// another worker is short of free buffers.
+    lane_wait_since: Option<u64>,
 }
 
 impl Worker {
@@ -677,6 +687,7 @@ impl Worker {
             pollfds: Vec::new(),
             timer_until: 0,
             rung: 0,
+            lane_wait_since: None,
         }
     }
 
@@ -696,8 +707,9 @@ impl Worker {
             }
             let since = t0.duration_since(self.epoch);
             let now = since.as_secs();
-            self.pipeline.set_clock_ns(since.as_nanos() as u64);
-            let work = self.poll_once(now);
+            let clock_ns = since.as_nanos() as u64;
+            self.pipeline.set_clock_ns(clock_ns);
+            let (work, held_back) = self.poll_once(now, clock_ns);
             if now != self.last_age {
                 self.pipeline.fdb_mut().age(now);
                 self.last_age = now;
@@ -705,7 +717,13 @@ impl Worker {
             }
             let t1 = Instant::now();
             let dt = t1.duration_since(t0).as_nanos() as u64;
-            if work > 0 {
+            if held_back {
+                // Waiting for another worker to drain its lane: stay awake, but let a
+                // thread sharing this CPU run.
+                self.stats.busy_ns += dt;
+                empty_polls = 0;
+                std::thread::yield_now();
+            } else if work > 0 {
                 self.stats.busy_ns += dt;
                 empty_polls = 0;
             } else {
@@ -719,12 +737,18 @@ impl Worker {
         }
     }
 
-    /// One pass over inbound lanes and receive queues; returns frames moved.
-    fn poll_once(&mut self, now: u64) -> usize {
+    /// One pass over inbound lanes and receive queues; returns frames moved and whether
+    /// receiving was held back (see [`Worker::lanes_short`]).
+    fn poll_once(&mut self, now: u64, clock_ns: u64) -> (usize, bool) {
         let mut work = self.apply_updates();
         work += self.transmit_handoffs();
-        for i in 0..self.rx.len() {
-            work += self.poll_queue(i, now);
+        let held_back = self.lanes_short(clock_ns);
+        if held_back {
+            self.stats.lane_waits += 1;
+        } else {
+            for i in 0..self.rx.len() {
+                work += self.poll_queue(i, now);
+            }
         }
         self.tx.flush_all();
         // Wake the workers this pass gave work to, if they sleep (once per loop).
@@ -735,7 +759,21 @@ impl Worker {
                 lane.bell.ring();
             }
         }
-        work
+        (work, held_back)
+    }
+
+    /// Backpressure between workers: while a lane to another worker has fewer free
+    /// buffers than one burst, frames are left in this worker's receive rings (AF_XDP:
+    /// 4096 deep) rather than dropped for lack of a lane buffer, for at most
+    /// [`LANE_WAIT_MAX_NS`]; a peer stalled longer costs counted drops as before.
+    fn lanes_short(&mut self, clock_ns: u64) -> bool {
+        let short = self.out.iter().flatten().any(|l| l.free.len() < self.burst);
+        if !short {
+            self.lane_wait_since = None;
+            return false;
+        }
+        let since = *self.lane_wait_since.get_or_insert(clock_ns);
+        clock_ns.saturating_sub(since) < LANE_WAIT_MAX_NS
     }
 
     /// Blocks until a receive queue has frames, another worker hands over frames or FDB

@@ -138,6 +138,28 @@ impl Injector {
         inner.tx.reap(&mut inner.free);
     }
 
+    /// Sends frames made by `make(i)` as fast as the socket takes them (chunks of `chunk`)
+    /// until `dur` has passed; returns how many were sent. For measuring a maximum rate.
+    pub fn send_for(
+        &mut self,
+        dur: Duration,
+        chunk: usize,
+        mut make: impl FnMut(u64) -> Vec<u8>,
+    ) -> u64 {
+        let end = Instant::now() + dur;
+        let mut done = 0u64;
+        let mut buf: Vec<Vec<u8>> = Vec::with_capacity(chunk);
+        while Instant::now() < end {
+            buf.clear();
+            for k in 0..chunk as u64 {
+                buf.push(make(done + k));
+            }
+            self.send_all(&buf);
+            done += chunk as u64;
+        }
+        done
+    }
+
     /// Sends `count` frames made by `make(i)` at about `pps` frames per second (in chunks
     /// of `chunk`), so a receiver polling at a fraction of the line rate keeps up.
     pub fn send_paced(

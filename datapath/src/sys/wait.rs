@@ -140,7 +140,10 @@ mod tests {
         // Awake: ringing writes nothing, so a wait on the bell times out.
         bell.ring();
         let mut fds = [readable(bell.fd())];
-        assert_eq!(wait(&mut fds, Duration::ZERO).expect("poll"), Woken::Timeout);
+        assert_eq!(
+            wait(&mut fds, Duration::ZERO).expect("poll"),
+            Woken::Timeout
+        );
 
         bell.sleep_begin();
         let b = bell.clone();
@@ -155,7 +158,10 @@ mod tests {
         assert_eq!(w, Woken::Ready);
         assert!(t0.elapsed() < Duration::from_secs(5));
         // sleep_end consumed the ring: the next wait times out again.
-        assert_eq!(wait(&mut fds, Duration::ZERO).expect("poll"), Woken::Timeout);
+        assert_eq!(
+            wait(&mut fds, Duration::ZERO).expect("poll"),
+            Woken::Timeout
+        );
     }
 
     #[test]
@@ -166,7 +172,10 @@ mod tests {
         // SAFETY: both fds were just created by pipe and are owned here.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
         let mut fds = [readable(r.as_raw_fd())];
-        assert_eq!(wait(&mut fds, Duration::ZERO).expect("poll"), Woken::Timeout);
+        assert_eq!(
+            wait(&mut fds, Duration::ZERO).expect("poll"),
+            Woken::Timeout
+        );
         drop(w);
         // Writer gone, nothing to read: POLLHUP without POLLIN.
         assert_eq!(wait(&mut fds, Duration::ZERO).expect("poll"), Woken::Error);
