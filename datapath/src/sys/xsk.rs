@@ -224,6 +224,11 @@ pub fn bind(umem: &Umem, ifname: &str, queue: u32, p: SocketParams) -> io::Resul
         unsafe { Socket::new(cfg, &umem.inner, &iface, queue) }.map_err(|e| io_from(&e))?;
     let (fill, comp) = fq_cq.ok_or(io::Error::from_raw_os_error(libc::EBUSY))?;
     let fd = rx.fd().as_raw_fd();
+    // Copy-mode transmit (veth, tap, generic XDP) builds an skb per frame charged to this
+    // socket's send buffer until the receiver consumes it; the default buffer (~212 KiB)
+    // holds only a few hundred small skbs, so a receiver a few milliseconds late stalls the
+    // TX ring long before it is full. Let the whole ring be in flight.
+    let _ = set_sndbuf(fd, p.tx_size.saturating_mul(4096).min(64 << 20));
     Ok((
         XskRx {
             umem: umem.clone(),
@@ -240,6 +245,48 @@ pub fn bind(umem: &Umem, ifname: &str, queue: u32, p: SocketParams) -> io::Resul
             scratch: vec![FrameDesc::default(); crate::pipeline::MAX_BURST].into_boxed_slice(),
         },
     ))
+}
+
+/// Sets the socket's send buffer to `bytes` (SO_SNDBUFFORCE, which root may use beyond
+/// `net.core.wmem_max`; else SO_SNDBUF, capped by it). Returns the size the kernel reports
+/// afterwards (it doubles the value asked for, for bookkeeping).
+pub fn set_sndbuf(fd: i32, bytes: u32) -> io::Result<u32> {
+    let v = bytes.min(i32::MAX as u32 / 2) as libc::c_int;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: passes a valid c_int and its size; the kernel only reads it.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        if opt == libc::SO_SNDBUF {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let mut got: libc::c_int = 0;
+    let mut got_len = len;
+    // SAFETY: `got` and `got_len` are valid out pointers of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut got_len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(got.max(0) as u32)
 }
 
 /// Receive half of one socket: its RX ring and the fill ring of its queue.
@@ -466,5 +513,21 @@ impl XskTx {
     /// keeps the rest for the next kick).
     pub fn kick(&self) -> io::Result<()> {
         self.tx.wakeup()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn send_buffer_is_raised_beyond_the_default() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        let fd = s.as_raw_fd();
+        // 8 MiB is above net.core.wmem_max's usual default (208 KiB - 4 MiB); as root
+        // SO_SNDBUFFORCE gets it anyway. The kernel reports twice the value set.
+        let got = set_sndbuf(fd, 8 << 20).expect("set sndbuf");
+        assert_eq!(got, 16 << 20);
     }
 }
