@@ -280,6 +280,17 @@ pub struct PmdView {
     pub handoff_in: u64,
     pub fdb_updates_sent: u64,
     pub fdb_updates_dropped: u64,
+    /// Frames that could not be handed to another worker (its lane stayed full longer
+    /// than the worker may hold back receiving); counted `tx_ring_full` on the port too.
+    #[serde(default)]
+    pub handoff_full: u64,
+    /// Loop passes that held back receiving while a lane to another worker was short of
+    /// buffers (backpressure instead of drops).
+    #[serde(default)]
+    pub lane_waits: u64,
+    /// Times the idle worker blocked until frames, handoffs or a command arrived.
+    #[serde(default)]
+    pub idle_waits: u64,
     /// The worker's bridge runs the XDP fast path (bridge-wide, repeated per worker).
     #[serde(default)]
     pub xdp_fast_path: bool,

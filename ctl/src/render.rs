@@ -156,9 +156,15 @@ pub fn pmd(workers: &[PmdView], xdp_fast_path: bool) -> String {
         );
         let _ = writeln!(
             s,
-            "  handoff out/in: {}/{}  fdb updates sent: {} dropped: {}",
-            w.handoff_out, w.handoff_in, w.fdb_updates_sent, w.fdb_updates_dropped
+            "  handoff out/in: {}/{}  lane full: {}  lane waits: {}  fdb updates sent: {} dropped: {}",
+            w.handoff_out,
+            w.handoff_in,
+            w.handoff_full,
+            w.lane_waits,
+            w.fdb_updates_sent,
+            w.fdb_updates_dropped
         );
+        let _ = writeln!(s, "  idle waits: {}", w.idle_waits);
         match (&w.xdp_fast_path_error, w.xdp_fast_path) {
             (Some(e), _) => {
                 let _ = writeln!(s, "  xdp fast path: unavailable: {e}");

@@ -214,9 +214,11 @@ fn cli_output_snapshots() {
     assert_eq!(w["handoff_in"], 0);
     assert_eq!(w["fdb_updates_sent"], 0);
     assert_eq!(w["fdb_updates_dropped"], 0);
+    assert_eq!(w["handoff_full"], 0);
+    assert_eq!(w["lane_waits"], 0);
     let text = d.ctl(&["pmd", "show"]).ok();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
     assert_eq!(lines[0], "pmd thread 0 of bridge br0 (unpinned):");
     assert!(
         lines[1].starts_with("  packets: 1  bursts: 1  avg burst: 1.0  busy: "),
@@ -226,8 +228,9 @@ fn cli_output_snapshots() {
     assert_eq!(lines[3], "  tx ports:  p1 p2 p3 p4");
     assert_eq!(
         lines[4],
-        "  handoff out/in: 0/0  fdb updates sent: 0 dropped: 0"
+        "  handoff out/in: 0/0  lane full: 0  lane waits: 0  fdb updates sent: 0 dropped: 0"
     );
+    assert!(lines[5].starts_with("  idle waits: "), "{text}");
 
     // trace: broadcast from p1 in VLAN 10.
     let spec = "dst=ff:ff:ff:ff:ff:ff,src=02:00:00:00:00:0a";
