@@ -16,7 +16,7 @@ use std::time::Duration;
 use datapath::fastpath::XdpProgram;
 use datapath::fdb::{FdbConfig, Flush};
 use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
-use datapath::port::tap::{TapConfig, TapControl, TapPort};
+use datapath::port::tap::{TapConfig, TapControl, TapKeep, TapPort};
 use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
 use datapath::vlan::PortVlan;
@@ -136,19 +136,35 @@ fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, Str
             let mut c = TapConfig::new(spec.interface());
             c.mtu = spec.mtu;
             let port = TapPort::create(&c).map_err(|e| e.to_string())?;
-            let control = port.control();
-            let (rx, tx) = port.split();
-            Ok((
-                vec![Box::new(rx)],
-                Box::new(tx),
-                PortIo {
-                    xdp_mode: String::new(),
-                    fast_path: false,
-                    tap: Some(control),
-                },
-            ))
+            Ok(tap_halves(port))
         }
     }
+}
+
+fn tap_halves(port: TapPort) -> Halves {
+    let control = port.control();
+    let (rx, tx) = port.split();
+    (
+        vec![Box::new(rx)],
+        Box::new(tx),
+        PortIo {
+            xdp_mode: String::new(),
+            fast_path: false,
+            tap: Some(control),
+        },
+    )
+}
+
+/// A tap port of a restarting bridge made again over its kept device; the MTU follows
+/// `spec` if it changed in the same step.
+fn resume_tap(keep: TapKeep, spec: &PortSpec) -> Result<Halves, String> {
+    let port = TapPort::resume(keep);
+    let control = port.control();
+    let want = spec.effective_mtu();
+    if port.mtu() != want {
+        control.set_mtu(want).map_err(|e| e.to_string())?;
+    }
+    Ok(tap_halves(port))
 }
 
 /// Whether two specs need the port's I/O reopened (anything but forwarding policy). An
@@ -369,10 +385,41 @@ impl Daemon {
                 }
             }
         }
+        // Tap ports of restarting bridges keep their devices (they may live in another
+        // namespace or belong to a VM): held open across the stop, resumed after it.
+        let mut kept: Vec<((String, String), TapKeep, PortSpec)> = Vec::new();
+        for name in &doomed {
+            let (Some(old), Some(want)) = (self.bridges.get(name), new.bridge(name)) else {
+                continue;
+            };
+            for p in &want.ports {
+                let Some(st) = old.ports.get(&p.name) else {
+                    continue;
+                };
+                if p.kind != PortKind::Tap || st.spec.kind != PortKind::Tap {
+                    continue;
+                }
+                if st.spec.interface() != p.interface() {
+                    continue;
+                }
+                if let Ok(PortIo { tap: Some(tap), .. }) = &st.io {
+                    if let Some(k) = tap.keep() {
+                        kept.push(((name.clone(), p.name.clone()), k, p.clone()));
+                    }
+                }
+            }
+        }
         for name in doomed {
             if let Some(b) = self.bridges.remove(&name) {
                 b.dp.stop();
             }
+        }
+        for (key, keep, spec) in kept {
+            let h = resume_tap(keep, &spec);
+            if let Err(e) = &h {
+                problems.push(format!("bridge {}: {e}", key.0));
+            }
+            opened.insert(key, h);
         }
         for b in &new.bridges {
             if !self.bridges.contains_key(&b.name) {

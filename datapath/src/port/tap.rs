@@ -88,6 +88,16 @@ pub struct TapPort {
     tx: TapTx,
 }
 
+/// Keeps a tap device (its fd) open while its port's halves are dropped, e.g. across a
+/// datapath restart, so a device the user moved into another namespace or handed to a VM
+/// is not destroyed and recreated in the daemon's namespace. [`TapPort::resume`] makes a
+/// port of it again.
+#[derive(Debug)]
+pub struct TapKeep {
+    name: String,
+    shared: Arc<Shared>,
+}
+
 /// Changes a running tap port's MTU in place: the device keeps its fd, namespace,
 /// addresses and name, and both halves resize their buffers at their next burst, wherever
 /// they run. Holds no reference that keeps the device alive.
@@ -126,7 +136,19 @@ impl TapPort {
             fd,
             mtu: AtomicU32::new(mtu),
         });
-        Ok(TapPort {
+        Ok(TapPort::from_shared(name, ifindex, shared))
+    }
+
+    /// A port over a device kept open by `keep` (see [`TapControl::keep`]): the same
+    /// device, wherever it is now, with its addresses and MTU; new halves.
+    pub fn resume(keep: TapKeep) -> TapPort {
+        let ifindex = netdev::if_index(&keep.name).unwrap_or(0);
+        TapPort::from_shared(keep.name, ifindex, keep.shared)
+    }
+
+    fn from_shared(name: String, ifindex: u32, shared: Arc<Shared>) -> TapPort {
+        let mtu = shared.mtu.load(Ordering::Acquire);
+        TapPort {
             name,
             ifindex,
             rx: TapRx {
@@ -144,7 +166,7 @@ impl TapPort {
                 scratch: vec![0u8; slot_len(mtu)].into_boxed_slice(),
                 errors: 0,
             },
-        })
+        }
     }
 
     /// A handle to change the MTU later, also after [`TapPort::split`].
@@ -159,7 +181,8 @@ impl TapPort {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Index at creation (it changes if the device is moved to another namespace).
+    /// Index at creation or resumption in the daemon's namespace (it changes if the device
+    /// is moved to another namespace; 0 when resumed while elsewhere).
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
@@ -188,6 +211,14 @@ impl TapControl {
     /// The port's device name at creation (for messages).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Holds the device open beyond its halves; `None` when they are gone already.
+    pub fn keep(&self) -> Option<TapKeep> {
+        Some(TapKeep {
+            name: self.name.clone(),
+            shared: self.shared.upgrade()?,
+        })
     }
 
     fn shared(&self, op: &'static str) -> Result<Arc<Shared>, PortError> {
