@@ -190,24 +190,9 @@ impl Lab {
                     &format!("echo 1 > /sys/class/net/{ifname}/threaded"),
                 ],
             )?;
-            let want = format!("napi/{ifname}-");
-            let mut n = 0;
-            for e in std::fs::read_dir("/proc")?.flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|x| x.parse::<i32>().ok()) else {
-                    continue;
-                };
-                let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) else {
-                    continue;
-                };
-                let comm = comm.trim_end();
-                // Thread names are truncated to 15 bytes.
-                if comm.starts_with(&want) || (comm.len() == 15 && want.starts_with(comm)) {
-                    datapath::sys::netdev::set_affinity(pid, cpu)
-                        .with_context(|| format!("pin {comm} (pid {pid}) to CPU {cpu}"))?;
-                    n += 1;
-                }
-            }
-            anyhow::ensure!(n > 0, "no NAPI thread of {ifname} found after threading it");
+            let n = datapath::sys::netdev::pin_existing_napi_threads(&ifname, cpu)
+                .with_context(|| format!("pin the NAPI threads of {ifname} to CPU {cpu}"))?
+                .len();
             pinned += n;
         }
         Ok(pinned)

@@ -154,6 +154,12 @@ pub fn ensure_bpffs() -> io::Result<()> {
 pub fn pin_napi_threads(name: &str, cpu: usize) -> io::Result<Vec<i32>> {
     let path = format!("/sys/class/net/{name}/threaded");
     std::fs::write(&path, "1")?;
+    pin_existing_napi_threads(name, cpu)
+}
+
+/// Pins the NAPI kernel threads of interface `name` (already threaded, possibly in another
+/// namespace: thread names are global) to `cpu`; returns their ids, an error if none.
+pub fn pin_existing_napi_threads(name: &str, cpu: usize) -> io::Result<Vec<i32>> {
     let want = format!("napi/{name}-");
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc")?.flatten() {
