@@ -76,7 +76,21 @@ pub struct AfXdpConfig {
     /// The switch's XDP program shared by its AF_XDP ports (needed for the fast path);
     /// `None`: a private instance with the fast path off.
     pub program: Option<SharedProgram>,
+    /// Longest frame the port receives and sends, in bytes; 0: what one UMEM frame holds.
+    /// Longer than that (jumbo frames), the sockets run AF_XDP multi-buffer
+    /// (`XDP_USE_SG`): a frame is a chain of UMEM frames, linearized on receive (one copy)
+    /// and split on transmit. At most [`MAX_CHAIN`] UMEM frames.
+    pub max_frame: u32,
 }
+
+/// Most UMEM frames one multi-buffer frame may span (the kernel's limit for a transmitted
+/// chain is MAX_SKB_FRAGS + 1 = 18).
+pub const MAX_CHAIN: usize = 17;
+/// Descriptors a multi-buffer port takes from its RX rings per burst (bounds the
+/// linearization arena).
+const SG_BURST_DESCS: usize = 64;
+/// The kernel's headroom in every UMEM frame (XDP_PACKET_HEADROOM).
+const XDP_PACKET_HEADROOM: u32 = 256;
 
 /// An [`XdpProgram`] handle in a port configuration (equal when it is the same program).
 #[derive(Debug, Clone)]
@@ -108,6 +122,7 @@ impl AfXdpConfig {
             comp_ring: 4096,
             replace_stale: true,
             program: None,
+            max_frame: 0,
         }
     }
 
@@ -139,6 +154,13 @@ impl AfXdpConfig {
             if self.queues[..i].contains(q) {
                 return Err(self.invalid(format!("queue {q} listed twice")));
             }
+        }
+        let room = self.frame_size.saturating_sub(XDP_PACKET_HEADROOM) as usize;
+        if self.max_frame as usize > room * MAX_CHAIN {
+            return Err(self.invalid(format!(
+                "max frame {} is more than {MAX_CHAIN} UMEM frames of {} bytes",
+                self.max_frame, self.frame_size
+            )));
         }
         if self.frame_size < 2048 || !self.frame_size.is_power_of_two() {
             return Err(self.invalid(format!(
@@ -183,8 +205,13 @@ pub struct AfXdpInfo {
     pub prog_id: u32,
     /// The program found attached at open and detached because `replace_stale` was set.
     pub replaced: Option<Attached>,
-    /// Longest frame (bytes) one UMEM frame holds.
+    /// Longest frame (bytes) the port receives and sends: what one UMEM frame holds, or
+    /// more with multi-buffer ([`AfXdpConfig::max_frame`]).
     pub max_frame_len: usize,
+    /// Bytes of frame data one UMEM frame holds (a chain's link).
+    pub chain_room: usize,
+    /// The sockets run AF_XDP multi-buffer (`XDP_USE_SG`).
+    pub multi_buffer: bool,
     /// The port's slot in the XDP program (its counters and socket keys).
     pub xdp_slot: u16,
     /// The XDP fast path forwards known unicast from/to this port in the kernel.
@@ -215,6 +242,60 @@ struct RxQueueState {
     stash: FrameStack,
 }
 
+/// Where a received frame of a multi-buffer port is.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    /// Frame `i` of `held` (a frame in one descriptor).
+    Held(usize),
+    /// `arena[start..end]` (a chain, copied).
+    Arena(usize, usize),
+}
+
+#[derive(Debug)]
+struct Multi {
+    arena: Box<[u8]>,
+    spans: Vec<Span>,
+    /// Chains whose end was not in the ring (cannot happen: the kernel publishes a
+    /// packet's descriptors together); dropped whole, counted as `oversize`.
+    broken: u64,
+}
+
+impl Multi {
+    /// Builds the frame list of `held` (from `xsk`'s UMEM), copying chains into the arena.
+    fn index(&mut self, held: &FrameStack, xsk: &xsk::XskRx) {
+        self.spans.clear();
+        let mut off = 0;
+        let mut i = 0;
+        while i < held.len() {
+            let mut j = i;
+            while held.continues(j) && j + 1 < held.len() {
+                j += 1;
+            }
+            if held.continues(j) {
+                self.broken += 1; // the chain's end is missing: drop it whole
+                break;
+            }
+            if j == i {
+                self.spans.push(Span::Held(i));
+            } else {
+                let total: usize = (i..=j).map(|k| xsk.data(held, k).len()).sum();
+                if off + total > self.arena.len() {
+                    self.broken += 1; // cannot happen: the arena holds a whole burst
+                } else {
+                    let start = off;
+                    for k in i..=j {
+                        let d = xsk.data(held, k);
+                        self.arena[off..off + d.len()].copy_from_slice(d);
+                        off += d.len();
+                    }
+                    self.spans.push(Span::Arena(start, off));
+                }
+            }
+            i = j + 1;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Seg {
     queue: usize,
@@ -227,6 +308,8 @@ struct Seg {
 pub struct AfXdpRx {
     queues: Vec<RxQueueState>,
     held: FrameStack,
+    /// Multi-buffer ports: the frames of `held` (chains linearized).
+    multi: Option<Multi>,
     /// Which queue each run of `held` came from (frames of one queue are contiguous).
     segs: Vec<Seg>,
     next: usize,
@@ -252,6 +335,9 @@ pub struct AfXdpTx {
     _other: Vec<XskTx>,
     free: FrameStack,
     ready: FrameStack,
+    /// Multi-buffer ports: where a frame longer than a UMEM frame is edited before it is
+    /// split into a chain.
+    scratch: Option<Box<[u8]>>,
     kick_errors: u64,
     info: Arc<AfXdpInfo>,
     _guard: Arc<AttachGuard>,
@@ -362,7 +448,13 @@ impl AfXdpPort {
             None => XdpProgram::new(false, 1)
                 .map_err(|e| PortError::io(ifname, "load XDP program", e))?,
         };
-        let max_rx = u32::try_from(umem.data_room()).unwrap_or(u32::MAX);
+        let sg = cfg.max_frame as usize > umem.data_room();
+        let max_frame = if sg {
+            cfg.max_frame as usize
+        } else {
+            umem.data_room()
+        };
+        let max_rx = u32::try_from(max_frame).unwrap_or(u32::MAX);
         let xdp_slot = program
             .register(ifindex, max_rx)
             .map_err(|e| PortError::io(ifname, "configure XDP program", e))?;
@@ -396,6 +488,7 @@ impl AfXdpPort {
             rx_size: cfg.rx_ring,
             tx_size: cfg.tx_ring,
             xdp_flags,
+            sg,
         };
         let mut rxs = Vec::with_capacity(cfg.queues.len());
         let mut txs = Vec::with_capacity(cfg.queues.len());
@@ -468,7 +561,9 @@ impl AfXdpPort {
             queues: cfg.queues.clone(),
             prog_id: now.prog_id,
             replaced,
-            max_frame_len: umem.data_room(),
+            max_frame_len: max_frame,
+            chain_room: umem.data_room(),
+            multi_buffer: sg,
             xdp_slot,
             fast_path: program.fast(),
         });
@@ -481,8 +576,17 @@ impl AfXdpPort {
             xsk.fill(&mut stash);
             queues.push(RxQueueState { xsk, stash });
         }
-        let held = all.sibling(MAX_BURST);
+        let held = all.sibling(MAX_BURST + MAX_CHAIN);
         let ready = all.sibling(MAX_BURST);
+        // Multi-buffer: chains are linearized into `arena` (a burst takes at most
+        // SG_BURST_DESCS descriptors, each at most one UMEM frame of data, plus the rest of
+        // a chain that straddles that limit).
+        let multi = sg.then(|| Multi {
+            arena: vec![0u8; (SG_BURST_DESCS + MAX_CHAIN) * umem.data_room()].into_boxed_slice(),
+            spans: Vec::with_capacity(SG_BURST_DESCS + MAX_CHAIN),
+            broken: 0,
+        });
+        let scratch = sg.then(|| vec![0u8; max_frame].into_boxed_slice());
         let mut txs = txs.into_iter();
         let tx_xsk = txs.next().expect("validated: at least one queue");
         Ok(AfXdpPort {
@@ -490,6 +594,7 @@ impl AfXdpPort {
                 segs: Vec::with_capacity(queues.len()),
                 queues,
                 held,
+                multi,
                 next: 0,
                 napi_threaded: false,
                 info: info.clone(),
@@ -501,6 +606,7 @@ impl AfXdpPort {
                 // The rest of the UMEM: the TX share.
                 free: all,
                 ready,
+                scratch,
                 kick_errors: 0,
                 info,
                 _guard: guard,
@@ -555,18 +661,35 @@ impl RxPort for AfXdpRx {
         if !self.held.is_empty() {
             self.release();
         }
-        let max = max.min(MAX_BURST);
+        let max = if self.multi.is_some() {
+            max.min(SG_BURST_DESCS)
+        } else {
+            max.min(MAX_BURST)
+        };
         self.segs.clear();
         let nq = self.queues.len();
         for k in 0..nq {
-            let room = max - self.held.len();
+            let room = max.saturating_sub(self.held.len());
             if room == 0 {
                 break;
             }
             let queue = (self.next + k) % nq;
             let q = &mut self.queues[queue];
             let start = self.held.len();
-            let n = q.xsk.consume(&mut self.held, room);
+            let mut n = q.xsk.consume(&mut self.held, room);
+            // Multi-buffer: take the rest of a chain the limit cut (the kernel publishes
+            // a packet's descriptors together, so they are there).
+            if self.multi.is_some() {
+                let mut extra = 0;
+                while n > 0 && self.held.continues(start + n - 1) && extra < MAX_CHAIN {
+                    let m = q.xsk.consume(&mut self.held, 1);
+                    if m == 0 {
+                        break;
+                    }
+                    n += m;
+                    extra += 1;
+                }
+            }
             if n > 0 {
                 self.segs.push(Seg {
                     queue,
@@ -578,7 +701,13 @@ impl RxPort for AfXdpRx {
             }
         }
         self.next = (self.next + 1) % nq;
-        Ok(self.held.len())
+        match &mut self.multi {
+            Some(m) => {
+                m.index(&self.held, &self.queues[0].xsk);
+                Ok(m.spans.len())
+            }
+            None => Ok(self.held.len()),
+        }
     }
 
     fn xdp_counters(&mut self) -> XdpCounters {
@@ -589,7 +718,7 @@ impl RxPort for AfXdpRx {
                 fwd_rx_bytes: s.fwd_rx_bytes,
                 fwd_tx_packets: s.fwd_tx_packets,
                 fwd_tx_bytes: s.fwd_tx_bytes,
-                oversize: s.oversize,
+                oversize: s.oversize + self.multi.as_ref().map_or(0, |m| m.broken),
             },
             Err(_) => XdpCounters::default(),
         }
@@ -640,6 +769,15 @@ impl RxPort for AfXdpRx {
 
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
         let xsk = &self.queues[0].xsk;
+        if let Some(m) = &self.multi {
+            for (slot, span) in out.iter_mut().zip(&m.spans) {
+                *slot = match *span {
+                    Span::Held(i) => xsk.data(&self.held, i),
+                    Span::Arena(a, b) => &m.arena[a..b],
+                };
+            }
+            return m.spans.len().min(MAX_BURST);
+        }
         let n = self.held.len();
         for (i, slot) in out.iter_mut().enumerate().take(n) {
             *slot = xsk.data(&self.held, i);
@@ -648,6 +786,9 @@ impl RxPort for AfXdpRx {
     }
 
     fn release(&mut self) {
+        if let Some(m) = &mut self.multi {
+            m.spans.clear();
+        }
         // Later runs first, so earlier indices stay valid while draining.
         for seg in self.segs.iter().rev() {
             let q = &mut self.queues[seg.queue];
@@ -719,31 +860,50 @@ impl TxPort for AfXdpTx {
                 .ring_room(items.len())
                 .saturating_sub(self.ready.len());
         }
-        let n = items
-            .len()
-            .min(room)
+        // Descriptors this burst may use: ring slots, free frames, room in `ready`.
+        let mut budget = room
             .min(self.free.len())
             .min(self.ready.capacity() - self.ready.len());
         let mut done = TxDone::default();
         for item in items {
-            if done.sent == n {
+            if budget == 0 {
                 break; // ring or frames exhausted: the rest is tx_ring_full
             }
             let Some(src) = frames.get(usize::from(item.frame)) else {
                 break;
             };
             let edit = item.edit;
-            // `n` bounds the free frames and the ready stack's room, so the only way for
-            // this to fail is a frame longer than a UMEM frame holds: skip it (the pipeline
-            // counts it `mtu_exceeded`) and go on with the rest of the burst.
+            // The budget covers one frame, so the only way for this to fail is a frame
+            // longer than a UMEM frame holds.
             let written = self.xsk.write_one(&mut self.free, &mut self.ready, |buf| {
                 write_edited(src, edit, buf).ok()
             });
-            match written {
-                Some(len) => {
+            if let Some(len) = written {
+                budget -= 1;
+                done.sent += 1;
+                done.bytes += len as u64;
+                continue;
+            }
+            // Multi-buffer port: edit into the scratch buffer, send it as a chain.
+            let chained = match &mut self.scratch {
+                Some(buf) => match write_edited(src, edit, buf) {
+                    Ok(len) if len.div_ceil(self.info.chain_room.max(1)) <= budget => self
+                        .xsk
+                        .write_chain(&mut self.free, &mut self.ready, &buf[..len])
+                        .map(|k| (k, len)),
+                    Ok(_) => break, // the chain does not fit this burst: tx_ring_full
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            match chained {
+                Some((k, len)) => {
+                    budget -= k;
                     done.sent += 1;
                     done.bytes += len as u64;
                 }
+                // Longer than the port carries: skip it (the pipeline counts it
+                // `mtu_exceeded`) and go on with the rest of the burst.
                 None => done.too_big += 1,
             }
         }

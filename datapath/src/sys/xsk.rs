@@ -25,6 +25,9 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue};
 
 static NEXT_UMEM_ID: AtomicU32 = AtomicU32::new(1);
 
+/// Descriptor option of AF_XDP multi-buffer: the frame continues in the next descriptor.
+pub const XDP_PKT_CONTD: u32 = 1;
+
 /// One UMEM frame descriptor: a move-only token (no `Clone`/`Copy`).
 #[repr(transparent)]
 #[derive(Debug)]
@@ -85,6 +88,10 @@ impl FrameStack {
         unsafe {
             std::slice::from_raw_parts(self.frames.as_ptr().cast::<FrameDesc>(), self.frames.len())
         }
+    }
+    /// Whether frame `i` continues in frame `i + 1` (a multi-buffer chain from the RX ring).
+    pub fn continues(&self, i: usize) -> bool {
+        self.frames[i].0.options() & XDP_PKT_CONTD != 0
     }
     /// Forgets the first `n` tokens: the kernel owns those frames now.
     fn gave_first(&mut self, n: usize) {
@@ -193,6 +200,9 @@ pub struct SocketParams {
     pub tx_size: u32,
     /// `XDP_FLAGS_DRV_MODE`, `XDP_FLAGS_SKB_MODE` or 0 (let the kernel choose).
     pub xdp_flags: u32,
+    /// Multi-buffer (`XDP_USE_SG`): frames longer than a UMEM frame arrive and leave as
+    /// chains of descriptors.
+    pub sg: bool,
 }
 
 /// XDP flag values for [`SocketParams::xdp_flags`].
@@ -215,7 +225,11 @@ pub fn bind(umem: &Umem, ifname: &str, queue: u32, p: SocketParams) -> io::Resul
         .tx_queue_size(queue_size(p.tx_size)?)
         .xdp_flags(XdpFlags::from_bits_truncate(p.xdp_flags))
         .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+        .bind_flags(if p.sg {
+            BindFlags::XDP_USE_NEED_WAKEUP | BindFlags::XDP_USE_SG
+        } else {
+            BindFlags::XDP_USE_NEED_WAKEUP
+        })
         .build();
     // SAFETY: xsk-rs requires XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD when this UMEM is shared
     // and the (ifname, queue) pair is already bound to; it is always set here (no libxdp
@@ -478,6 +492,7 @@ impl XskTx {
         let mut f = free.frames.pop()?;
         match self.umem.write(&mut f, fill) {
             Some(n) => {
+                f.0.set_options(0); // a reaped token may still carry a chain's flag
                 ready.frames.push(f);
                 Some(n)
             }
@@ -486,6 +501,40 @@ impl XskTx {
                 None
             }
         }
+    }
+
+    /// Moves `data` onto `ready` as a chain of frames from `free` (multi-buffer: every
+    /// frame but the last flagged [`XDP_PKT_CONTD`]); returns the descriptors used, or
+    /// `None` (nothing moved) when `free` or `ready` lacks room for the whole chain.
+    pub fn write_chain(
+        &self,
+        free: &mut FrameStack,
+        ready: &mut FrameStack,
+        data: &[u8],
+    ) -> Option<usize> {
+        assert_eq!(free.umem, self.umem.id, "frames of another UMEM");
+        assert_eq!(ready.umem, self.umem.id, "frames of another UMEM");
+        if data.is_empty() {
+            return None;
+        }
+        let room = self.umem.data_room.max(1);
+        let k = data.len().div_ceil(room);
+        if free.len() < k || ready.capacity() - ready.len() < k {
+            return None;
+        }
+        for (j, chunk) in data.chunks(room).enumerate() {
+            let mut f = free.frames.pop()?;
+            let n = self.umem.write(&mut f, |buf| {
+                let d = buf.get_mut(..chunk.len())?;
+                d.copy_from_slice(chunk);
+                Some(chunk.len())
+            });
+            // Every chunk fits: it is at most `data_room` long.
+            debug_assert_eq!(n, Some(chunk.len()));
+            f.0.set_options(if j + 1 < k { XDP_PKT_CONTD } else { 0 });
+            ready.frames.push(f);
+        }
+        Some(k)
     }
 
     /// Puts the frames of `ready` on the TX ring in order, as many as fit; returns how many.
