@@ -61,6 +61,7 @@ impl Injector {
                     rx_size: RING,
                     tx_size: RING,
                     xdp_flags: 0,
+                    sg: false,
                 },
             )?;
             let ready = all.sibling(64);
