@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use ctl::client::{self, ClientError};
 use ctl::config::{
-    afxdp_frame_capacity, afxdp_max_mtu, PortKind, PortSpec, XdpModeSpec, AFXDP_MAX_FRAME_SIZE,
+    afxdp_single_frame_mtu, PortKind, PortSpec, XdpModeSpec, AFXDP_MAX_FRAME_SIZE, AFXDP_MAX_MTU,
 };
 use ctl::proto::*;
 use ctl::render;
@@ -405,17 +405,17 @@ pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
             what: format!("interface {ifname}: operstate {oper}"),
         });
         // The XDP program is multi-buffer aware (xdp.frags), so attaching works at any MTU;
-        // what limits an AF_XDP port is one UMEM frame per Ethernet frame.
+        // above one UMEM frame the port runs AF_XDP multi-buffer, up to AFXDP_MAX_MTU.
         let mtu = read("mtu");
-        let max = afxdp_max_mtu(false);
         checks.push(Check {
-            ok: mtu.parse::<u32>().is_ok_and(|m| m <= max),
+            ok: mtu.parse::<u32>().is_ok_and(|m| m <= AFXDP_MAX_MTU),
             what: format!(
-                "interface {ifname}: MTU {mtu} (an AF_XDP port carries at most MTU {max}, \
-                 {} when it sends tagged frames: {AFXDP_MAX_FRAME_SIZE}-byte UMEM frames \
-                 hold {} bytes; longer frames are dropped as mtu_exceeded)",
-                afxdp_max_mtu(true),
-                afxdp_frame_capacity(AFXDP_MAX_FRAME_SIZE),
+                "interface {ifname}: MTU {mtu} (an AF_XDP port carries at most MTU \
+                 {AFXDP_MAX_MTU}; above {} ({} when it sends tagged frames) its frames span \
+                 several {AFXDP_MAX_FRAME_SIZE}-byte UMEM frames (AF_XDP multi-buffer); \
+                 longer frames are dropped as mtu_exceeded)",
+                afxdp_single_frame_mtu(false),
+                afxdp_single_frame_mtu(true),
             ),
         });
         let queues = std::fs::read_dir(base.join("queues"))

@@ -214,8 +214,8 @@ impl fmt::Display for XdpModeSpec {
 /// (`XDP_PACKET_HEADROOM`); the frame's data follows.
 pub const AFXDP_HEADROOM: u32 = 256;
 /// UMEM frame sizes an AF_XDP port can use: the kernel takes power-of-two chunks of 2048
-/// bytes up to a page, and vswitch does not use AF_XDP multi-buffer, so one frame must
-/// hold a whole Ethernet frame.
+/// bytes up to a page. A longer Ethernet frame spans several UMEM frames (AF_XDP
+/// multi-buffer).
 pub const AFXDP_FRAME_SIZES: [u32; 2] = [2048, AFXDP_MAX_FRAME_SIZE];
 /// The largest of [`AFXDP_FRAME_SIZES`].
 pub const AFXDP_MAX_FRAME_SIZE: u32 = 4096;
@@ -228,10 +228,15 @@ pub fn afxdp_frame_capacity(frame_size: u32) -> u32 {
     frame_size - AFXDP_HEADROOM
 }
 
-/// Largest MTU an AF_XDP port can carry: the largest UMEM frame's capacity minus the
-/// Ethernet header, and minus a tag too when the port sends tagged frames (3826 untagged,
-/// 3822 tagged with 4096-byte frames).
-pub fn afxdp_max_mtu(tagged: bool) -> u32 {
+/// Largest MTU an AF_XDP port carries: a frame of MTU + 18 bytes (Ethernet header and a
+/// tag) must fit the 9238-byte buffers frames cross workers in (9216, the usual jumbo
+/// maximum); above one UMEM frame the port runs AF_XDP multi-buffer.
+pub const AFXDP_MAX_MTU: u32 = 9216;
+
+/// Largest MTU one UMEM frame carries without multi-buffer: the largest UMEM frame's
+/// capacity minus the Ethernet header, and minus a tag when the port sends tagged frames
+/// (3826 untagged, 3822 tagged with 4096-byte frames).
+pub fn afxdp_single_frame_mtu(tagged: bool) -> u32 {
     afxdp_frame_capacity(AFXDP_MAX_FRAME_SIZE) - ETH_HLEN - if tagged { VLAN_HLEN } else { 0 }
 }
 
@@ -421,30 +426,28 @@ impl PortSpec {
             .unwrap_or(AFXDP_MAX_FRAME_SIZE)
     }
 
-    /// Refuses an AF_XDP port whose MTU is more than its UMEM frames can carry (no
-    /// AF_XDP multi-buffer: a frame must fit one UMEM frame). Other ports: `Ok`.
+    /// The longest frame an AF_XDP port must receive and send when one UMEM frame does
+    /// not hold it (MTU + 18 bytes: Ethernet header and a tag): the port then runs AF_XDP
+    /// multi-buffer. `None`: one UMEM frame holds every frame of the MTU.
+    pub fn afxdp_max_frame(&self) -> Option<u32> {
+        let need = self.effective_mtu().saturating_add(ETH_HLEN + VLAN_HLEN);
+        (need > afxdp_frame_capacity(self.afxdp_frame_size())).then_some(need)
+    }
+
+    /// Refuses an AF_XDP port whose MTU is above [`AFXDP_MAX_MTU`]. Other ports: `Ok`.
     pub fn check_afxdp_mtu(&self) -> Result<(), String> {
         if self.kind != PortKind::Afxdp {
             return Ok(());
         }
-        let tagged = self.sends_tagged()?;
-        let max = afxdp_max_mtu(tagged);
         let mtu = self.effective_mtu();
-        if mtu <= max {
+        if mtu <= AFXDP_MAX_MTU {
             return Ok(());
         }
-        let max_frame = AFXDP_MAX_FRAME_SIZE;
         Err(format!(
-            "port {}: MTU {mtu} is too large for an AF_XDP port: at most {max}{} \
-             ({max_frame}-byte UMEM frames carry {}-byte Ethernet frames; jumbo frames \
-             would need AF_XDP multi-buffer, which is not supported)",
+            "port {}: MTU {mtu} is too large for an AF_XDP port: at most {AFXDP_MAX_MTU} \
+             (frames of MTU + 18 bytes cross workers in {}-byte buffers)",
             self.name,
-            if tagged {
-                " on a port that sends tagged frames"
-            } else {
-                ""
-            },
-            afxdp_frame_capacity(max_frame),
+            datapath::worker::DatapathConfig::default().max_frame,
         ))
     }
 

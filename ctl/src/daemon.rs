@@ -118,6 +118,7 @@ fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, Str
                 XdpModeSpec::Generic => XdpMode::Generic,
             };
             c.frame_size = spec.afxdp_frame_size();
+            c.max_frame = spec.afxdp_max_frame().unwrap_or(0);
             let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
             let mode = port.info().mode.to_string();
             let fast_path = port.info().fast_path;
@@ -168,7 +169,8 @@ fn resume_tap(keep: TapKeep, spec: &PortSpec) -> Result<Halves, String> {
 }
 
 /// Whether two specs need the port's I/O reopened (anything but forwarding policy). An
-/// AF_XDP port is reopened when its MTU needs another UMEM frame size; a tap port changes
+/// AF_XDP port is reopened when its MTU needs another UMEM frame size or another
+/// multi-buffer frame length; a tap port changes
 /// its MTU in place instead (the device stays where the user put it, see
 /// [`Daemon::apply`]).
 fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
@@ -176,7 +178,9 @@ fn io_changed(a: &PortSpec, b: &PortSpec) -> bool {
         || a.interface() != b.interface()
         || a.queues != b.queues
         || a.xdp_mode != b.xdp_mode
-        || (a.kind == PortKind::Afxdp && a.afxdp_frame_size() != b.afxdp_frame_size())
+        || (a.kind == PortKind::Afxdp
+            && (a.afxdp_frame_size() != b.afxdp_frame_size()
+                || a.afxdp_max_frame() != b.afxdp_max_frame()))
 }
 
 fn datapath_config(c: &Config, xdp: Option<SharedProgram>) -> DatapathConfig {

@@ -171,43 +171,46 @@ fn afxdp_port(vlan: &str, mtu: u32) -> String {
 }
 
 #[test]
-fn afxdp_mtu_is_limited_to_what_one_umem_frame_carries() {
-    assert_eq!((afxdp_max_mtu(false), afxdp_max_mtu(true)), (3826, 3822));
-    // Untagged (access, trunk whose only VLAN is native-untagged): 3826.
-    for vlan in ["access = 10", "trunk = \"5\"\nnative = 5"] {
-        parse(&afxdp_port(vlan, 3826)).expect("3826 fits 3840 bytes");
-        let e = parse(&afxdp_port(vlan, 3827)).expect_err("3827");
+fn afxdp_mtu_above_one_umem_frame_uses_multi_buffer_up_to_9216() {
+    assert_eq!(
+        (afxdp_single_frame_mtu(false), afxdp_single_frame_mtu(true)),
+        (3826, 3822)
+    );
+    for vlan in [
+        "access = 10",
+        "trunk = \"10,20\"",
+        "trunk = \"5\"\nnative = 5",
+    ] {
+        for mtu in [1500, 3822, 3826, 9000, 9216] {
+            parse(&afxdp_port(vlan, mtu)).unwrap_or_else(|e| panic!("{vlan} MTU {mtu}: {e}"));
+        }
+        let e = parse(&afxdp_port(vlan, 9217)).expect_err("9217");
         assert_eq!(
             e.to_string(),
-            "test.toml: line 4: port up1: MTU 3827 is too large for an AF_XDP port: at most \
-             3826 (4096-byte UMEM frames carry 3840-byte Ethernet frames; jumbo frames would \
-             need AF_XDP multi-buffer, which is not supported)",
+            "test.toml: line 4: port up1: MTU 9217 is too large for an AF_XDP port: at most \
+             9216 (frames of MTU + 18 bytes cross workers in 9238-byte buffers)",
             "{vlan}"
         );
+        assert!(e.to_string().contains(AFXDP_REFUSED));
     }
-    // A port that sends tagged frames: 4 bytes less.
-    for vlan in [
-        "trunk = \"10,20\"",
-        "trunk = \"all\"\nnative = 5",
-        "trunk = \"5\"\nnative = 5\nnative_tagged = true",
+    // Tap ports carry more.
+    let tap = afxdp_port("access = 10", 9500).replace("afxdp", "tap");
+    parse(&tap).expect("tap at 9500");
+}
+
+#[test]
+fn afxdp_multi_buffer_frame_length_follows_the_mtu() {
+    let mut p = PortSpec::new("p", PortKind::Afxdp);
+    for (mtu, max_frame) in [
+        (None, None),
+        (Some(3822), None), // 3822 + 18 = 3840: one 4096-byte UMEM frame
+        (Some(3823), Some(3841)),
+        (Some(9000), Some(9018)),
+        (Some(9216), Some(9234)),
     ] {
-        parse(&afxdp_port(vlan, 3822)).expect("3822 + 18 fits 3840 bytes");
-        let e = parse(&afxdp_port(vlan, 3823)).expect_err("3823");
-        assert!(
-            e.to_string().ends_with(
-                "port up1: MTU 3823 is too large for an AF_XDP port: at most 3822 on a port \
-                 that sends tagged frames (4096-byte UMEM frames carry 3840-byte Ethernet \
-                 frames; jumbo frames would need AF_XDP multi-buffer, which is not supported)"
-            ),
-            "{vlan}: {e}"
-        );
+        p.mtu = mtu;
+        assert_eq!(p.afxdp_max_frame(), max_frame, "MTU {mtu:?}");
     }
-    let e = parse(&afxdp_port("access = 10", 9000)).expect_err("9000");
-    assert!(e.to_string().contains("MTU 9000"), "{e}");
-    assert!(e.to_string().contains(AFXDP_REFUSED), "{e}");
-    // Tap ports carry jumbo frames.
-    let tap = afxdp_port("access = 10", 9000).replace("afxdp", "tap");
-    parse(&tap).expect("tap at 9000");
 }
 
 #[test]

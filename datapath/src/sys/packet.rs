@@ -81,6 +81,24 @@ impl PacketSocket {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         })?;
+        // Room for bursts of jumbo frames (the default ~212 KiB holds ~16 frames of 5000
+        // bytes); SO_RCVBUFFORCE as root, else whatever SO_RCVBUF allows.
+        let rcvbuf: libc::c_int = 8 << 20;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: `rcvbuf` is a valid c_int option value for the length passed.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&rcvbuf as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
         let tv = libc::timeval {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
