@@ -407,13 +407,6 @@ impl PortSpec {
         self.mtu.unwrap_or(DEFAULT_MTU)
     }
 
-    /// Whether this port sends 802.1Q-tagged frames (a trunk with a VLAN that leaves
-    /// tagged); such frames are 4 bytes longer than the MTU plus the Ethernet header.
-    pub fn sends_tagged(&self) -> Result<bool, String> {
-        let v = self.vlan()?;
-        Ok(v.members().iter().any(|vid| v.egress_tagged(vid.get())))
-    }
-
     /// UMEM frame size (bytes) an AF_XDP port needs for its MTU: the smallest of
     /// [`AFXDP_FRAME_SIZES`] that holds a frame of MTU + 18 bytes (Ethernet header and a
     /// tag, sent or received), else the largest. The daemon reopens the port when this
