@@ -389,8 +389,13 @@ impl PortSpec {
                 if let Some((n, _)) = native {
                     shown.remove(*n);
                 }
-                self.trunk = Some(if shown.is_all() || shown.is_empty() {
+                // The native VLAN is implied (allowed anyway) and not repeated; a trunk
+                // carrying only its native VLAN keeps that one VID (an empty list would
+                // read back as "all").
+                self.trunk = Some(if shown.is_all() {
                     "all".to_string()
+                } else if shown.is_empty() {
+                    allowed.to_string()
                 } else {
                     shown.to_string()
                 });

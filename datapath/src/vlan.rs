@@ -340,6 +340,9 @@ impl fmt::Display for PortVlan {
                 }
                 if shown.is_all() || (native.is_some() && allowed.is_all()) {
                     write!(f, "trunk all")?;
+                } else if shown.is_empty() {
+                    // Only the native VLAN: name it rather than print an empty list.
+                    write!(f, "trunk {allowed}")?;
                 } else {
                     write!(f, "trunk {shown}")?;
                 }

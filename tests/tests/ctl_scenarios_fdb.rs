@@ -736,12 +736,6 @@ per_workers!(vlan_removal_keeps_native, 5);
 
 /// Removing the last tagged VLAN leaves a trunk carrying only its native VLAN.
 #[test]
-#[ignore = "BUG: `set-port --trunk 5 --native 5` (only the native VLAN left) is stored as \
-            `trunk = \"all\"` (ctl/src/config.rs PortSpec::set_vlan turns the empty \
-            non-native set into \"all\"): the trunk then carries every VLAN, so VLAN 10 \
-            and VLAN 20 frames that must be dropped as vlan_not_allowed are forwarded \
-            (observed: 3/3 VLAN 10 and 3/3 VLAN 20 frames delivered, port shown as \
-            `trunk all native 5`; expected: none, 6 vlan_not_allowed drops)"]
 fn last_tagged_vlan_removal_keeps_trunk_closed() {
     let net = 6;
     let l = Lab::new(

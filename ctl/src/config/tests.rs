@@ -132,6 +132,18 @@ fn set_vlan_round_trips() {
         p.set_vlan(&v);
         assert_eq!(p.vlan().expect("vlan").to_string(), text);
     }
+    // A trunk that carries only its native VLAN stays closed to the others (it was
+    // written back as "all").
+    let v: PortVlan = "trunk 5 native 5".parse().expect("vlan");
+    p.set_vlan(&v);
+    assert_eq!(p.trunk.as_deref(), Some("5"));
+    let back = p.vlan().expect("vlan");
+    assert_eq!(back, v);
+    assert_eq!(back.to_string(), "trunk 5 native 5");
+    let PortVlan::Trunk { allowed, .. } = &back else {
+        panic!("not a trunk: {back}");
+    };
+    assert!(!allowed.is_all() && allowed.len() == 1, "{back}");
 }
 
 #[test]
