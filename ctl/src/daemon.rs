@@ -107,6 +107,10 @@ type Halves = (Vec<Box<dyn RxPort>>, Box<dyn TxPort>, PortIo);
 /// Opens a port's I/O; an AF_XDP port joins `xdp` (its bridge's fast-path program) when
 /// given, else runs a private program.
 fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
+    open_port_io(spec, xdp).map_err(|e| format!("port {}: {e}", spec.name))
+}
+
+fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
     match spec.kind {
         PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.interface());
@@ -419,7 +423,7 @@ impl Daemon {
             }
         }
         for (key, keep, spec) in kept {
-            let h = resume_tap(keep, &spec);
+            let h = resume_tap(keep, &spec).map_err(|e| format!("port {}: {e}", key.1));
             if let Err(e) = &h {
                 problems.push(format!("bridge {}: {e}", key.0));
             }

@@ -1056,8 +1056,8 @@ fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
         (r.code, r.stderr.as_str()),
         (
             1,
-            "vswitchctl: bridge br0: port vr0: no such interface; previous configuration \
-             restored with: bridge br0: port vr0: no such interface\n"
+            "vswitchctl: bridge br0: port x: interface vr0 does not exist; previous \
+             configuration restored with: bridge br0: port x: interface vr0 does not exist\n"
         ),
         "{r:?}"
     );

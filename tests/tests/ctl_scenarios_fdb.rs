@@ -571,7 +571,8 @@ fn bad_port_config(workers: usize, net: u8) {
     let show0 = dmn.ctl_json(&["show"]);
     let file0 = std::fs::read_to_string(&dmn.config).expect("config");
 
-    // add-port on a missing interface: exit 1, the interface named, nothing added.
+    // add-port on a missing interface: exit 1, the port and the interface named, nothing
+    // added.
     let missing = format!("vsnx{}", std::process::id() % 100_000);
     let r = dmn.ctl(&[
         "add-port",
@@ -587,7 +588,7 @@ fn bad_port_config(workers: usize, net: u8) {
     assert_eq!(r.status.and_then(|s| s.code()), Some(1), "{r:?}");
     assert_eq!(
         r.stderr.trim_end(),
-        format!("vswitchctl: bridge {BR}: port {missing}: no such interface"),
+        format!("vswitchctl: bridge {BR}: port ghost: interface {missing} does not exist"),
         "{r:?}"
     );
     assert_eq!(r.stdout, "", "{r:?}");

@@ -577,7 +577,15 @@ impl AfXdpPort {
             queues.push(RxQueueState { xsk, stash });
         }
         let held = all.sibling(MAX_BURST + MAX_CHAIN);
-        let ready = all.sibling(MAX_BURST);
+        // Room for a whole burst of the longest frames (a chain each on multi-buffer
+        // ports: a burst of 257 jumbo frames handed over by another worker needs 3
+        // descriptors per frame).
+        let chain = if sg {
+            max_frame.div_ceil(umem.data_room().max(1))
+        } else {
+            1
+        };
+        let ready = all.sibling(MAX_BURST * chain);
         // Multi-buffer: chains are linearized into `arena` (a burst takes at most
         // SG_BURST_DESCS descriptors, each at most one UMEM frame of data, plus the rest of
         // a chain that straddles that limit).

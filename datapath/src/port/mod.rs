@@ -35,10 +35,10 @@ pub use tap::{TapConfig, TapPort, TapRx, TapTx};
 /// Why a port could not be opened or serviced. Messages name the interface and the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
-    #[error("port {ifname}: no such interface")]
+    #[error("interface {ifname} does not exist")]
     NoSuchInterface { ifname: String },
     #[error(
-        "port {ifname}: XDP program already attached (driver {driver}, program {program} id {prog_id}, {mode} mode)"
+        "interface {ifname}: XDP program already attached (driver {driver}, program {program} id {prog_id}, {mode} mode)"
     )]
     XdpProgramAttached {
         ifname: String,
@@ -48,7 +48,7 @@ pub enum PortError {
         mode: crate::sys::xdp::AttachMode,
     },
     #[error(
-        "port {ifname}: cannot register UMEM of {bytes} bytes ({source}); locked memory or kernel memory exhausted"
+        "interface {ifname}: cannot register UMEM of {bytes} bytes ({source}); locked memory or kernel memory exhausted"
     )]
     UmemRegistration {
         ifname: String,
@@ -56,23 +56,23 @@ pub enum PortError {
         #[source]
         source: std::io::Error,
     },
-    #[error("port {ifname}: XDP {mode} mode not supported (driver {driver})")]
+    #[error("interface {ifname}: XDP {mode} mode not supported (driver {driver})")]
     UnsupportedMode {
         ifname: String,
         mode: XdpMode,
         driver: String,
     },
-    #[error("port {ifname}: queue {queue} out of range (device has {count} rx queues)")]
+    #[error("interface {ifname}: queue {queue} out of range (device has {count} rx queues)")]
     QueueOutOfRange {
         ifname: String,
         queue: u32,
         count: u32,
     },
-    #[error("port {ifname}: queue {queue} already bound by another AF_XDP socket")]
+    #[error("interface {ifname}: queue {queue} already bound by another AF_XDP socket")]
     QueueBusy { ifname: String, queue: u32 },
-    #[error("port {ifname}: invalid configuration: {reason}")]
+    #[error("interface {ifname}: invalid configuration: {reason}")]
     InvalidConfig { ifname: String, reason: String },
-    #[error("port {ifname}: {op} failed: {source}")]
+    #[error("interface {ifname}: {op} failed: {source}")]
     Io {
         ifname: String,
         op: &'static str,

@@ -265,7 +265,7 @@ fn afxdp_native_mode_on_driver_without_xdp_is_specific_error() {
     );
     assert_eq!(
         err.to_string(),
-        format!("port {br}: XDP native mode not supported (driver bridge)")
+        format!("interface {br}: XDP native mode not supported (driver bridge)")
     );
 }
 
@@ -273,7 +273,7 @@ fn afxdp_native_mode_on_driver_without_xdp_is_specific_error() {
 fn afxdp_nonexistent_interface_is_specific_error() {
     let err = AfXdpPort::open(&AfXdpConfig::new("vsnosuch0")).expect_err("no such interface");
     assert!(matches!(&err, PortError::NoSuchInterface { ifname } if ifname == "vsnosuch0"));
-    assert_eq!(err.to_string(), "port vsnosuch0: no such interface");
+    assert_eq!(err.to_string(), "interface vsnosuch0 does not exist");
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn afxdp_queue_out_of_range_is_specific_error() {
     assert_eq!(
         err.to_string(),
         format!(
-            "port {}: queue 5 out of range (device has 1 rx queues)",
+            "interface {}: queue 5 out of range (device has 1 rx queues)",
             pair.a
         )
     );
@@ -340,7 +340,7 @@ fn afxdp_forgotten_port_keeps_queue_busy() {
     assert_eq!(
         err.to_string(),
         format!(
-            "port {}: queue 0 already bound by another AF_XDP socket",
+            "interface {}: queue 0 already bound by another AF_XDP socket",
             pair.a
         )
     );
@@ -405,7 +405,7 @@ fn afxdp_stale_program_after_kill_is_replaced() {
     );
     assert!(
         err.to_string().starts_with(&format!(
-            "port {}: XDP program already attached (driver veth",
+            "interface {}: XDP program already attached (driver veth",
             pair.a
         )),
         "{err}"
@@ -755,6 +755,30 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
         assert_eq!(g.len(), w.len(), "length of frame {:?}", test_seq(w));
         assert!(g == w, "frame {:?} differs at the peer", test_seq(w));
     }
+
+    // A whole burst of chains in one call (3 descriptors per frame): all taken.
+    let many: Vec<Vec<u8>> = (0..100)
+        .map(|i| test_frame(DST, SRC, 100 + i, 9018))
+        .collect();
+    let refs: Vec<&[u8]> = many.iter().map(|f| f.as_slice()).collect();
+    let items: Vec<TxItem> = (0..many.len())
+        .map(|i| TxItem {
+            frame: i as u16,
+            edit: Edit::Keep,
+        })
+        .collect();
+    let done = port.tx().tx_burst(&refs, &items);
+    for _ in 0..50 {
+        port.tx().flush();
+    }
+    assert_eq!((done.sent, done.too_big), (100, 0), "{done:?}");
+    let got = peer.collect_test_frames(100, WAIT);
+    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
+    assert_eq!(
+        seqs,
+        (100..200).collect::<Vec<u32>>(),
+        "100 chains at the peer, in order"
+    );
 
     // Receive: jumbo frames from the peer arrive whole, in order with small ones.
     let inbound = [
