@@ -78,6 +78,8 @@ pub struct AddPortArgs {
     /// Storm control: unknown-unicast frames per second this port may flood.
     #[arg(long, value_name = "PPS")]
     pub storm_unknown: Option<u32>,
+    #[command(flatten)]
+    pub flood: FloodArgs,
     /// No error if the port exists.
     #[arg(long)]
     pub may_exist: bool,
@@ -91,6 +93,31 @@ pub struct SetPortArgs {
     pub vlan: VlanArgs,
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// Isolated port: never exchanges frames with other isolated ports.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub isolated: Option<OnOff>,
+    #[command(flatten)]
+    pub flood: FloodArgs,
+}
+
+/// Which floods a port receives (add-port, set-port); default on.
+#[derive(Debug, Args)]
+pub struct FloodArgs {
+    /// Receive unknown-unicast floods.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub flood_unknown: Option<OnOff>,
+    /// Receive multicast floods.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub flood_multicast: Option<OnOff>,
+    /// Receive broadcasts.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub flood_broadcast: Option<OnOff>,
+}
+
+impl OnOff {
+    pub fn on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 /// A port's VLAN mode as flags (add-port, set-port).
@@ -307,6 +334,9 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     p.storm_broadcast_pps = a.storm_broadcast;
     p.storm_multicast_pps = a.storm_multicast;
     p.storm_unknown_pps = a.storm_unknown;
+    p.flood_unknown = a.flood.flood_unknown.is_none_or(OnOff::on);
+    p.flood_multicast = a.flood.flood_multicast.is_none_or(OnOff::on);
+    p.flood_broadcast = a.flood.flood_broadcast.is_none_or(OnOff::on);
     p
 }
 

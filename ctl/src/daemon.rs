@@ -763,6 +763,10 @@ impl Daemon {
                 port,
                 vlan,
                 mtu,
+                isolated,
+                flood_unknown,
+                flood_multicast,
+                flood_broadcast,
             } => {
                 let mut c = self.config.clone();
                 let Some(b) = c.bridge_mut(&bridge) else {
@@ -778,6 +782,18 @@ impl Daemon {
                 }
                 if let Some(m) = mtu {
                     p.mtu = Some(m);
+                }
+                if let Some(v) = isolated {
+                    p.isolated = v;
+                }
+                if let Some(v) = flood_unknown {
+                    p.flood_unknown = v;
+                }
+                if let Some(v) = flood_multicast {
+                    p.flood_multicast = v;
+                }
+                if let Some(v) = flood_broadcast {
+                    p.flood_broadcast = v;
                 }
                 let shown = p.vlan().map(|v| v.to_string()).unwrap_or_default();
                 self.change(c, format!("port {port}: {shown}"))
@@ -985,6 +1001,16 @@ impl Daemon {
                             (Ok(_), Some((_, q, e))) => format!("down: queue {q}: {e}"),
                             (Ok(_), None) => "up".into(),
                         },
+                        isolated: st.spec.isolated,
+                        no_flood: [
+                            ("unknown", st.spec.flood_unknown),
+                            ("multicast", st.spec.flood_multicast),
+                            ("broadcast", st.spec.flood_broadcast),
+                        ]
+                        .into_iter()
+                        .filter(|(_, on)| !on)
+                        .map(|(k, _)| k.to_string())
+                        .collect(),
                     })
                     .collect(),
             })

@@ -167,8 +167,18 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
         ),
         Command::SetPort { args } => {
             let vlan = args.vlan.text();
-            if vlan.is_none() && args.mtu.is_none() {
-                eprintln!("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)");
+            let f = &args.flood;
+            if vlan.is_none()
+                && args.mtu.is_none()
+                && args.isolated.is_none()
+                && f.flood_unknown.is_none()
+                && f.flood_multicast.is_none()
+                && f.flood_broadcast.is_none()
+            {
+                eprintln!(
+                    "vswitchctl: set-port: nothing to set (--access, --trunk, --mtu, \
+                     --isolated, --flood-unknown, --flood-multicast, --flood-broadcast)"
+                );
                 return Ok(EXIT_USAGE);
             }
             call(
@@ -178,6 +188,10 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
                     port: args.port,
                     vlan,
                     mtu: args.mtu,
+                    isolated: args.isolated.map(cmds::OnOff::on),
+                    flood_unknown: f.flood_unknown.map(cmds::OnOff::on),
+                    flood_multicast: f.flood_multicast.map(cmds::OnOff::on),
+                    flood_broadcast: f.flood_broadcast.map(cmds::OnOff::on),
                 },
                 false,
             )

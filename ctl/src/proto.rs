@@ -58,6 +58,16 @@ pub enum Request {
         vlan: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
+        /// Isolated port on/off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isolated: Option<bool>,
+        /// Flood policy: does the port receive unknown unicast / multicast / broadcast.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flood_unknown: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flood_multicast: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flood_broadcast: Option<bool>,
     },
     Show {},
     PortStats {
@@ -226,6 +236,13 @@ pub struct PortView {
     pub worker: Option<usize>,
     /// "up", or the error that keeps the port down.
     pub state: String,
+    /// Isolated port (omitted when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
+    /// Flood kinds the port does not receive: "unknown", "multicast", "broadcast"
+    /// (omitted when it receives all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_flood: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,6 +427,10 @@ mod tests {
                 port: "vm1".into(),
                 vlan: Some("trunk 10,20 native 5 tagged".into()),
                 mtu: None,
+                isolated: None,
+                flood_unknown: Some(false),
+                flood_multicast: None,
+                flood_broadcast: None,
             },
             Request::FdbShow {
                 bridge: "br0".into(),

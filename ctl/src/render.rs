@@ -19,6 +19,12 @@ pub fn show(bridges: &[BridgeView]) -> String {
             if p.mtu != 1500 {
                 let _ = writeln!(s, "        mtu: {}", p.mtu);
             }
+            if p.isolated {
+                let _ = writeln!(s, "        isolated");
+            }
+            if !p.no_flood.is_empty() {
+                let _ = writeln!(s, "        no flood: {}", p.no_flood.join(" "));
+            }
             let mut detail = vec![p.kind.clone()];
             if !p.xdp_mode.is_empty() {
                 detail.push(format!("xdp {}", p.xdp_mode));

@@ -356,7 +356,8 @@ fn exit_codes_and_idempotent_flags() {
         ),
         (
             &["set-port", "br0", "p1"][..],
-            Some("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu)\n"),
+            Some("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu, --isolated, \
+                 --flood-unknown, --flood-multicast, --flood-broadcast)\n"),
         ),
         (
             &["set-port", "br0", "p1", "--access", "5000"][..],
@@ -1135,4 +1136,91 @@ fn set_port_mtu_on_tap_changes_the_device_in_place() {
     assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
     d.ctl(&["set-port", "br0", "t1", "--mtu", "1280"]).ok();
     assert_eq!(mtu_of(), (index, 1280));
+}
+
+/// `set-port --isolated/--flood-*` and `add-port --flood-*` change the port's policy:
+/// shown in `show` (text and JSON), written to the file, and a bad value is a usage error
+/// that changes nothing.
+#[test]
+fn set_port_flood_flags_and_isolation() {
+    let _w = Watchdog::new(
+        "set_port_flood_flags_and_isolation",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(None);
+    d.ctl(&["add-br", "br0"]).ok();
+    d.ctl(&[
+        "add-port",
+        "br0",
+        "t1",
+        "--type",
+        "tap",
+        "--access",
+        "10",
+        "--flood-multicast",
+        "off",
+    ])
+    .ok();
+    let port = |d: &Vswitchd| d.ctl(&["show", "--json"]).json()[0]["ports"][0].clone();
+    let p = port(&d);
+    assert_eq!(p["no_flood"], json!(["multicast"]), "{p}");
+    assert_eq!(p.get("isolated"), None, "{p}");
+    d.ctl(&[
+        "set-port",
+        "br0",
+        "t1",
+        "--flood-unknown",
+        "off",
+        "--flood-multicast",
+        "on",
+        "--flood-broadcast",
+        "off",
+        "--isolated",
+        "on",
+    ])
+    .ok();
+    let p = port(&d);
+    assert_eq!(p["no_flood"], json!(["unknown", "broadcast"]), "{p}");
+    assert_eq!(p["isolated"], true, "{p}");
+    assert_eq!(p["vlan"], "access 10", "VLAN mode untouched: {p}");
+    let text = d.ctl(&["show"]).ok();
+    assert!(text.contains("        isolated\n"), "{text}");
+    assert!(
+        text.contains("        no flood: unknown broadcast\n"),
+        "{text}"
+    );
+    let saved = Config::load(&d.config, false).expect("saved config");
+    let sp = &saved.bridges[0].ports[0];
+    assert_eq!(
+        (
+            sp.isolated,
+            sp.flood_unknown,
+            sp.flood_multicast,
+            sp.flood_broadcast
+        ),
+        (true, false, true, false)
+    );
+    let file = std::fs::read_to_string(&d.config).expect("config");
+    let r = d.ctl(&["set-port", "br0", "t1", "--flood-unknown", "maybe"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("invalid value 'maybe'"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&d.config).expect("config"), file);
+    let r = d.ctl(&["set-port", "br0", "t1"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("nothing to set"), "{r:?}");
+    d.ctl(&[
+        "set-port",
+        "br0",
+        "t1",
+        "--flood-unknown",
+        "on",
+        "--flood-broadcast",
+        "on",
+        "--isolated",
+        "off",
+    ])
+    .ok();
+    let p = port(&d);
+    assert_eq!(p.get("no_flood"), None, "{p}");
+    assert_eq!(p.get("isolated"), None, "{p}");
 }
