@@ -356,8 +356,10 @@ fn exit_codes_and_idempotent_flags() {
         ),
         (
             &["set-port", "br0", "p1"][..],
-            Some("vswitchctl: set-port: nothing to set (--access, --trunk, --mtu, --isolated, \
-                 --flood-unknown, --flood-multicast, --flood-broadcast)\n"),
+            Some(
+                "vswitchctl: set-port: nothing to set (--access, --trunk, --mtu, --isolated, \
+                 --flood-unknown, --flood-multicast, --flood-broadcast)\n",
+            ),
         ),
         (
             &["set-port", "br0", "p1", "--access", "5000"][..],
