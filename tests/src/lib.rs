@@ -30,6 +30,7 @@ pub use datapath::testutil;
 
 pub mod daemon;
 pub mod inject;
+pub mod lab;
 
 /// Timeout for control-plane round trips to the workers.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);

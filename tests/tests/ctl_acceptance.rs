@@ -24,7 +24,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use vswitch_tests::daemon::{config, wait_until, Daemon};
-use vswitch_tests::testutil::{test_seq, Capture, VethPair};
+use vswitch_tests::lab::{collect, seqs, Lab};
+use vswitch_tests::per_workers;
+use vswitch_tests::testutil::{Capture, VethPair};
 use vswitch_tests::{
     assert_ping_fails, assert_ping_fails_from, assert_ping_ok, assert_ping_ok_from, drain, dst_mac,
     eth_frame, mac_string, outer_vlan, ping_from, src_mac, tcp_transfer, Host, TapHost, Watchdog,
@@ -32,23 +34,6 @@ use vswitch_tests::{
 
 const BR: &str = "br0";
 const BCAST: [u8; 6] = [0xff; 6];
-
-/// Generates tests `NAME::one_worker` and `NAME::two_workers` calling `NAME(workers, net)`;
-/// `net` differs per test so every test has its own subnet.
-macro_rules! per_workers {
-    ($body:ident, $net:expr) => {
-        mod $body {
-            #[test]
-            fn one_worker() {
-                super::$body(1, $net);
-            }
-            #[test]
-            fn two_workers() {
-                super::$body(2, $net + 100);
-            }
-        }
-    };
-}
 
 fn ip(net: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 80, net, host)
@@ -63,23 +48,6 @@ fn assert_cross_worker(dmn: &Daemon, workers: usize, a: &str, b: &str) {
             "ports {a} and {b} should be on different workers"
         );
     }
-}
-
-/// Test frames with a sequence number in `range` captured by `cap` within ~`timeout`
-/// (waits for `want` of them, then drains what else arrives).
-fn collect(cap: &Capture, want: usize, range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
-    let mut got = cap.collect_test_frames(want, Duration::from_secs(3));
-    got.extend(drain(cap));
-    got.into_iter()
-        .filter(|f| test_seq(f).is_some_and(|s| range.contains(&s)))
-        .collect()
-}
-
-/// Sequence numbers of `frames`, sorted.
-fn seqs(frames: &[Vec<u8>]) -> Vec<u32> {
-    let mut s: Vec<u32> = frames.iter().filter_map(|f| test_seq(f)).collect();
-    s.sort_unstable();
-    s
 }
 
 // ---------------------------------------------------------------------------------------
@@ -330,78 +298,6 @@ per_workers!(tap_to_afxdp, 3);
 // ---------------------------------------------------------------------------------------
 // Raw-frame scenarios: three or four quiet hosts on one bridge.
 
-/// A bridge with hosts on AF_XDP ports, each with a capture on its interface (which also
-/// sends raw frames). Hosts never send anything by themselves (IPv6 is off, no pings).
-struct Lab {
-    hosts: Vec<(&'static str, Host, Capture)>,
-    dmn: Daemon,
-    _wd: Watchdog,
-}
-
-impl Lab {
-    /// `ports`: (port name, add-port options). Ports are added in order (round-robin over
-    /// the workers).
-    fn new(workers: usize, net: u8, ports: &[(&'static str, &[&str])]) -> Lab {
-        let hosts: Vec<(&'static str, Host)> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (*name, Host::new("cl", ip(net, i as u8 + 1))))
-            .collect();
-        let dmn = Daemon::start(&config(workers, 4096));
-        let wd = Watchdog::new(Duration::from_secs(60), "acceptance lab", dmn.pid());
-        dmn.add_br(BR);
-        for ((name, h), (_, opts)) in hosts.iter().zip(ports) {
-            dmn.add_port(BR, name, h.switch_if(), opts);
-        }
-        let hosts = hosts
-            .into_iter()
-            .map(|(n, h)| {
-                let c = h.capture();
-                (n, h, c)
-            })
-            .collect();
-        Lab {
-            hosts,
-            dmn,
-            _wd: wd,
-        }
-    }
-    fn host(&self, name: &str) -> &Host {
-        &self.entry(name).1
-    }
-    fn cap(&self, name: &str) -> &Capture {
-        &self.entry(name).2
-    }
-    fn entry(&self, name: &str) -> &(&'static str, Host, Capture) {
-        self.hosts
-            .iter()
-            .find(|h| h.0 == name)
-            .unwrap_or_else(|| panic!("no host {name}"))
-    }
-    /// Sends `frames` from host `name` and waits until the switch counted them received.
-    fn send(&self, name: &str, frames: &[Vec<u8>]) {
-        let before = self.dmn.port_stats(BR, name).rx_packets;
-        for f in frames {
-            self.cap(name).send(f);
-        }
-        let n = frames.len() as u64;
-        wait_until(
-            Duration::from_secs(10),
-            &format!("switch received {n} frames from {name}"),
-            || self.dmn.port_stats(BR, name).rx_packets >= before + n,
-        );
-    }
-    /// FDB entries (vlan, mac, port, static) for `mac`.
-    fn fdb_for(&self, mac: [u8; 6]) -> Vec<(u64, String, String, bool)> {
-        let m = mac_string(mac);
-        self.dmn
-            .fdb_entries(BR)
-            .into_iter()
-            .filter(|e| e.1 == m)
-            .collect()
-    }
-}
-
 /// A locally administered unicast MAC built from `tag` and `i`.
 fn test_mac(tag: u8, i: u8) -> [u8; 6] {
     [0x02, 0x5e, tag, 0x00, (std::process::id() & 0xff) as u8, i]
@@ -413,7 +309,11 @@ fn test_mac(tag: u8, i: u8) -> [u8; 6] {
 fn learning_move_and_del_port(workers: usize, net: u8) {
     let a10 = ["--access", "10"];
     // Placement with 2 workers: a 0, b 1, c 0.
-    let l = Lab::new(workers, net, &[("a", &a10), ("b", &a10), ("c", &a10)]);
+    let l = Lab::new(
+        &config(workers, 4096),
+        |h| ip(net, h),
+        &[("a", &a10), ("b", &a10), ("c", &a10)],
+    );
     let m = test_mac(4, 1);
     let c_mac = l.host("c").mac;
 
@@ -507,7 +407,11 @@ per_workers!(learning_move_and_del_port, 4);
 fn static_entry_does_not_move(workers: usize, net: u8) {
     let a10 = ["--access", "10"];
     // Placement with 2 workers: a 0, b 1, c 0.
-    let l = Lab::new(workers, net, &[("a", &a10), ("b", &a10), ("c", &a10)]);
+    let l = Lab::new(
+        &config(workers, 4096),
+        |h| ip(net, h),
+        &[("a", &a10), ("b", &a10), ("c", &a10)],
+    );
     let s = test_mac(5, 1);
     let c_mac = l.host("c").mac;
     l.dmn.ctl_ok(&[
@@ -568,7 +472,11 @@ per_workers!(static_entry_does_not_move, 5);
 fn learn_limit(workers: usize, net: u8) {
     let x_opts = ["--access", "10", "--learn-limit", "3"];
     let a10 = ["--access", "10"];
-    let l = Lab::new(workers, net, &[("x", &x_opts), ("y", &a10)]);
+    let l = Lab::new(
+        &config(workers, 4096),
+        |h| ip(net, h),
+        &[("x", &x_opts), ("y", &a10)],
+    );
     let stat1 = test_mac(6, 0xf1);
     let stat2 = test_mac(6, 0xf2);
     let add_static = |mac: [u8; 6]| {
@@ -652,8 +560,8 @@ per_workers!(learn_limit, 6);
 
 fn trunk_without_native(workers: usize, net: u8) {
     let l = Lab::new(
-        workers,
-        net,
+        &config(workers, 4096),
+        |h| ip(net, h),
         &[
             ("t", &["--trunk", "10,20"]),
             ("a", &["--access", "10"]),
@@ -709,8 +617,8 @@ per_workers!(trunk_without_native, 7);
 fn isolated_ports(workers: usize, net: u8) {
     let iso = ["--access", "10", "--isolated"];
     let l = Lab::new(
-        workers,
-        net,
+        &config(workers, 4096),
+        |h| ip(net, h),
         &[("i1", &iso), ("i2", &iso), ("n", &["--access", "10"])],
     );
     let (i1, i2, n) = (l.host("i1"), l.host("i2"), l.host("n"));
@@ -762,8 +670,8 @@ per_workers!(isolated_ports, 8);
 
 fn flood_two_port_vlan(workers: usize, net: u8) {
     let l = Lab::new(
-        workers,
-        net,
+        &config(workers, 4096),
+        |h| ip(net, h),
         &[
             ("p", &["--access", "30"]),
             ("q", &["--access", "30"]),

@@ -26,7 +26,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use vswitch_tests::daemon::{config, wait_until, Daemon};
-use vswitch_tests::testutil::{test_seq, Capture};
+use vswitch_tests::lab::{collect, seqs, Lab};
+use vswitch_tests::per_workers;
+use vswitch_tests::testutil::test_seq;
 use vswitch_tests::{
     assert_ping_ok, drain, eth_frame, mac_string, outer_vlan, src_mac, Host, Watchdog,
 };
@@ -35,42 +37,8 @@ const BR: &str = "br0";
 const BCAST: [u8; 6] = [0xff; 6];
 const MCAST: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x42];
 
-/// Generates tests `NAME::one_worker` and `NAME::two_workers` calling `NAME(workers, net)`;
-/// `net` differs per test so every test has its own subnet.
-macro_rules! per_workers {
-    ($body:ident, $net:expr) => {
-        mod $body {
-            #[test]
-            fn one_worker() {
-                super::$body(1, $net);
-            }
-            #[test]
-            fn two_workers() {
-                super::$body(2, $net + 100);
-            }
-        }
-    };
-}
-
 fn ip(net: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 83, net, host)
-}
-
-/// Test frames with a sequence number in `range` captured by `cap` (waits up to 3 s for
-/// `want` of them, then drains what else arrives).
-fn collect(cap: &Capture, want: usize, range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
-    let mut got = cap.collect_test_frames(want, Duration::from_secs(3));
-    got.extend(drain(cap));
-    got.into_iter()
-        .filter(|f| test_seq(f).is_some_and(|s| range.contains(&s)))
-        .collect()
-}
-
-/// Sequence numbers of `frames`, sorted.
-fn seqs(frames: &[Vec<u8>]) -> Vec<u32> {
-    let mut s: Vec<u32> = frames.iter().filter_map(|f| test_seq(f)).collect();
-    s.sort_unstable();
-    s
 }
 
 fn range(r: std::ops::Range<u32>) -> Vec<u32> {
@@ -89,100 +57,6 @@ fn config_aging(workers: usize, aging_secs: u64) -> String {
     )
 }
 
-/// A bridge with quiet hosts on AF_XDP ports, each with a capture on its interface.
-struct Lab {
-    hosts: Vec<(&'static str, Host, Capture)>,
-    dmn: Daemon,
-    _wd: Watchdog,
-}
-
-impl Lab {
-    /// `ports`: (port name, add-port options), added in order (round-robin over workers).
-    fn new(cfg: &str, net: u8, ports: &[(&'static str, &[&str])]) -> Lab {
-        let hosts: Vec<(&'static str, Host)> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (*name, Host::new("sf", ip(net, i as u8 + 1))))
-            .collect();
-        let dmn = Daemon::start(cfg);
-        let wd = Watchdog::new(Duration::from_secs(60), "fdb scenario lab", dmn.pid());
-        dmn.add_br(BR);
-        for ((name, h), (_, opts)) in hosts.iter().zip(ports) {
-            dmn.add_port(BR, name, h.switch_if(), opts);
-        }
-        let hosts = hosts
-            .into_iter()
-            .map(|(n, h)| {
-                let c = h.capture();
-                (n, h, c)
-            })
-            .collect();
-        Lab {
-            hosts,
-            dmn,
-            _wd: wd,
-        }
-    }
-    fn host(&self, name: &str) -> &Host {
-        &self.entry(name).1
-    }
-    fn cap(&self, name: &str) -> &Capture {
-        &self.entry(name).2
-    }
-    fn entry(&self, name: &str) -> &(&'static str, Host, Capture) {
-        self.hosts
-            .iter()
-            .find(|h| h.0 == name)
-            .unwrap_or_else(|| panic!("no host {name}"))
-    }
-    /// Sends `frames` from host `name` and waits until the switch counted them received.
-    fn send(&self, name: &str, frames: &[Vec<u8>]) {
-        let before = self.dmn.port_stats(BR, name).rx_packets;
-        for f in frames {
-            self.cap(name).send(f);
-        }
-        let n = frames.len() as u64;
-        wait_until(
-            Duration::from_secs(10),
-            &format!("switch received {n} frames from {name}"),
-            || self.dmn.port_stats(BR, name).rx_packets >= before + n,
-        );
-    }
-    /// FDB entries (vlan, mac, port, static) for `mac`.
-    fn fdb_for(&self, mac: [u8; 6]) -> Vec<(u64, String, String, bool)> {
-        let m = mac_string(mac);
-        self.dmn
-            .fdb_entries(BR)
-            .into_iter()
-            .filter(|e| e.1 == m)
-            .collect()
-    }
-    /// FDB entries whose MAC is one of `macs`, sorted.
-    fn fdb_of(&self, macs: &[[u8; 6]]) -> Vec<(u64, String, String, bool)> {
-        let ms: Vec<String> = macs.iter().map(|m| mac_string(*m)).collect();
-        let mut v: Vec<_> = self
-            .dmn
-            .fdb_entries(BR)
-            .into_iter()
-            .filter(|e| ms.contains(&e.1))
-            .collect();
-        v.sort();
-        v
-    }
-    fn drain_all(&self) {
-        for (_, _, c) in &self.hosts {
-            drain(c);
-        }
-    }
-    /// tx_packets of every host's port, in host order.
-    fn tx(&self) -> Vec<u64> {
-        self.hosts
-            .iter()
-            .map(|(n, _, _)| self.dmn.port_stats(BR, n).tx_packets)
-            .collect()
-    }
-}
-
 fn entry(vlan: u64, mac: [u8; 6], port: &str, is_static: bool) -> (u64, String, String, bool) {
     (vlan, mac_string(mac), port.to_string(), is_static)
 }
@@ -196,7 +70,7 @@ fn learning_ages_out(workers: usize, net: u8) {
     // Placement with 2 workers: a 0, b 1, c 0.
     let l = Lab::new(
         &config_aging(workers, AGING),
-        net,
+        |h| ip(net, h),
         &[("a", &a10), ("b", &a10), ("c", &a10)],
     );
     assert_eq!(l.dmn.fdb_counter(BR, "aging_secs"), AGING);
@@ -297,7 +171,7 @@ fn flood_flags(workers: usize, net: u8) {
     // off; dst: all three off (reached only by known unicast).
     let l = Lab::new(
         &config(workers, 4096),
-        net,
+        |h| ip(net, h),
         &[
             ("s", &a10),
             ("nouc", &a10),
@@ -399,7 +273,7 @@ fn static_entries_and_flush(workers: usize, net: u8) {
     // Placement with 2 workers: a 0, b 1, c 0, d 1.
     let l = Lab::new(
         &config(workers, 4096),
-        net,
+        |h| ip(net, h),
         &[
             ("a", &["--access", "10"]),
             ("b", &["--access", "10"]),
@@ -683,7 +557,7 @@ fn vlan_removal_keeps_native(workers: usize, net: u8) {
     // Placement with 2 workers: t 0, n 1, a 0, b 1.
     let l = Lab::new(
         &config(workers, 4096),
-        net,
+        |h| ip(net, h),
         &[
             ("t", &["--trunk", "10,20", "--native", "5"]),
             ("n", &["--access", "5"]),
@@ -741,7 +615,7 @@ fn last_tagged_vlan_removal_keeps_trunk_closed() {
     let net = 6;
     let l = Lab::new(
         &config(1, 4096),
-        net,
+        |h| ip(net, h),
         &[
             ("t", &["--trunk", "10,20", "--native", "5"]),
             ("n", &["--access", "5"]),

@@ -27,27 +27,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use vswitch_tests::daemon::{config, wait_until, Daemon, PortStats};
+use vswitch_tests::per_workers;
 use vswitch_tests::testutil::{tagged, Capture, TEST_ETHERTYPE};
 use vswitch_tests::{eth_frame, ns_run_ok, src_mac, Host, Watchdog};
 
 const BR: &str = "br0";
 const BCAST: [u8; 6] = [0xff; 6];
-
-/// Generates tests `NAME::one_worker` and `NAME::two_workers` calling `NAME(workers, net)`.
-macro_rules! per_workers {
-    ($body:ident, $net:expr) => {
-        mod $body {
-            #[test]
-            fn one_worker() {
-                super::$body(1, $net);
-            }
-            #[test]
-            fn two_workers() {
-                super::$body(2, $net + 100);
-            }
-        }
-    };
-}
 
 fn ip(net: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 83, net, host)

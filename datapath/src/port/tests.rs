@@ -39,16 +39,21 @@ fn rx_collect(rx: &mut dyn RxPort, want: usize) -> Vec<Vec<u8>> {
     got
 }
 
-/// Transmits `frames` with `edit` through `tx`, retrying what the ring did not take, and
-/// kicks until the kernel has taken everything.
-fn tx_all(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
-    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..frames.len())
+/// Items sending frames `0..n` of a burst in order, each with `edit`.
+fn burst_items(n: usize, edit: Edit) -> Vec<TxItem> {
+    (0..n)
         .map(|i| TxItem {
             frame: i as u16,
             edit,
         })
-        .collect();
+        .collect()
+}
+
+/// Transmits `frames` with `edit` through `tx`, retrying what the ring did not take, and
+/// kicks until the kernel has taken everything.
+fn tx_all(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let items = burst_items(frames.len(), edit);
     let mut total = TxDone::default();
     let deadline = Instant::now() + WAIT;
     while total.sent < items.len() && Instant::now() < deadline {
@@ -184,12 +189,7 @@ fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
     // One tx_burst call with all 64 (copy mode transmits up to 32 per sendto; flush kicks
     // the rest).
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..64)
-        .map(|i| TxItem {
-            frame: i,
-            edit: Edit::Keep,
-        })
-        .collect();
+    let items = burst_items(64, Edit::Keep);
     let done = port.tx().tx_burst(&refs, &items);
     assert_eq!(done.sent, 64);
     assert_eq!(
@@ -607,12 +607,7 @@ fn afxdp_tx_rate_on_veth() {
     let mut port = open_veth(&pair);
     let frames: Vec<Vec<u8>> = (0..64).map(|i| test_frame(DST, SRC, i, 64)).collect();
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..64)
-        .map(|i| TxItem {
-            frame: i,
-            edit: Edit::Keep,
-        })
-        .collect();
+    let items = burst_items(64, Edit::Keep);
     let before = peer_rx_packets(&ns, &pair.b);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -648,12 +643,7 @@ fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
         test_frame(DST, SRC, 4, room - 3),
     ];
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..frames.len())
-        .map(|i| TxItem {
-            frame: i as u16,
-            edit: Edit::Keep,
-        })
-        .collect();
+    let items = burst_items(frames.len(), Edit::Keep);
     let done = port.tx().tx_burst(&refs, &items);
     for _ in 0..10 {
         port.tx().flush();
@@ -710,12 +700,7 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
         test_frame(DST, SRC, 5, 3840),
     ];
     let refs: Vec<&[u8]> = out.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..out.len())
-        .map(|i| TxItem {
-            frame: i as u16,
-            edit: Edit::Keep,
-        })
-        .collect();
+    let items = burst_items(out.len(), Edit::Keep);
     let done = port.tx().tx_burst(&refs, &items);
     for _ in 0..10 {
         port.tx().flush();
@@ -761,12 +746,7 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
         .map(|i| test_frame(DST, SRC, 100 + i, 9018))
         .collect();
     let refs: Vec<&[u8]> = many.iter().map(|f| f.as_slice()).collect();
-    let items: Vec<TxItem> = (0..many.len())
-        .map(|i| TxItem {
-            frame: i as u16,
-            edit: Edit::Keep,
-        })
-        .collect();
+    let items = burst_items(many.len(), Edit::Keep);
     let done = port.tx().tx_burst(&refs, &items);
     for _ in 0..50 {
         port.tx().flush();
