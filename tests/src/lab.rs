@@ -85,16 +85,7 @@ impl Lab {
     }
     /// Sends `frames` from host `name` and waits until the switch counted them received.
     pub fn send(&self, name: &str, frames: &[Vec<u8>]) {
-        let before = self.dmn.port_stats(BR, name).rx_packets;
-        for f in frames {
-            self.cap(name).send(f);
-        }
-        let n = frames.len() as u64;
-        wait_until(
-            Duration::from_secs(10),
-            &format!("switch received {n} frames from {name}"),
-            || self.dmn.port_stats(BR, name).rx_packets >= before + n,
-        );
+        send_counted(&self.dmn, name, self.cap(name), frames);
     }
     /// FDB entries for `mac`.
     pub fn fdb_for(&self, mac: [u8; 6]) -> Vec<FdbRow> {
@@ -125,6 +116,21 @@ impl Lab {
             .map(|(n, _, _)| self.dmn.port_stats(BR, n).tx_packets)
             .collect()
     }
+}
+
+/// Sends `frames` through `cap` (the host behind port `port` of [`BR`]) and waits until
+/// the switch counted them received on that port.
+pub fn send_counted(dmn: &Daemon, port: &str, cap: &Capture, frames: &[Vec<u8>]) {
+    let before = dmn.port_stats(BR, port).rx_packets;
+    for f in frames {
+        cap.send(f);
+    }
+    let n = frames.len() as u64;
+    wait_until(
+        Duration::from_secs(10),
+        &format!("switch received {n} frames from {port}"),
+        || dmn.port_stats(BR, port).rx_packets >= before + n,
+    );
 }
 
 /// Test frames with a sequence number in `range` captured by `cap` (waits up to 3 s for

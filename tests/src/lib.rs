@@ -257,6 +257,20 @@ impl TapHost {
         );
     }
 
+    /// The tap's interface index in its namespace (changes only if the device is
+    /// replaced).
+    pub fn ifindex(&self) -> u32 {
+        let o = ns_run_ok(
+            &self.ns,
+            "cat",
+            &[&format!("/sys/class/net/{}/ifindex", self.ifname)],
+        );
+        o.stdout
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ifindex of {}: {e}: {:?}", self.ifname, o.stdout))
+    }
+
     /// The tap's MTU as its namespace sees it.
     pub fn mtu(&self) -> u32 {
         let o = ns_run_ok(

@@ -7,21 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use vswitch_tests::daemon::{config, Daemon};
-use vswitch_tests::{assert_ping_ok, assert_ping_ok_from, ns_run_ok, Host, TapHost, Watchdog};
+use vswitch_tests::{assert_ping_ok, assert_ping_ok_from, Host, TapHost, Watchdog};
 
 const BR: &str = "br0";
-
-fn ifindex_in_ns(t: &TapHost) -> u32 {
-    let o = ns_run_ok(
-        &t.ns,
-        "cat",
-        &[&format!("/sys/class/net/{}/ifindex", t.ifname)],
-    );
-    o.stdout
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("ifindex of {}: {e}: {:?}", t.ifname, o.stdout))
-}
 
 #[test]
 fn tap_devices_survive_datapath_restarts() {
@@ -34,7 +22,7 @@ fn tap_devices_survive_datapath_restarts() {
     dmn.add_tap_port(BR, "t", &t.ifname, &["--access", "100", "--mtu", "1400"]);
     t.attach();
     assert_eq!(t.mtu(), 1400);
-    let index = ifindex_in_ns(&t);
+    let index = t.ifindex();
     assert_ping_ok(&a, t.ip, 3);
 
     for change in [
@@ -44,7 +32,7 @@ fn tap_devices_survive_datapath_restarts() {
     ] {
         dmn.ctl_ok(change);
         assert_eq!(
-            ifindex_in_ns(&t),
+            t.ifindex(),
             index,
             "after `{}` the tap in its namespace is another device",
             change.join(" ")

@@ -300,16 +300,7 @@ impl Lab {
     }
     /// Sends `frames` from host `name` and waits until the switch counted them received.
     fn send(&self, name: &str, frames: &[Vec<u8>]) {
-        let before = self.dmn.port_stats(BR, name).rx_packets;
-        for f in frames {
-            self.cap(name).send(f);
-        }
-        let n = frames.len() as u64;
-        wait_until(
-            Duration::from_secs(10),
-            &format!("switch received {n} frames from {name}"),
-            || self.dmn.port_stats(BR, name).rx_packets >= before + n,
-        );
+        vswitch_tests::lab::send_counted(&self.dmn, name, self.cap(name), frames);
     }
 
     /// Sends `sent` (per port) and checks, against the model: every host captured exactly

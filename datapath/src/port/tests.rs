@@ -49,6 +49,17 @@ fn burst_items(n: usize, edit: Edit) -> Vec<TxItem> {
         .collect()
 }
 
+/// One `tx_burst` of `frames` (in order, each with `edit`), then flushes until the kernel
+/// has had every chance to take them; returns what the burst reported.
+fn tx_once(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let done = tx.tx_burst(&refs, &burst_items(frames.len(), edit));
+    for _ in 0..50 {
+        tx.flush();
+    }
+    done
+}
+
 /// Transmits `frames` with `edit` through `tx`, retrying what the ring did not take, and
 /// kicks until the kernel has taken everything.
 fn tx_all(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
@@ -642,12 +653,7 @@ fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
         test_frame(DST, SRC, 3, room),
         test_frame(DST, SRC, 4, room - 3),
     ];
-    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let items = burst_items(frames.len(), Edit::Keep);
-    let done = port.tx().tx_burst(&refs, &items);
-    for _ in 0..10 {
-        port.tx().flush();
-    }
+    let done = tx_once(port.tx(), &frames, Edit::Keep);
     assert_eq!(
         done,
         TxDone {
@@ -659,11 +665,7 @@ fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
         "the too-long frame is skipped, the frames after it still go"
     );
     // A push that would grow a frame past the room is skipped the same way.
-    let items = [TxItem {
-        frame: 3,
-        edit: Edit::Push(Tci(100)),
-    }];
-    let done = port.tx().tx_burst(&refs, &items);
+    let done = tx_once(port.tx(), &frames[3..], Edit::Push(Tci(100)));
     assert_eq!((done.sent, done.too_big), (0, 1));
     let got = peer.collect_test_frames(4, WAIT);
     let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
@@ -699,12 +701,7 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
         test_frame(DST, SRC, 4, 9019),
         test_frame(DST, SRC, 5, 3840),
     ];
-    let refs: Vec<&[u8]> = out.iter().map(|f| f.as_slice()).collect();
-    let items = burst_items(out.len(), Edit::Keep);
-    let done = port.tx().tx_burst(&refs, &items);
-    for _ in 0..10 {
-        port.tx().flush();
-    }
+    let done = tx_once(port.tx(), &out, Edit::Keep);
     assert_eq!(
         done,
         TxDone {
@@ -745,12 +742,7 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
     let many: Vec<Vec<u8>> = (0..100)
         .map(|i| test_frame(DST, SRC, 100 + i, 9018))
         .collect();
-    let refs: Vec<&[u8]> = many.iter().map(|f| f.as_slice()).collect();
-    let items = burst_items(many.len(), Edit::Keep);
-    let done = port.tx().tx_burst(&refs, &items);
-    for _ in 0..50 {
-        port.tx().flush();
-    }
+    let done = tx_once(port.tx(), &many, Edit::Keep);
     assert_eq!((done.sent, done.too_big), (100, 0), "{done:?}");
     let got = peer.collect_test_frames(100, WAIT);
     let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
