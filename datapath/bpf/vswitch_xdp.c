@@ -51,7 +51,7 @@ struct port_cfg {
 	__u32 flags;
 	__u32 mtu;              /* L3 MTU at egress: payload after the Ethernet header and tag */
 	__u32 max_rx;           /* longest frame one AF_XDP frame of this port holds */
-	__u32 pad2;
+	__u32 ifindex;          /* the port's interface; 0: the slot is free */
 	__u64 in_tagged[64]; /* VIDs accepted tagged on ingress */
 	__u64 members[64];   /* VIDs this port transmits (tagged unless == untagged_vid) */
 };
@@ -66,8 +66,11 @@ struct fdb_key {
 
 struct fdb_val {
 	__u32 ifindex;
-	__u16 port;
+	__u16 port;  /* the switch's port id */
 	__u16 flags;
+	__u16 slot;  /* the port's slot in `ports`, `devs` and `stats` */
+	__u16 pad;
+	__u32 pad2;
 	__u64 seen_ns;    /* last time a frame from this source took the fast path */
 	__u64 refresh_ns; /* last time a frame from this source was sent to userspace */
 };
@@ -84,12 +87,31 @@ struct conf {
 	__u64 refresh_ns; /* send a frame of each known source to userspace this often */
 };
 
+/* Ports by slot. Array maps are looked up inline (no hashing): the per-frame cost of
+ * finding the ingress and the egress port is two array reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32); /* slot */
+	__type(value, struct port_cfg);
+} ports SEC(".maps");
+
+/* ifindex -> slot + 1 (0: not a port of this program), for ifindexes below
+ * IFSLOT_DIRECT; larger ifindexes are looked up in `ifslots_far`. */
+#define IFSLOT_DIRECT 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IFSLOT_DIRECT);
+	__type(key, __u32);
+	__type(value, __u32);
+} ifslots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_PORTS);
-	__type(key, __u32); /* ifindex */
-	__type(value, struct port_cfg);
-} ports SEC(".maps");
+	__type(key, __u32);
+	__type(value, __u32);
+} ifslots_far SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -106,9 +128,9 @@ struct {
 } xsks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
 	__uint(max_entries, MAX_PORTS);
-	__type(key, __u32);   /* ifindex */
+	__type(key, __u32);   /* slot */
 	__type(value, __u32); /* ifindex */
 } devs SEC(".maps");
 
@@ -131,6 +153,20 @@ struct {
 INLINE int bit(const __u64 *set, __u16 vid)
 {
 	return (set[(vid >> 6) & 63] >> (vid & 63)) & 1;
+}
+
+/* The port on `ifindex`, or NULL when it is not one of this program's ports. */
+INLINE struct port_cfg *port_on(__u32 ifindex)
+{
+	__u32 *s = ifindex < IFSLOT_DIRECT ? bpf_map_lookup_elem(&ifslots, &ifindex)
+					   : bpf_map_lookup_elem(&ifslots_far, &ifindex);
+	if (!s || !*s)
+		return 0;
+	__u32 slot = *s - 1;
+	struct port_cfg *pc = bpf_map_lookup_elem(&ports, &slot);
+	if (!pc || pc->ifindex != ifindex)
+		return 0;
+	return pc;
 }
 
 INLINE struct port_stats *port_stats(__u16 index)
@@ -156,7 +192,7 @@ SEC("xdp.frags")
 int vswitch_port(struct xdp_md *ctx)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct port_cfg *pc = bpf_map_lookup_elem(&ports, &ifindex);
+	struct port_cfg *pc = port_on(ifindex);
 	if (!pc)
 		return XDP_PASS;
 	__u64 len = bpf_xdp_get_buff_len(ctx);
@@ -219,9 +255,10 @@ int vswitch_port(struct xdp_md *ctx)
 	struct fdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
 	if (!dst || dst->ifindex == ifindex)
 		return slow(ctx, pc);
-	__u32 out_if = dst->ifindex;
-	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &out_if);
-	if (!ec || (ec->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
+	__u32 out_slot = dst->slot;
+	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &out_slot);
+	if (!ec || ec->ifindex != dst->ifindex ||
+	    (ec->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
 		return slow(ctx, pc);
 	if ((pc->flags & PORT_ISOLATED) && (ec->flags & PORT_ISOLATED))
 		return slow(ctx, pc);
@@ -273,7 +310,7 @@ int vswitch_port(struct xdp_md *ctx)
 		so->fwd_tx_packets++;
 		so->fwd_tx_bytes += out_len;
 	}
-	return bpf_redirect_map(&devs, out_if, 0);
+	return bpf_redirect_map(&devs, out_slot, 0);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

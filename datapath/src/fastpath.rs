@@ -215,9 +215,9 @@ impl XdpProgram {
         };
         let cfg = self.port_cfg(&st, &reg);
         self.obj.reset_port_stats(slot)?;
-        self.obj.set_port(ifindex, &cfg)?;
+        self.obj.set_port(slot, ifindex, &cfg)?;
         if self.fast {
-            self.obj.set_dev(ifindex)?;
+            self.obj.set_dev(slot, ifindex)?;
         }
         st.ports.insert(ifindex, reg);
         Ok(slot)
@@ -233,7 +233,7 @@ impl XdpProgram {
         reg.port = Some(port);
         let reg = reg.clone();
         let cfg = self.port_cfg(&st, &reg);
-        if self.obj.set_port(ifindex, &cfg).is_err() {
+        if self.obj.set_port(reg.slot, ifindex, &cfg).is_err() {
             st.map_errors += 1;
         }
     }
@@ -271,8 +271,8 @@ impl XdpProgram {
         for q in &reg.queues {
             let _ = self.obj.del_xsk(u32::from(reg.slot) * bpf::MAX_QUEUES + q);
         }
-        let _ = self.obj.del_dev(ifindex);
-        let _ = self.obj.del_port(ifindex);
+        let _ = self.obj.del_dev(reg.slot);
+        let _ = self.obj.del_port(reg.slot, ifindex);
         self.purge(&mut st, |_, m| m.ifindex == ifindex);
     }
 
@@ -290,7 +290,7 @@ impl XdpProgram {
         let regs: Vec<(u32, Reg)> = st.ports.iter().map(|(k, v)| (*k, v.clone())).collect();
         for (ifindex, reg) in &regs {
             let cfg = self.port_cfg(&st, reg);
-            if self.obj.set_port(*ifindex, &cfg).is_err() {
+            if self.obj.set_port(reg.slot, *ifindex, &cfg).is_err() {
                 st.map_errors += 1;
             }
         }
@@ -319,8 +319,9 @@ impl XdpProgram {
         }
     }
 
-    /// Whether an entry for `port` in `vid` can be used by the fast path.
-    fn eligible(st: &State, port: u16, vid: u16) -> Option<u32> {
+    /// Whether an entry for `port` in `vid` can be used by the fast path: the port's
+    /// (ifindex, slot).
+    fn eligible(st: &State, port: u16, vid: u16) -> Option<(u32, u16)> {
         let topo = st.topo.as_ref()?;
         let pc = topo.port(PortId::new(usize::from(port))?)?;
         if !pc.vlan.is_member(vid) {
@@ -329,11 +330,11 @@ impl XdpProgram {
         st.ports
             .iter()
             .find(|(_, r)| r.port.is_some_and(|p| p.index() == usize::from(port)))
-            .map(|(ifindex, _)| *ifindex)
+            .map(|(ifindex, r)| (*ifindex, r.slot))
     }
 
     fn upsert(&self, st: &mut State, k: FdbKey, port: u16, is_static: bool, now: u64) {
-        let Some(ifindex) = Self::eligible(st, port, k.vid) else {
+        let Some((ifindex, slot)) = Self::eligible(st, port, k.vid) else {
             // Not (or no longer) on a fast-path port: make sure the program forgets it.
             if st.entries.remove(&k).is_some() && self.obj.fdb_del(&k).is_err() {
                 st.map_errors += 1;
@@ -353,8 +354,10 @@ impl XdpProgram {
             ifindex,
             port,
             flags: if is_static { FDB_STATIC } else { 0 },
+            slot,
             seen_ns: now,
             refresh_ns: now,
+            ..FdbVal::default()
         };
         if self.obj.fdb_set(&k, &v).is_err() {
             st.map_errors += 1;
@@ -465,6 +468,13 @@ impl XdpProgram {
         }
     }
 
+    /// Runs the program on `frame` as received on `ifindex`, `repeat` times, without
+    /// transmitting anything ([`XdpObject::test_run`]): its verdict, the frame as it
+    /// left it, and the kernel's mean time per run.
+    pub fn test_run(&self, ifindex: u32, frame: &[u8], repeat: u32) -> io::Result<bpf::TestRun> {
+        self.obj.test_run(ifindex, frame, repeat)
+    }
+
     /// The entry the program holds for (`vid`, `mac`): (ifindex, is_static).
     pub fn lookup(&self, vid: u16, mac: MacAddr) -> io::Result<Option<(u32, bool)>> {
         Ok(self
@@ -551,5 +561,93 @@ impl Drop for Mirror {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::netdev;
+    use crate::testutil::VethPair;
+    use crate::topology::PortConfig;
+
+    const A: MacAddr = MacAddr([2, 0, 0x5e, 0, 0, 1]);
+    const B: MacAddr = MacAddr([2, 0, 0x5e, 0, 0, 2]);
+
+    fn frame(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&src.0);
+        if let Some(v) = vid {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend((0..46u8).map(|i| i.wrapping_mul(7)));
+        f
+    }
+
+    /// The program's decisions, exactly: a trunk (port 0) and an access-100 port (port 1)
+    /// on two real interfaces (the kernel checks the ingress ifindex and the redirect
+    /// target), A learned on the trunk and B on the access port.
+    #[test]
+    fn program_pushes_pops_and_hands_the_rest_to_userspace() {
+        let veth = VethPair::new("fp");
+        let ia = netdev::if_index(&veth.a).expect("ifindex a");
+        let ib = netdev::if_index(&veth.b).expect("ifindex b");
+        let p = XdpProgram::new(true, 64).expect("load XDP program (root, BPF)");
+        let mut tb = Topology::builder();
+        tb.add_port(0, PortConfig::new("t", "trunk".parse().expect("vlan")))
+            .expect("port");
+        tb.add_port(1, PortConfig::new("a", "access 100".parse().expect("vlan")))
+            .expect("port");
+        let topo = Arc::new(tb.build());
+        let pa = PortId::new(0).expect("id");
+        let pb = PortId::new(1).expect("id");
+        for (i, id) in [(ia, pa), (ib, pb)] {
+            p.register(i, 4096).expect("register");
+            p.bind(i, id);
+        }
+        p.sync_topology(topo);
+        for (mac, port) in [(A, pa), (B, pb)] {
+            p.fdb_op(&FdbOp::AddStatic {
+                vid: 100,
+                mac,
+                port,
+            });
+        }
+
+        // trunk -> access: the tag is popped, then redirected.
+        let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");
+        assert_eq!(r.action, bpf::XDP_REDIRECT);
+        assert_eq!(r.frame, frame(B, A, None));
+        // access -> trunk: the tag is pushed.
+        let r = p.test_run(ib, &frame(A, B, None), 1).expect("run");
+        assert_eq!(r.action, bpf::XDP_REDIRECT);
+        assert_eq!(r.frame, frame(A, B, Some(100)));
+        // Broadcast, another VLAN, an unknown destination: userspace (no socket in
+        // the XSKMAP here, so the fallback verdict XDP_PASS), frame untouched.
+        for (ing, f) in [
+            (ia, frame(MacAddr::BROADCAST, A, Some(100))),
+            (ia, frame(B, A, Some(200))),
+            (ib, frame(MacAddr([2, 0, 0x5e, 0, 0, 9]), B, None)),
+            // A source learned on another port (moved): userspace learns it.
+            (ib, frame(A, MacAddr([2, 0, 0x5e, 0, 0, 1]), None)),
+        ] {
+            let r = p.test_run(ing, &f, 1).expect("run");
+            assert_eq!(r.action, bpf::XDP_PASS, "frame {f:02x?}");
+            assert_eq!(r.frame, f);
+        }
+        // Not a port of this program: passed to the kernel's stack.
+        let r = p
+            .test_run(1, &frame(B, A, Some(100)), 1)
+            .expect("run on lo");
+        assert_eq!(r.action, bpf::XDP_PASS);
+        // After the access port leaves, its ifindex is no longer a port and the fdb entry
+        // pointing at it no longer forwards.
+        p.unregister(ib);
+        let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");
+        assert_eq!(r.action, bpf::XDP_PASS);
+        assert_eq!(r.frame, frame(B, A, Some(100)));
     }
 }

@@ -27,6 +27,9 @@ pub const FDB_STATIC: u16 = 1;
 pub const MAX_QUEUES: u32 = 64;
 /// Port slots of one program (`MAX_PORTS` in the C program).
 pub const MAX_PORTS: u32 = 256;
+/// Interfaces with an ifindex below this are found through an array (`IFSLOT_DIRECT`);
+/// others through a hash map.
+pub const IFSLOT_DIRECT: u32 = 65536;
 
 /// Types whose every byte pattern is a valid value and that have no padding, so they can
 /// be handed to the kernel and read back as raw bytes.
@@ -49,7 +52,8 @@ pub struct PortCfg {
     pub flags: u32,
     pub mtu: u32,
     pub max_rx: u32,
-    pub pad2: u32,
+    /// The port's interface (set by [`XdpObject::set_port`]); 0: the slot is free.
+    pub ifindex: u32,
     pub in_tagged: [u64; 64],
     pub members: [u64; 64],
 }
@@ -66,7 +70,7 @@ impl Default for PortCfg {
             flags: 0,
             mtu: 0,
             max_rx: 0,
-            pad2: 0,
+            ifindex: 0,
             in_tagged: [0; 64],
             members: [0; 64],
         }
@@ -88,12 +92,17 @@ unsafe impl Plain for FdbKey {}
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbVal {
     pub ifindex: u32,
+    /// The switch's port id.
     pub port: u16,
     pub flags: u16,
+    /// The port's slot in the program (its `ports`, `devs` and `stats` entries).
+    pub slot: u16,
+    pub pad: u16,
+    pub pad2: u32,
     pub seen_ns: u64,
     pub refresh_ns: u64,
 }
-// SAFETY: repr(C), 4+2+2 then two u64 at offsets 8 and 16: no padding.
+// SAFETY: repr(C), 4+2+2+2+2+4 then two u64 at offsets 16 and 24: no padding.
 unsafe impl Plain for FdbVal {}
 
 /// `struct port_stats` (summed over CPUs by [`XdpObject::port_stats`]).
@@ -117,6 +126,22 @@ pub struct Conf {
 }
 // SAFETY: repr(C), one u64.
 unsafe impl Plain for Conf {}
+
+/// XDP actions (`enum xdp_action`).
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// One [`XdpObject::test_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's verdict (`XDP_*`).
+    pub action: u32,
+    /// The frame as the program left it (tag pushed or popped).
+    pub frame: Vec<u8>,
+    /// Mean time of one run, measured by the kernel.
+    pub ns_per_run: u32,
+}
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of the program's
 /// `bpf_ktime_get_coarse_ns` (the FDB's `seen`/`refresh` timestamps).
@@ -169,6 +194,8 @@ pub struct XdpObject {
     prog_fd: c_int,
     prog_id: u32,
     ports: c_int,
+    ifslots: c_int,
+    ifslots_far: c_int,
     fdb: c_int,
     xsks: c_int,
     devs: c_int,
@@ -201,6 +228,8 @@ impl XdpObject {
             prog_fd: -1,
             prog_id: 0,
             ports: -1,
+            ifslots: -1,
+            ifslots_far: -1,
             fdb: -1,
             xsks: -1,
             devs: -1,
@@ -237,6 +266,8 @@ impl XdpObject {
         }
         for (name, slot) in [
             ("ports", &mut me.ports),
+            ("ifslots", &mut me.ifslots),
+            ("ifslots_far", &mut me.ifslots_far),
             ("fdb", &mut me.fdb),
             ("xsks", &mut me.xsks),
             ("devs", &mut me.devs),
@@ -328,18 +359,48 @@ impl XdpObject {
         Ok(Some(v))
     }
 
-    /// Sets the configuration of the port on `ifindex`.
-    pub fn set_port(&self, ifindex: u32, cfg: &PortCfg) -> io::Result<()> {
-        self.update(self.ports, &ifindex, cfg)
+    /// Sets the configuration of the port in `slot`, on interface `ifindex`. The port's
+    /// entry is written before the ifindex points at it.
+    pub fn set_port(&self, slot: u16, ifindex: u32, cfg: &PortCfg) -> io::Result<()> {
+        if ifindex == 0 || u32::from(slot) >= MAX_PORTS {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut c = *cfg;
+        c.ifindex = ifindex;
+        self.update(self.ports, &u32::from(slot), &c)?;
+        let v = u32::from(slot) + 1;
+        if ifindex < IFSLOT_DIRECT {
+            self.update(self.ifslots, &ifindex, &v)
+        } else {
+            self.update(self.ifslots_far, &ifindex, &v)
+        }
     }
 
-    /// The configuration of the port on `ifindex`, if any.
+    /// The configuration of the port on `ifindex`, if any (looked up as the program does).
     pub fn port(&self, ifindex: u32) -> io::Result<Option<PortCfg>> {
-        self.lookup(self.ports, &ifindex)
+        let slot: Option<u32> = if ifindex < IFSLOT_DIRECT {
+            self.lookup(self.ifslots, &ifindex)?
+        } else {
+            self.lookup(self.ifslots_far, &ifindex)?
+        };
+        let Some(slot) = slot.filter(|s| *s != 0).map(|s| s - 1) else {
+            return Ok(None);
+        };
+        let c: Option<PortCfg> = self.lookup(self.ports, &slot)?;
+        Ok(c.filter(|c| c.ifindex == ifindex))
     }
 
-    pub fn del_port(&self, ifindex: u32) -> io::Result<bool> {
-        self.delete(self.ports, &ifindex)
+    /// Removes the port in `slot` on `ifindex`: the ifindex stops pointing at it first.
+    /// Whether it was there.
+    pub fn del_port(&self, slot: u16, ifindex: u32) -> io::Result<bool> {
+        let was = self.port(ifindex)?.is_some();
+        if ifindex < IFSLOT_DIRECT {
+            self.update(self.ifslots, &ifindex, &0u32)?;
+        } else {
+            self.delete(self.ifslots_far, &ifindex)?;
+        }
+        self.update(self.ports, &u32::from(slot), &PortCfg::default())?;
+        Ok(was)
     }
 
     /// Points XSKMAP slot `key` at the AF_XDP socket `fd`.
@@ -352,13 +413,13 @@ impl XdpObject {
         self.delete(self.xsks, &key)
     }
 
-    /// Makes `ifindex` a redirect target of the fast path.
-    pub fn set_dev(&self, ifindex: u32) -> io::Result<()> {
-        self.update(self.devs, &ifindex, &ifindex)
+    /// Makes `ifindex`, the port in `slot`, a redirect target of the fast path.
+    pub fn set_dev(&self, slot: u16, ifindex: u32) -> io::Result<()> {
+        self.update(self.devs, &u32::from(slot), &ifindex)
     }
 
-    pub fn del_dev(&self, ifindex: u32) -> io::Result<bool> {
-        self.delete(self.devs, &ifindex)
+    pub fn del_dev(&self, slot: u16) -> io::Result<bool> {
+        self.delete(self.devs, &u32::from(slot))
     }
 
     pub fn fdb_set(&self, k: &FdbKey, v: &FdbVal) -> io::Result<()> {
@@ -400,6 +461,44 @@ impl XdpObject {
             }
             prev = Some(next);
         }
+    }
+
+    /// Runs the program `repeat` times on `frame` as if it had arrived on `ifindex`, queue
+    /// 0 (`BPF_PROG_TEST_RUN`; nothing is transmitted). For benchmarks and tests of the
+    /// program's decisions.
+    pub fn test_run(&self, ifindex: u32, frame: &[u8], repeat: u32) -> io::Result<TestRun> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let ctx = lx::xdp_md {
+            data: 0,
+            data_end: u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too long"))?,
+            data_meta: 0,
+            ingress_ifindex: ifindex,
+            rx_queue_index: 0,
+            egress_ifindex: 0,
+        };
+        // SAFETY: bpf_test_run_opts is a plain C struct for which zero bytes are valid.
+        let mut o: lx::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+        o.sz = std::mem::size_of::<lx::bpf_test_run_opts>();
+        o.data_in = frame.as_ptr().cast();
+        o.data_size_in = ctx.data_end;
+        o.data_out = out.as_mut_ptr().cast();
+        o.data_size_out = out.len() as u32;
+        o.ctx_in = (&ctx as *const lx::xdp_md).cast();
+        o.ctx_size_in = std::mem::size_of::<lx::xdp_md>() as u32;
+        o.repeat = c_int::try_from(repeat.max(1)).unwrap_or(c_int::MAX);
+        // SAFETY: every pointer in `o` points at a live buffer of the stated size (frame,
+        // out, ctx), which the kernel only reads (data_in, ctx_in) or writes within
+        // data_size_out (out).
+        let r = unsafe { lx::bpf_prog_test_run_opts(self.prog_fd, &mut o) };
+        if r < 0 {
+            return Err(last_os_error_or(r));
+        }
+        out.truncate((o.data_size_out as usize).min(out.len()));
+        Ok(TestRun {
+            action: o.retval,
+            frame: out,
+            ns_per_run: o.duration,
+        })
     }
 
     /// Sets the program's global configuration.
@@ -460,7 +559,7 @@ mod tests {
     fn layouts_match_the_c_structs() {
         assert_eq!(std::mem::size_of::<PortCfg>(), 24 + 2 * 512);
         assert_eq!(std::mem::size_of::<FdbKey>(), 8);
-        assert_eq!(std::mem::size_of::<FdbVal>(), 24);
+        assert_eq!(std::mem::size_of::<FdbVal>(), 32);
         assert_eq!(std::mem::size_of::<PortStats>(), 40);
         assert_eq!(std::mem::size_of::<Conf>(), 8);
     }
@@ -479,8 +578,10 @@ mod tests {
                 ifindex: 7,
                 port: 3,
                 flags: FDB_STATIC,
+                slot: 2,
                 seen_ns: 11,
                 refresh_ns: 12,
+                ..FdbVal::default()
             };
             o.fdb_set(&k, &v).expect("update");
             assert_eq!(o.fdb_get(&k).expect("lookup"), Some(v));
@@ -490,6 +591,32 @@ mod tests {
             assert!(o.fdb_del(&k).expect("delete"));
             assert!(!o.fdb_del(&k).expect("delete again"));
             assert_eq!(o.port_stats(5).expect("stats"), PortStats::default());
+            // Ports are found by ifindex through the array (small ifindexes) or the hash
+            // map (large ones), and only while the slot still belongs to that ifindex.
+            for (slot, ifindex) in [(4u16, 9u32), (5, IFSLOT_DIRECT + 3)] {
+                let c = PortCfg {
+                    index: slot,
+                    mtu: 1500,
+                    ..PortCfg::default()
+                };
+                assert_eq!(o.port(ifindex).expect("lookup"), None);
+                o.set_port(slot, ifindex, &c).expect("set port");
+                let got = o.port(ifindex).expect("lookup").expect("port");
+                assert_eq!((got.index, got.mtu, got.ifindex), (slot, 1500, ifindex));
+                o.set_dev(slot, 1).expect("set dev (lo)");
+                assert!(o.del_dev(slot).expect("del dev"));
+                assert!(o.del_port(slot, ifindex).expect("del port"));
+                assert_eq!(o.port(ifindex).expect("lookup"), None);
+                assert!(!o.del_port(slot, ifindex).expect("del port again"));
+            }
+            // A slot taken over by another interface no longer answers for the old one.
+            o.set_port(6, 20, &PortCfg::default()).expect("set");
+            o.set_port(6, 21, &PortCfg::default()).expect("set");
+            assert_eq!(o.port(20).expect("lookup"), None);
+            assert_eq!(o.port(21).expect("lookup").map(|c| c.ifindex), Some(21));
+            assert!(o
+                .set_port(MAX_PORTS as u16, 22, &PortCfg::default())
+                .is_err());
         }
     }
 }
