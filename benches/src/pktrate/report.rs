@@ -93,7 +93,7 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], z: Option<&ZeroLoss>) -> String {
+pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nPer run:");
     let _ = writeln!(
@@ -181,7 +181,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], z: Option<&Zero
             );
         }
     }
-    if let Some(z) = z {
+    for z in zl {
         let _ = writeln!(
             o,
             "\nZero-loss check ({}, paced at {:.3} Mpps for {:.1} s): sent {}, delivered {}, lost {} ({}); \
