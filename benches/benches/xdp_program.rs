@@ -8,42 +8,18 @@
 //! `pop` trunk -> access, `push` access -> trunk, `slow` a broadcast (handed to the
 //! port's socket; here there is none, so the verdict is the fallback XDP_PASS).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use datapath::fastpath::XdpProgram;
-use datapath::sys::{bpf, netdev};
-use datapath::testutil::VethPair;
-use datapath::topology::{PortConfig, PortId, Topology};
+use datapath::sys::bpf;
+use datapath::testutil::FastPathPair;
 use datapath::wire::MacAddr;
-use datapath::worker::FdbOp;
 use vswitch_benches::{frame64, mac};
 
 fn bench_program(c: &mut Criterion) {
-    let veth = VethPair::new("xb");
-    let trunk = netdev::if_index(&veth.a).expect("ifindex");
-    let access = netdev::if_index(&veth.b).expect("ifindex");
-    let p = XdpProgram::new(true, 4096).expect("load XDP program (root, BPF)");
-    let mut tb = Topology::builder();
-    tb.add_port(0, PortConfig::new("t", "trunk".parse().expect("vlan")))
-        .expect("port");
-    tb.add_port(1, PortConfig::new("a", "access 100".parse().expect("vlan")))
-        .expect("port");
-    let ids = [PortId::new(0).expect("id"), PortId::new(1).expect("id")];
-    for (ifindex, id) in [(trunk, ids[0]), (access, ids[1])] {
-        p.register(ifindex, 4096).expect("register");
-        p.bind(ifindex, id);
-    }
-    p.sync_topology(Arc::new(tb.build()));
     let (a, b) = (mac(1), mac(2));
-    for (m, port) in [(a, ids[0]), (b, ids[1])] {
-        p.fdb_op(&FdbOp::AddStatic {
-            vid: 100,
-            mac: m,
-            port,
-        });
-    }
+    let f = FastPathPair::new("xb", a, b);
+    let (p, trunk, access) = (&f.program, f.trunk, f.access);
     let cases = [
         ("pop", trunk, frame64(b, a, Some(100)), bpf::XDP_REDIRECT),
         ("push", access, frame64(a, b, None), bpf::XDP_REDIRECT),

@@ -567,9 +567,7 @@ impl Drop for Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::netdev;
-    use crate::testutil::VethPair;
-    use crate::topology::PortConfig;
+    use crate::testutil::FastPathPair;
 
     const A: MacAddr = MacAddr([2, 0, 0x5e, 0, 0, 1]);
     const B: MacAddr = MacAddr([2, 0, 0x5e, 0, 0, 2]);
@@ -592,30 +590,8 @@ mod tests {
     /// target), A learned on the trunk and B on the access port.
     #[test]
     fn program_pushes_pops_and_hands_the_rest_to_userspace() {
-        let veth = VethPair::new("fp");
-        let ia = netdev::if_index(&veth.a).expect("ifindex a");
-        let ib = netdev::if_index(&veth.b).expect("ifindex b");
-        let p = XdpProgram::new(true, 64).expect("load XDP program (root, BPF)");
-        let mut tb = Topology::builder();
-        tb.add_port(0, PortConfig::new("t", "trunk".parse().expect("vlan")))
-            .expect("port");
-        tb.add_port(1, PortConfig::new("a", "access 100".parse().expect("vlan")))
-            .expect("port");
-        let topo = Arc::new(tb.build());
-        let pa = PortId::new(0).expect("id");
-        let pb = PortId::new(1).expect("id");
-        for (i, id) in [(ia, pa), (ib, pb)] {
-            p.register(i, 4096).expect("register");
-            p.bind(i, id);
-        }
-        p.sync_topology(topo);
-        for (mac, port) in [(A, pa), (B, pb)] {
-            p.fdb_op(&FdbOp::AddStatic {
-                vid: 100,
-                mac,
-                port,
-            });
-        }
+        let f = FastPathPair::new("fp", A, B);
+        let (p, ia, ib) = (&f.program, f.trunk, f.access);
 
         // trunk -> access: the tag is popped, then redirected.
         let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");

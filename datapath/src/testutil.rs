@@ -161,6 +161,59 @@ impl Drop for VethPair {
     }
 }
 
+/// vswitch's XDP program with the fast path on, over a veth pair: end `a` is a trunk
+/// (switch port 0), end `b` an access port of VLAN 100 (port 1), and in VLAN 100 MAC
+/// `on_trunk` is a static entry on the trunk, `on_access` on the access port. For running
+/// the program's decisions with [`crate::fastpath::XdpProgram::test_run`] (the kernel
+/// checks that the ingress interface and the redirect target exist).
+#[derive(Debug)]
+pub struct FastPathPair {
+    pub program: std::sync::Arc<crate::fastpath::XdpProgram>,
+    /// ifindex of the trunk end and of the access end.
+    pub trunk: u32,
+    pub access: u32,
+    pub veth: VethPair,
+}
+
+impl FastPathPair {
+    pub fn new(
+        prefix: &str,
+        on_trunk: crate::wire::MacAddr,
+        on_access: crate::wire::MacAddr,
+    ) -> FastPathPair {
+        use crate::topology::{PortConfig, PortId, Topology};
+        let veth = VethPair::new(prefix);
+        let trunk = netdev::if_index(&veth.a).expect("ifindex of the trunk end");
+        let access = netdev::if_index(&veth.b).expect("ifindex of the access end");
+        let program =
+            crate::fastpath::XdpProgram::new(true, 4096).expect("load XDP program (root, BPF)");
+        let mut tb = Topology::builder();
+        tb.add_port(0, PortConfig::new("t", "trunk".parse().expect("vlan")))
+            .expect("trunk port");
+        tb.add_port(1, PortConfig::new("a", "access 100".parse().expect("vlan")))
+            .expect("access port");
+        let ids = [PortId::new(0).expect("id"), PortId::new(1).expect("id")];
+        for (ifindex, id) in [(trunk, ids[0]), (access, ids[1])] {
+            program.register(ifindex, 4096).expect("register port");
+            program.bind(ifindex, id);
+        }
+        program.sync_topology(std::sync::Arc::new(tb.build()));
+        for (mac, port) in [(on_trunk, ids[0]), (on_access, ids[1])] {
+            program.fdb_op(&crate::worker::FdbOp::AddStatic {
+                vid: 100,
+                mac,
+                port,
+            });
+        }
+        FastPathPair {
+            program,
+            trunk,
+            access,
+            veth,
+        }
+    }
+}
+
 /// An AF_PACKET socket on one interface for injecting and capturing frames.
 #[derive(Debug)]
 pub struct Capture {
