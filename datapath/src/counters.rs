@@ -69,8 +69,10 @@ drop_reasons! {
     PortDown => "port_down",
     /// Flooded frame over the ingress port's broadcast/multicast/unknown-unicast rate limit.
     StormControl => "storm_control",
-    /// Dropped by the kernel before the switch saw it (AF_XDP receive ring full or no free
-    /// buffer); not included in rx_packets. Read about once per second.
+    /// Dropped by the kernel before the switch saw it: AF_XDP receive ring full or no free
+    /// buffer, or, on a veth port, frames its peer could not hand over (the veth's ring
+    /// full, or the port's interface down); not included in rx_packets. Read about once
+    /// per second.
     RxRingFull => "rx_ring_full",
 }
 

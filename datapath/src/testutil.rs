@@ -244,9 +244,13 @@ impl Capture {
     }
     /// Sends one frame out of the interface.
     pub fn send(&self, frame: &[u8]) {
-        self.sock
-            .send(frame)
+        self.try_send(frame)
             .unwrap_or_else(|e| panic!("AF_PACKET send of {} bytes: {e}", frame.len()));
+    }
+    /// Sends one frame; the kernel's answer as is (a frame the device dropped on
+    /// transmit can be reported as ENOBUFS).
+    pub fn try_send(&self, frame: &[u8]) -> std::io::Result<()> {
+        self.sock.send(frame)
     }
     /// The next received frame (outer tag re-inserted), or `None` after ~100 ms.
     pub fn recv(&self) -> Option<Vec<u8>> {

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use super::{PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
-use crate::sys::netdev;
 use crate::sys::xdp::{self, AttachMode, Attached};
 use crate::sys::xsk::{self, FrameStack, SocketParams, UmemParams, XskRx, XskStats, XskTx};
+use crate::sys::{netdev, rtnl};
 use crate::wire::write_edited;
 
 /// Requested XDP attach mode.
@@ -316,6 +316,9 @@ pub struct AfXdpRx {
     info: Arc<AfXdpInfo>,
     /// Threaded NAPI was switched on by [`RxPort::serve_on_cpu`] (undone on drop).
     napi_threaded: bool,
+    /// On a veth: the peer's transmit drops, which include frames this port's veth ring
+    /// had no room for (before any XDP program or socket saw them).
+    peer: Option<PeerDrops>,
     _guard: Arc<AttachGuard>,
 }
 
@@ -324,6 +327,49 @@ impl Drop for AfXdpRx {
         if self.napi_threaded {
             let _ = netdev::unthread_napi(&self.info.ifname);
         }
+    }
+}
+
+/// The transmit drops of a veth port's peer since the port opened. A veth hands frames
+/// to its peer's ring (256 frames) when the peer has an XDP program or GRO; when that
+/// ring is full the *sending* side drops the frame and counts it in its own `tx_dropped`,
+/// which the receiving port cannot see in its own counters. Read through rtnetlink,
+/// also when the peer is in another namespace; about once a second.
+#[derive(Debug)]
+struct PeerDrops {
+    sock: rtnl::RouteSocket,
+    ifindex: u32,
+    netnsid: Option<i32>,
+    base: u64,
+    /// Last value read (kept when a read fails, e.g. the peer is gone).
+    last: u64,
+}
+
+impl PeerDrops {
+    /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
+    fn find(ifname: &str) -> Option<PeerDrops> {
+        if netdev::driver_name(ifname).ok()?.as_str() != "veth" {
+            return None;
+        }
+        let own = netdev::if_index(ifname)?;
+        let mut sock = rtnl::RouteSocket::open().ok()?;
+        let link = sock.link(own, None).ok()?;
+        let ifindex = link.link.filter(|i| *i != 0)?;
+        let base = sock.link(ifindex, link.link_netnsid).ok()?.tx_dropped;
+        Some(PeerDrops {
+            sock,
+            ifindex,
+            netnsid: link.link_netnsid,
+            base,
+            last: 0,
+        })
+    }
+
+    fn read(&mut self) -> u64 {
+        if let Ok(l) = self.sock.link(self.ifindex, self.netnsid) {
+            self.last = self.last.max(l.tx_dropped.saturating_sub(self.base));
+        }
+        self.last
     }
 }
 
@@ -605,6 +651,7 @@ impl AfXdpPort {
                 multi,
                 next: 0,
                 napi_threaded: false,
+                peer: PeerDrops::find(&info.ifname),
                 info: info.clone(),
                 _guard: guard.clone(),
             },
@@ -758,10 +805,13 @@ impl RxPort for AfXdpRx {
 
     fn kernel_drops(&mut self) -> u64 {
         // rx_dropped: no fill-ring buffer (and other kernel drops); rx_ring_full: the RX
-        // ring had no room. Fill-ring-empty events are already in rx_dropped.
-        self.kernel_stats()
+        // ring had no room. Fill-ring-empty events are already in rx_dropped. On a veth,
+        // plus what its peer could not hand over (the veth's own ring full).
+        let xsk = self
+            .kernel_stats()
             .map(|s| s.rx_dropped + s.rx_ring_full)
-            .unwrap_or(0)
+            .unwrap_or(0);
+        xsk + self.peer.as_mut().map_or(0, PeerDrops::read)
     }
 
     fn health(&mut self) -> Result<(), PortError> {

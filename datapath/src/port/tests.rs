@@ -99,6 +99,35 @@ fn afxdp_rx_receives_frame_sent_by_peer() {
     assert_eq!(got, vec![frame]);
 }
 
+/// Frames the veth peer could not hand over (here: the port's interface is down) are the
+/// port's kernel drops, exactly, also with the peer in another namespace; the frames
+/// before the port opened are not.
+#[test]
+fn afxdp_counts_frames_its_veth_peer_dropped() {
+    let ns = Netns::new("xp");
+    let pair = VethPair::new("xp");
+    ns.adopt(&pair.b);
+    ns.exec("ip", &["link", "set", &pair.b, "up"]);
+    let peer = Capture::open_in(&ns, &pair.b);
+    crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
+    for i in 0..3 {
+        let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
+    }
+    crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
+    let mut port = open_veth(&pair);
+    assert_eq!(port.rx().kernel_drops(), 0, "drops before the port opened");
+    crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
+    for i in 0..7 {
+        // The veth drops it: the sender may be told (ENOBUFS) or not.
+        let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
+    }
+    assert_eq!(port.rx().kernel_drops(), 7);
+    crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
+    peer.send(&test_frame(DST, SRC, 99, 60));
+    assert_eq!(rx_collect(port.rx(), 1).len(), 1);
+    assert_eq!(port.rx().kernel_drops(), 7);
+}
+
 #[test]
 fn afxdp_tx_reaches_peer_with_exact_bytes() {
     let ns = Netns::new("xt");

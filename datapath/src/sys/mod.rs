@@ -8,7 +8,9 @@
 //! - [`tun`]: creating a tap device (`TUNSETIFF`) and reading/writing it;
 //! - [`netns`]: running a closure in another network namespace (test helpers);
 //! - [`packet`]: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers);
-//! - [`wait`]: a worker's eventfd doorbell and `poll` over its receive descriptors.
+//! - [`wait`]: a worker's eventfd doorbell and `poll` over its receive descriptors;
+//! - [`rtnl`]: RTM_GETLINK queries (a veth's peer, an interface's counters in any
+//!   namespace); no `unsafe` (netlink-sys and netlink-packet-route).
 //!
 //! Invariants: every `unsafe` block carries a `// SAFETY:` comment; no function here is
 //! `unsafe fn` for callers; errors are `std::io::Error` with the OS error preserved so
@@ -20,6 +22,7 @@ pub mod netdev;
 pub mod netns;
 #[cfg(any(test, feature = "testutil"))]
 pub mod packet;
+pub mod rtnl;
 pub mod tun;
 pub mod wait;
 pub mod xdp;

@@ -1,0 +1,154 @@
+//! The two rtnetlink link queries the datapath makes (RTM_GETLINK over a synchronous
+//! NETLINK_ROUTE socket, wire layouts from `netlink-packet-route`): which interface is a
+//! veth's peer and in which namespace, and an interface's kernel counters, also in
+//! another namespace (`IFLA_TARGET_NETNSID`).
+//!
+//! Used about once a second per veth port, never per frame.
+
+use std::io;
+
+use netlink_packet_core::{
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// `IFLA_TARGET_NETNSID` (linux/if_link.h): run the query in the namespace with this id.
+const IFLA_TARGET_NETNSID: u16 = 46;
+
+/// What RTM_GETLINK says about one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Link {
+    /// `IFLA_LINK`: for a veth, its peer's ifindex (in the peer's namespace).
+    pub link: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: the namespace of that peer, when it is not this one.
+    pub link_netnsid: Option<i32>,
+    /// `IFLA_STATS64` tx_dropped: frames the interface dropped on transmit. For a veth,
+    /// this includes frames its peer's receive ring had no room for.
+    pub tx_dropped: u64,
+    pub rx_dropped: u64,
+}
+
+/// A NETLINK_ROUTE socket for [`RouteSocket::link`] queries.
+#[derive(Debug)]
+pub struct RouteSocket {
+    sock: Socket,
+    seq: u32,
+}
+
+fn decode_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("netlink answer: {e}"))
+}
+
+impl RouteSocket {
+    pub fn open() -> io::Result<RouteSocket> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(RouteSocket { sock, seq: 0 })
+    }
+
+    /// The interface with index `ifindex`, in the namespace `netnsid` (as numbered from
+    /// this one) or this one.
+    pub fn link(&mut self, ifindex: u32, netnsid: Option<i32>) -> io::Result<Link> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        if let Some(id) = netnsid {
+            msg.attributes.push(LinkAttribute::Other(DefaultNla::new(
+                IFLA_TARGET_NETNSID,
+                id.to_ne_bytes().to_vec(),
+            )));
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        header.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(RouteNetlinkMessage::GetLink(msg)),
+        );
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                    .map_err(decode_err)?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    return Err(decode_err("zero-length message"));
+                }
+                offset += (len + 3) & !3;
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::Error(err) => {
+                        let errno = err.code.map(|c| c.get().saturating_neg()).unwrap_or(0);
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                        return Ok(parse(&l));
+                    }
+                    NetlinkPayload::Done(_) => return Err(decode_err("no link in the answer")),
+                    _ => continue,
+                }
+            }
+        }
+    }
+}
+
+fn parse(l: &LinkMessage) -> Link {
+    let mut out = Link::default();
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::Link(i) => out.link = Some(*i),
+            LinkAttribute::LinkNetNsId(n) => out.link_netnsid = Some(*n),
+            LinkAttribute::Stats64(s) => {
+                out.tx_dropped = s.tx_dropped;
+                out.rx_dropped = s.rx_dropped;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::netdev;
+    use crate::testutil::{Netns, VethPair};
+
+    /// A veth end reports its peer, in another namespace, and that peer's counters can
+    /// be read from here.
+    #[test]
+    fn veth_peer_and_its_counters_across_namespaces() {
+        let veth = VethPair::new("rt");
+        let ns = Netns::new("rt");
+        let ia = netdev::if_index(&veth.a).expect("ifindex");
+        ns.adopt(&veth.b);
+        let mut s = RouteSocket::open().expect("netlink socket");
+        let a = s.link(ia, None).expect("link a");
+        let peer = a.link.expect("a veth has a peer");
+        let nsid = a.link_netnsid.expect("the peer is in another namespace");
+        // Frames the peer sends while this end is down are dropped by the peer.
+        ns.exec("ip", &["link", "set", &veth.b, "up"]);
+        crate::testutil::run("ip", &["link", "set", &veth.a, "down"]);
+        let before = s.link(peer, Some(nsid)).expect("peer").tx_dropped;
+        let sock = crate::testutil::Capture::open_in(&ns, &veth.b);
+        for _ in 0..5 {
+            let f = crate::testutil::test_frame([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], 1, 60);
+            // The veth drops it: the sender may be told (ENOBUFS) or not.
+            let _ = sock.try_send(&f);
+        }
+        let after = s.link(peer, Some(nsid)).expect("peer").tx_dropped;
+        assert_eq!(after - before, 5);
+        assert!(s.link(999_999, None).is_err());
+    }
+}
