@@ -34,9 +34,8 @@ use crate::sys::wait::{self, Doorbell, Woken};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
-/// Longest a worker holds back receiving while a lane to another worker is short of
-/// buffers (see `Worker::lanes_short`).
-pub const LANE_WAIT_MAX_NS: u64 = 5_000_000;
+/// Default of [`DatapathConfig::lane_wait_max`].
+pub const LANE_WAIT_MAX: Duration = Duration::from_millis(5);
 
 /// Most workers a datapath runs.
 pub const MAX_WORKERS: usize = 64;
@@ -64,6 +63,9 @@ pub struct DatapathConfig {
     pub idle_wait_max: Duration,
     /// Buffers per lane for frames handed to another worker.
     pub lane_buffers: usize,
+    /// Longest a worker holds back receiving while a lane to another worker is short of
+    /// buffers; a peer stalled longer costs counted drops (`tx_ring_full`).
+    pub lane_wait_max: Duration,
     /// Size of a lane buffer: the largest frame that can cross workers.
     pub max_frame: usize,
     /// Capacity of each lane's FDB update queue.
@@ -84,6 +86,7 @@ impl Default for DatapathConfig {
             idle_polls: 1024,
             idle_sleep: Duration::from_micros(50),
             idle_wait_max: Duration::from_millis(100),
+            lane_wait_max: LANE_WAIT_MAX,
             lane_buffers: 1024,
             max_frame: 9238,
             lane_updates: 4096,
@@ -153,7 +156,7 @@ pub struct WorkerStats {
     pub idle_waits: u64,
     pub idle_wait_errors: u64,
     /// Loop passes that held back receiving because a lane to another worker was short
-    /// of free buffers (backpressure instead of drops, bounded by [`LANE_WAIT_MAX_NS`]).
+    /// of free buffers (backpressure instead of drops, bounded by [`DatapathConfig::lane_wait_max`]).
     pub lane_waits: u64,
     /// Things the worker could not set up as asked (e.g. threaded NAPI for a fast-path
     /// port), for the control plane's log.
@@ -619,6 +622,7 @@ struct Worker {
     idle_polls: u32,
     idle_sleep: Duration,
     idle_wait_max: Duration,
+    lane_wait_max_ns: u64,
     pipeline: Pipeline,
     topo: Arc<Topology>,
     owners: Vec<u8>,
@@ -667,6 +671,7 @@ impl Worker {
             idle_polls: c.idle_polls,
             idle_sleep: c.idle_sleep,
             idle_wait_max: c.idle_wait_max,
+            lane_wait_max_ns: u64::try_from(c.lane_wait_max.as_nanos()).unwrap_or(u64::MAX),
             pipeline: Pipeline::new(c.fdb),
             topo,
             owners: vec![NO_OWNER; MAX_PORTS],
@@ -765,7 +770,7 @@ impl Worker {
     /// Backpressure between workers: while a lane to another worker has fewer free
     /// buffers than one burst, frames are left in this worker's receive rings (AF_XDP:
     /// 4096 deep) rather than dropped for lack of a lane buffer, for at most
-    /// [`LANE_WAIT_MAX_NS`]; a peer stalled longer costs counted drops as before.
+    /// `lane_wait_max`; a peer stalled longer costs counted drops as before.
     fn lanes_short(&mut self, clock_ns: u64) -> bool {
         let short = self.out.iter().flatten().any(|l| l.free.len() < self.burst);
         if !short {
@@ -773,7 +778,7 @@ impl Worker {
             return false;
         }
         let since = *self.lane_wait_since.get_or_insert(clock_ns);
-        clock_ns.saturating_sub(since) < LANE_WAIT_MAX_NS
+        clock_ns.saturating_sub(since) < self.lane_wait_max_ns
     }
 
     /// Blocks until a receive queue has frames, another worker hands over frames or FDB

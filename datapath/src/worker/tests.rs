@@ -467,13 +467,16 @@ impl TxPort for SlowTx {
 
 /// A worker handing frames to a slower worker waits for lane buffers instead of dropping:
 /// 5000 frames into a 64-buffer lane whose consumer drains at most 32 per 200 us all
-/// arrive, in order, and no handoff meets a full lane.
+/// arrive, in order, and no handoff meets a full lane. The wait bound is raised to 10 s
+/// so that a test machine busy enough to stretch a 200 us sleep past the default 5 ms
+/// does not turn backpressure into drops (what the bound is for).
 #[test]
 fn handoffs_wait_for_lane_buffers_instead_of_dropping() {
     let cfg = DatapathConfig {
         workers: 2,
         burst: 32,
         lane_buffers: 64,
+        lane_wait_max: Duration::from_secs(10),
         idle_sleep: Duration::from_micros(20),
         idle_polls: 64,
         ..DatapathConfig::default()
