@@ -27,7 +27,6 @@ pub struct Link {
     /// `IFLA_STATS64` tx_dropped: frames the interface dropped on transmit. For a veth,
     /// this includes frames its peer's receive ring had no room for.
     pub tx_dropped: u64,
-    pub rx_dropped: u64,
 }
 
 /// A NETLINK_ROUTE socket for [`RouteSocket::link`] queries.
@@ -109,10 +108,7 @@ fn parse(l: &LinkMessage) -> Link {
         match a {
             LinkAttribute::Link(i) => out.link = Some(*i),
             LinkAttribute::LinkNetNsId(n) => out.link_netnsid = Some(*n),
-            LinkAttribute::Stats64(s) => {
-                out.tx_dropped = s.tx_dropped;
-                out.rx_dropped = s.rx_dropped;
-            }
+            LinkAttribute::Stats64(s) => out.tx_dropped = s.tx_dropped,
             _ => {}
         }
     }
