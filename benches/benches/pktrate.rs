@@ -30,6 +30,10 @@ fn switch_rate(c: &mut Criterion) {
             return;
         }
     };
+    if let Err(e) = lab.give_generator_a_queue() {
+        eprintln!("pktrate bench: skipped: {e:#}");
+        return;
+    }
     let p = Params {
         exe: PathBuf::from(env!("CARGO_BIN_EXE_pktrate")),
         seconds: 0.0,

@@ -1004,10 +1004,14 @@ impl Worker {
             } => {
                 if let Some(cpu) = self.stats.cpu {
                     match rx.serve_on_cpu(cpu) {
-                        // The kernel's fast-path threads run on this CPU too: stop
-                        // spinning as soon as a poll finds nothing.
-                        Ok(true) => self.idle_polls = 1,
-                        Ok(false) => {}
+                        Ok(share) => {
+                            // The kernel's fast-path threads run on this CPU too: stop
+                            // spinning as soon as a poll finds nothing.
+                            if share.kernel_threads {
+                                self.idle_polls = 1;
+                            }
+                            self.stats.notes.extend(share.note);
+                        }
                         Err(note) => self.stats.notes.push(note),
                     }
                 }

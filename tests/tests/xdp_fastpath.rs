@@ -157,12 +157,42 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
     ] {
         gro_on(ns, ifname);
     }
+    // One sender with a queueing discipline: its veth pushes back instead of dropping when
+    // the switch port's ring is full, and the switch has no advice about it.
+    ns_run_ok(
+        &other.ns,
+        "tc",
+        &["qdisc", "replace", "dev", &other.ifname, "root", "pfifo"],
+    );
     let sw = FastSwitch::start(&[
         (h1.switch_if(), "access 100"),
         (wire.switch_if.as_str(), "trunk 100,200"),
         (other.switch_if(), "access 200"),
         (h2.switch_if(), "access 100"),
     ]);
+    let notes: Vec<String> = sw
+        .dp
+        .snapshot(false, CONTROL_TIMEOUT)
+        .expect("snapshot")
+        .into_iter()
+        .flat_map(|s| s.stats.notes)
+        .collect();
+    let advised = |switch_if: &str| {
+        notes
+            .iter()
+            .filter(|n| n.starts_with(&format!("{switch_if}: its veth peer ")))
+            .count()
+    };
+    for (switch_if, peer) in [(h1.switch_if(), &h1.ifname), (h2.switch_if(), &h2.ifname)] {
+        assert_eq!(advised(switch_if), 1, "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains(&format!(
+                "`tc qdisc replace dev {peer} root pfifo` (in its namespace)"
+            ))),
+            "{notes:?}"
+        );
+    }
+    assert_eq!(advised(other.switch_if()), 0, "{notes:?}");
     let c1 = Capture::open_in(&h1.ns, &h1.ifname);
     let cw = Capture::open_in(&wire.ns, &wire.ifname);
     let co = Capture::open_in(&other.ns, &other.ifname);

@@ -53,6 +53,13 @@ struct Args {
     /// overflows, so it measures the scheduler more than the switch.
     #[arg(long, default_value = "none")]
     sink_cpu: String,
+    /// Transmit queue of the generator's veths, the same for every case. `pfifo`
+    /// (default): when the receiving veth's 256-frame ring is full the kernel (6.16 and
+    /// later) stops the queue and the generator waits, as a sender on a NIC with a full
+    /// descriptor ring does; frames are not lost to a consumer that is late by a few
+    /// milliseconds. `none`: the veth default (noqueue), where a full ring drops the frame.
+    #[arg(long, default_value = "pfifo", value_parser = ["pfifo", "none"])]
+    gen_queue: String,
     /// Pace the generator to this many frames per second (default: as fast as it can).
     #[arg(long)]
     rate: Option<f64>,
@@ -214,15 +221,22 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
         }
         None => "sink in softirq of the sender".to_owned(),
     };
+    let gen_queue = match args.gen_queue.as_str() {
+        "pfifo" => lab
+            .give_generator_a_queue()
+            .context("generator transmit queue")?,
+        _ => "no qdisc on the generator's veths (a full receive ring drops)".to_owned(),
+    };
     eprintln!(
         "pktrate: namespaces gen={} mid={} sink={}; switch worker on CPU {}, generator on CPU {}, {}; \
-         {} s x {} repeats per case; bridge netfilter: {}",
+         {}; {} s x {} repeats per case; bridge netfilter: {}",
         lab.gen.name(),
         lab.mid.name(),
         lab.sink.name(),
         params.cpu,
         params.gen_cpu,
         sink_where,
+        gen_queue,
         params.seconds,
         args.repeat,
         lab.bridge_nf
@@ -316,6 +330,7 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
                 "spin": params.spin,
                 "xdp_mode": params.xdp_mode.to_string(),
                 "bridge_nf": lab.bridge_nf,
+                "gen_queue": args.gen_queue,
                 "frame_bytes": 60,
             },
             "samples": samples,

@@ -51,6 +51,10 @@ pub struct GenSummary {
     pub sent: u64,
     /// Frames still in the TX ring after the drain timeout (0 normally).
     pub undrained: u64,
+    /// Paced mode: frames of the schedule that were never sent because the generator fell
+    /// more than 1 ms behind it (its thread was not running, or the path pushed back for
+    /// longer than its TX ring could hold).
+    pub skipped: u64,
 }
 
 /// A running generator process; stopped (stdin closed, then killed if needed) on drop.
@@ -227,6 +231,7 @@ pub fn run_child(
     let s = GenSummary {
         sent: sent.saturating_sub(undrained),
         undrained,
+        skipped,
     };
     writeln!(out, "{}", serde_json::to_string(&s).context("summary")?).context("stdout")?;
     out.flush().context("stdout")?;

@@ -198,6 +198,30 @@ impl Lab {
         Ok(pinned)
     }
 
+    /// Gives the generator's two veth ends (direct and switched) a transmit queue
+    /// discipline (`pfifo`), the same for every case. A veth whose peer receives through
+    /// NAPI (XDP attached, or GRO on) has a fixed 256-frame ring. Without a qdisc a full
+    /// ring drops the frame; with one (Linux 6.16 and later) the veth stops its queue and
+    /// the sender waits until the receiver has drained it, as a NIC's descriptor ring
+    /// does. The generator's AF_XDP socket transmits past the qdisc itself
+    /// (`dev_direct_xmit`), so the queue costs it nothing per frame: a full ring makes its
+    /// `sendto` return EAGAIN and the frames stay in its TX ring. Older kernels drop as
+    /// before. Returns what was set, for the report.
+    pub fn give_generator_a_queue(&self) -> anyhow::Result<String> {
+        let g = self.gen.name().to_owned();
+        for ifname in [self.pair_direct.a.clone(), self.pair_gen.a.clone()] {
+            sh(
+                "ip",
+                &[
+                    "netns", "exec", &g, "tc", "qdisc", "replace", "dev", &ifname, "root", "pfifo",
+                    "limit", "1000",
+                ],
+            )
+            .with_context(|| format!("give {ifname} a pfifo qdisc"))?;
+        }
+        Ok("pfifo on the generator's veths (a full receive ring pushes back)".to_owned())
+    }
+
     /// Turns bridge netfilter calls off in the middle namespace if br_netfilter is there.
     fn disable_bridge_nf(&self) -> String {
         let keys = [

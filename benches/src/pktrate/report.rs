@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::run::{Case, Sample, ZeroLoss};
+use super::run::{Case, Sample, ZeroLoss, MIN_SCHEDULE_HELD};
 
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
@@ -185,6 +185,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
         let _ = writeln!(
             o,
             "\nZero-loss check ({}, paced at {:.3} Mpps for {:.1} s): sent {}, delivered {}, lost {} ({}); \
+             schedule held {:.2}% (skipped {}, pass needs >= {:.0}%); \
              generator veth drops {}, switch rx {} tx {} drops {} ({}), worker busy {:.2}",
             z.case.name(),
             z.target_pps / 1e6,
@@ -192,7 +193,10 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
             z.sent,
             z.delivered,
             z.lost,
-            if z.lost == 0 { "PASS" } else { "FAIL" },
+            if z.passed() { "PASS" } else { "FAIL" },
+            z.schedule_held() * 100.0,
+            z.skipped,
+            MIN_SCHEDULE_HELD * 100.0,
             z.gen_if_tx_dropped,
             z.switch_rx,
             z.switch_tx,

@@ -477,6 +477,10 @@ pub struct ZeroLoss {
     /// Frames counted by the sink veth.
     pub delivered: u64,
     pub lost: u64,
+    /// Frames of the generator's schedule it never sent (it fell more than 1 ms behind).
+    /// With the generator's veth queue a path that cannot keep up pushes back instead of
+    /// dropping, so the check also requires the schedule to have been held.
+    pub skipped: u64,
     pub achieved_pps: f64,
     /// Where frames went missing: dropped by the generator veth (peer ring full), received
     /// by the switch port, transmitted by the switch port, switch drops.
@@ -487,6 +491,26 @@ pub struct ZeroLoss {
     /// The switch's drops over the run by reason (both ports), e.g. `tx_ring_full=12`.
     pub switch_drop_reasons: String,
     pub worker_busy_ratio: f64,
+}
+
+/// Share of its schedule the generator must have sent for a zero-loss run to pass.
+pub const MIN_SCHEDULE_HELD: f64 = 0.99;
+
+impl ZeroLoss {
+    /// Sent frames over the frames the schedule asked for.
+    pub fn schedule_held(&self) -> f64 {
+        let due = self.sent + self.skipped;
+        if due == 0 {
+            0.0
+        } else {
+            self.sent as f64 / due as f64
+        }
+    }
+    /// No frame lost, and the path took the offered rate (did not throttle the generator
+    /// by pushing back).
+    pub fn passed(&self) -> bool {
+        self.sent > 0 && self.lost == 0 && self.schedule_held() >= MIN_SCHEDULE_HELD
+    }
 }
 
 /// Runs the switch case paced at `rate` for `seconds` and counts every frame.
@@ -547,6 +571,7 @@ fn zero_loss_on(
         undrained: summary.undrained,
         delivered: sink.rx_packets,
         lost: summary.sent.saturating_sub(sink.rx_packets),
+        skipped: summary.skipped,
         achieved_pps: sink.rx_packets as f64 / elapsed,
         gen_if_tx_dropped: gen_if.tx_dropped,
         switch_rx: rx1.saturating_sub(rx0),

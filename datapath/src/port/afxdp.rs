@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use super::{PortError, RxPort, TxPort, XdpCounters};
+use super::{CpuShare, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::xdp::{self, AttachMode, Attached};
@@ -363,6 +363,33 @@ impl PeerDrops {
             base,
             last: 0,
         })
+    }
+
+    /// When the peer transmits without a queueing discipline (`noqueue`, the veth
+    /// default), what to do about it. Once this port's NAPI runs as a thread, the peer
+    /// and the thread run on different CPUs, and the thread may start late by a
+    /// millisecond or more (a non-preemptible kernel thread, the hypervisor): frames
+    /// beyond the 256 the ring holds are then dropped by the peer. With a qdisc on the
+    /// peer, Linux 6.16 and later stop the peer's queue instead and the sender waits.
+    fn without_queue_advice(&mut self, ifname: &str) -> Option<String> {
+        let peer = self.sock.link(self.ifindex, self.netnsid).ok()?;
+        if peer.qdisc.as_deref() != Some("noqueue") {
+            return None;
+        }
+        let name = peer
+            .name
+            .unwrap_or_else(|| format!("ifindex {}", self.ifindex));
+        let where_ = if self.netnsid.is_some() {
+            " (in its namespace)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{ifname}: its veth peer {name} has no qdisc, so frames its 256-frame ring \
+             cannot hold while the fast path's NAPI thread is late are dropped (counted as \
+             rx_ring_full); `tc qdisc replace dev {name} root pfifo`{where_} makes Linux 6.16+ \
+             hold them instead"
+        ))
     }
 
     fn read(&mut self) -> u64 {
@@ -787,14 +814,21 @@ impl RxPort for AfXdpRx {
         Some(self.queues.iter().map(|q| q.xsk.fd()).collect())
     }
 
-    fn serve_on_cpu(&mut self, cpu: usize) -> Result<bool, String> {
+    fn serve_on_cpu(&mut self, cpu: usize) -> Result<CpuShare, String> {
         if !self.info.fast_path || self.info.mode != AttachMode::Native {
-            return Ok(false);
+            return Ok(CpuShare::default());
         }
         match netdev::pin_napi_threads(&self.info.ifname, cpu) {
             Ok(_) => {
                 self.napi_threaded = true;
-                Ok(true)
+                let note = self
+                    .peer
+                    .as_mut()
+                    .and_then(|p| p.without_queue_advice(&self.info.ifname));
+                Ok(CpuShare {
+                    kernel_threads: true,
+                    note,
+                })
             }
             Err(e) => Err(format!(
                 "{}: fast path stays in softirq context: {e}",

@@ -133,10 +133,9 @@ pub trait RxPort: Send {
     }
     /// Called by the worker that polls this port, with the CPU it is pinned to: a port
     /// whose frames are (also) forwarded in the kernel by the XDP fast path moves that
-    /// kernel work onto the same CPU (threaded NAPI). `Ok(true)`: kernel threads now share
-    /// the CPU (the worker then yields it as soon as it is idle); `Err`: why it could not.
-    fn serve_on_cpu(&mut self, _cpu: usize) -> Result<bool, String> {
-        Ok(false)
+    /// kernel work onto the same CPU (threaded NAPI). `Err`: why it could not.
+    fn serve_on_cpu(&mut self, _cpu: usize) -> Result<CpuShare, String> {
+        Ok(CpuShare::default())
     }
     /// Called by the datapath when the port is attached as switch port `port` (the XDP
     /// program learns which switch port the interface serves).
@@ -148,6 +147,16 @@ pub trait RxPort: Send {
     fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
         None
     }
+}
+
+/// What [`RxPort::serve_on_cpu`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CpuShare {
+    /// Kernel threads (the port's threaded NAPI) now share the worker's CPU: the worker
+    /// yields it as soon as a poll finds nothing.
+    pub kernel_threads: bool,
+    /// Advice for the operator about this arrangement (shown with the worker's notes).
+    pub note: Option<String>,
 }
 
 /// The transmit half of a port.

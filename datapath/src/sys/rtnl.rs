@@ -1,7 +1,7 @@
 //! The two rtnetlink link queries the datapath makes (RTM_GETLINK over a synchronous
 //! NETLINK_ROUTE socket, wire layouts from `netlink-packet-route`): which interface is a
-//! veth's peer and in which namespace, and an interface's kernel counters, also in
-//! another namespace (`IFLA_TARGET_NETNSID`).
+//! veth's peer and in which namespace, and an interface's kernel counters and queueing
+//! discipline, also in another namespace (`IFLA_TARGET_NETNSID`).
 //!
 //! Used about once a second per veth port, never per frame.
 
@@ -18,7 +18,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 const IFLA_TARGET_NETNSID: u16 = 46;
 
 /// What RTM_GETLINK says about one interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Link {
     /// `IFLA_LINK`: for a veth, its peer's ifindex (in the peer's namespace).
     pub link: Option<u32>,
@@ -27,6 +27,10 @@ pub struct Link {
     /// `IFLA_STATS64` tx_dropped: frames the interface dropped on transmit. For a veth,
     /// this includes frames its peer's receive ring had no room for.
     pub tx_dropped: u64,
+    /// `IFLA_IFNAME`.
+    pub name: Option<String>,
+    /// `IFLA_QDISC`: the root queueing discipline (`noqueue` for a veth by default).
+    pub qdisc: Option<String>,
 }
 
 /// A NETLINK_ROUTE socket for [`RouteSocket::link`] queries.
@@ -109,6 +113,8 @@ fn parse(l: &LinkMessage) -> Link {
             LinkAttribute::Link(i) => out.link = Some(*i),
             LinkAttribute::LinkNetNsId(n) => out.link_netnsid = Some(*n),
             LinkAttribute::Stats64(s) => out.tx_dropped = s.tx_dropped,
+            LinkAttribute::Qdisc(q) => out.qdisc = Some(q.clone()),
+            LinkAttribute::IfName(n) => out.name = Some(n.clone()),
             _ => {}
         }
     }
@@ -145,6 +151,25 @@ mod tests {
         }
         let after = s.link(peer, Some(nsid)).expect("peer").tx_dropped;
         assert_eq!(after - before, 5);
+        assert_eq!(
+            s.link(peer, Some(nsid)).expect("peer").name.as_deref(),
+            Some(veth.b.as_str())
+        );
+        // The peer's queueing discipline, as `tc` set it in its namespace.
+        assert_eq!(
+            s.link(peer, Some(nsid)).expect("peer").qdisc.as_deref(),
+            Some("noqueue")
+        );
+        ns.exec(
+            "tc",
+            &[
+                "qdisc", "replace", "dev", &veth.b, "root", "pfifo", "limit", "100",
+            ],
+        );
+        assert_eq!(
+            s.link(peer, Some(nsid)).expect("peer").qdisc.as_deref(),
+            Some("pfifo")
+        );
         assert!(s.link(999_999, None).is_err());
     }
 }
