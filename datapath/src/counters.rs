@@ -70,9 +70,9 @@ drop_reasons! {
     /// Flooded frame over the ingress port's broadcast/multicast/unknown-unicast rate limit.
     StormControl => "storm_control",
     /// Dropped by the kernel before the switch saw it: AF_XDP receive ring full or no free
-    /// buffer, or, on a veth port, frames its peer could not hand over (the veth's ring
-    /// full, or the port's interface down); not included in rx_packets. Read about once
-    /// per second.
+    /// buffer; on a veth port, frames its peer could not hand over (the veth's ring
+    /// full, or the port's interface down); on a tap port, frames the device's queue to
+    /// the switch had no room for. Not included in rx_packets. Read about once per second.
     RxRingFull => "rx_ring_full",
 }
 

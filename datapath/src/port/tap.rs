@@ -16,14 +16,16 @@
 //!   disappears when both halves are dropped (the fd is closed), unless made persistent
 //!   elsewhere. A [`TapControl`] does not keep it alive.
 //! - A frame longer than a receive slot is dropped whole and counted, never cut short.
+//! - Frames the device's kernel side could not queue for the switch (its queue full) are
+//!   counted as the port's kernel drops (`rx_ring_full`), wherever the device was moved.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{PortError, RxPort, TxPort, XdpCounters};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
-use crate::sys::netdev;
 use crate::sys::tun::TapFd;
+use crate::sys::{netdev, rtnl};
 use crate::wire::write_edited;
 
 /// Room for the Ethernet header and two VLAN tags beyond the MTU.
@@ -67,6 +69,42 @@ pub struct TapRx {
     n: usize,
     /// Frames longer than a slot, dropped whole at read (cumulative).
     oversize: u64,
+    drops: QueueDrops,
+}
+
+/// Frames the tap's kernel side dropped before the switch read them: the device's
+/// `tx_dropped`, which the kernel counts when the device's queue to this fd (its
+/// `txqueuelen`, 500 frames by default) is full. Read through rtnetlink in whatever
+/// namespace the device is now, about once a second: one `TUNGETDEVNETNS` + `fstat` to
+/// notice a move, one RTM_GETLINK; a new socket in the device's namespace (a short-lived
+/// thread) only after the device moved.
+#[derive(Debug, Default)]
+struct QueueDrops {
+    /// The device's namespace (inode) and a socket in it.
+    sock: Option<(u64, rtnl::RouteSocket)>,
+    /// `tx_dropped` when the port was made; what it counted before is not this port's.
+    base: Option<u64>,
+    /// Last value read (kept when a read fails).
+    last: u64,
+}
+
+impl QueueDrops {
+    fn read(&mut self, fd: &TapFd) -> u64 {
+        let Ok(ns) = fd.netns_id() else {
+            return self.last;
+        };
+        if self.sock.as_ref().map(|(id, _)| *id) != Some(ns) {
+            self.sock = fd.route_socket().ok().map(|s| (ns, s));
+        }
+        let (Some((_, sock)), Ok(name)) = (self.sock.as_mut(), fd.current_name()) else {
+            return self.last;
+        };
+        if let Ok(link) = sock.link_by_name(&name) {
+            let base = *self.base.get_or_insert(link.tx_dropped);
+            self.last = self.last.max(link.tx_dropped.saturating_sub(base));
+        }
+        self.last
+    }
 }
 
 /// Transmit half of a tap port.
@@ -148,7 +186,7 @@ impl TapPort {
 
     fn from_shared(name: String, ifindex: u32, shared: Arc<Shared>) -> TapPort {
         let mtu = shared.mtu.load(Ordering::Acquire);
-        TapPort {
+        let mut port = TapPort {
             name,
             ifindex,
             rx: TapRx {
@@ -159,6 +197,7 @@ impl TapPort {
                 slot: slot_len(mtu),
                 n: 0,
                 oversize: 0,
+                drops: QueueDrops::default(),
             },
             tx: TapTx {
                 shared,
@@ -166,7 +205,10 @@ impl TapPort {
                 scratch: vec![0u8; slot_len(mtu)].into_boxed_slice(),
                 errors: 0,
             },
-        }
+        };
+        // The drop counter's starting point: the port counts from here.
+        port.rx.drops.read(&port.rx.shared.fd);
+        port
     }
 
     /// A handle to change the MTU later, also after [`TapPort::split`].
@@ -334,6 +376,10 @@ impl RxPort for TapRx {
             oversize: self.oversize,
             ..XdpCounters::default()
         }
+    }
+    /// Frames the device's queue to this fd had no room for (see [`QueueDrops`]).
+    fn kernel_drops(&mut self) -> u64 {
+        self.drops.read(&self.shared.fd)
     }
 }
 
@@ -515,6 +561,72 @@ mod tests {
         drop((rx, tx));
         let e = ctl.set_mtu(1500).expect_err("device gone");
         assert!(e.to_string().contains(&name), "{e}");
+    }
+
+    /// Reads until nothing more arrives for 200 ms; returns how many test frames came.
+    fn drain(rx: &mut TapRx) -> usize {
+        let mut got = 0;
+        let mut quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_millis(200) {
+            if rx.rx_burst(MAX_BURST).expect("rx_burst") == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+            let k = rx.frames(&mut refs);
+            got += refs[..k].iter().filter(|f| test_seq(f).is_some()).count();
+            rx.release();
+            quiet = Instant::now();
+        }
+        got
+    }
+
+    /// Sends `n` frames from the device's kernel side in `ns` while nobody reads the fd.
+    fn flood(ns: &Netns, name: &str, n: u32) {
+        let host = Capture::open_in(ns, name);
+        for seq in 1..=n {
+            // The device drops what its queue cannot take; the sender may be told.
+            let _ = host.try_send(&test_frame(DST, SRC, seq, 60));
+        }
+    }
+
+    #[test]
+    fn frames_the_device_queue_had_no_room_for_are_kernel_drops_wherever_it_moved() {
+        let ns = Netns::new("tq");
+        let ns2 = Netns::new("tq");
+        let name = unique_name("tq");
+        let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
+        let (mut rx, _tx) = port.split();
+        assert_eq!(rx.kernel_drops(), 0);
+        // IPv6 off: only the test's frames cross the device.
+        ns.adopt(&name);
+        // Three times what the device's queue to the fd holds, with nobody reading.
+        ns.exec("ip", &["link", "set", &name, "txqueuelen", "100"]);
+        flood(&ns, &name, 300);
+        let got = drain(&mut rx);
+        let drops = rx.kernel_drops();
+        assert!(got >= 100 && drops > 0, "got {got}, drops {drops}");
+        assert_eq!(got as u64 + drops, 300, "got {got}, drops {drops}");
+        // Moved on (new namespace, new socket there): counted on top.
+        ns.exec("ip", &["link", "set", &name, "down"]);
+        ns.exec("ip", &["link", "set", &name, "netns", ns2.name()]);
+        ns2.exec(
+            "sh",
+            &[
+                "-c",
+                &format!("echo 1 > /proc/sys/net/ipv6/conf/{name}/disable_ipv6"),
+            ],
+        );
+        ns2.exec("ip", &["link", "set", &name, "up"]);
+        flood(&ns2, &name, 300);
+        let got2 = drain(&mut rx);
+        let drops2 = rx.kernel_drops();
+        assert!(drops2 > drops, "drops {drops} then {drops2}");
+        assert_eq!(
+            got2 as u64 + (drops2 - drops),
+            300,
+            "got {got2}, drops {drops} then {drops2}"
+        );
     }
 
     #[test]

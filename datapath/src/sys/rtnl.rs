@@ -57,6 +57,17 @@ impl RouteSocket {
     pub fn link(&mut self, ifindex: u32, netnsid: Option<i32>) -> io::Result<Link> {
         let mut msg = LinkMessage::default();
         msg.header.index = ifindex;
+        self.get_link(msg, netnsid)
+    }
+
+    /// The interface named `name` in this socket's namespace (the one it was opened in).
+    pub fn link_by_name(&mut self, name: &str) -> io::Result<Link> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        self.get_link(msg, None)
+    }
+
+    fn get_link(&mut self, mut msg: LinkMessage, netnsid: Option<i32>) -> io::Result<Link> {
         if let Some(id) = netnsid {
             msg.attributes.push(LinkAttribute::Other(DefaultNla::new(
                 IFLA_TARGET_NETNSID,
@@ -171,5 +182,8 @@ mod tests {
             Some("pfifo")
         );
         assert!(s.link(999_999, None).is_err());
+        // By name, here: this end, and no such interface.
+        assert_eq!(s.link_by_name(&veth.a).expect("by name").link, Some(peer));
+        assert!(s.link_by_name("vsw-no-such-if").is_err());
     }
 }

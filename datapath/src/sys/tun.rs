@@ -1,7 +1,7 @@
 //! Tap devices: `TUNSETIFF` on /dev/net/tun and nonblocking read/write of whole frames;
 //! the device's MTU read and set wherever the device lives now (the user may have moved
 //! it into another network namespace after creation: `TUNGETIFF` names it,
-//! `TUNGETDEVNETNS` opens its namespace).
+//! `TUNGETDEVNETNS` opens its namespace); its counters read there through rtnetlink.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -120,6 +120,25 @@ impl TapFd {
             .join()
             .map_err(|_| io::Error::other("tap namespace thread panicked"))?
         })
+    }
+
+    /// Which network namespace the device is in now (the inode of its namespace file;
+    /// two values are equal exactly when the namespace is the same).
+    pub fn netns_id(&self) -> io::Result<u64> {
+        let ns = self.netns()?;
+        // SAFETY: an all-zero `stat` is valid plain data; fstat fills it for the open fd.
+        let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: `ns` is an open fd and `st` outlives the call.
+        if unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.st_ino)
+    }
+
+    /// A NETLINK_ROUTE socket in the device's current network namespace (a socket keeps
+    /// the namespace it was opened in), for reading the device's counters by name.
+    pub fn route_socket(&self) -> io::Result<super::rtnl::RouteSocket> {
+        self.in_device_netns(|_| super::rtnl::RouteSocket::open())
     }
 
     /// Sets the device's MTU in whatever network namespace it is now.
