@@ -74,7 +74,7 @@ pub struct TapRx {
 
 /// Frames the tap's kernel side dropped before the switch read them: the device's
 /// `tx_dropped`, which the kernel counts when the device's queue to this fd (its
-/// `txqueuelen`, 500 frames by default) is full. Read through rtnetlink in whatever
+/// `txqueuelen`, 1000 frames by default) is full. Read through rtnetlink in whatever
 /// namespace the device is now, about once a second: one `TUNGETDEVNETNS` + `fstat` to
 /// notice a move, one RTM_GETLINK; a new socket in the device's namespace (a short-lived
 /// thread) only after the device moved.

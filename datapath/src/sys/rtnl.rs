@@ -3,7 +3,8 @@
 //! veth's peer and in which namespace, and an interface's kernel counters and queueing
 //! discipline, also in another namespace (`IFLA_TARGET_NETNSID`).
 //!
-//! Used about once a second per veth port, never per frame.
+//! Used about once a second per veth or tap port and when a fast-path port is attached,
+//! never per frame.
 
 use std::io;
 
