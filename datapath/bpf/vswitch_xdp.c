@@ -41,6 +41,7 @@ static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_
 #define PORT_FAST 1u     /* the fast path may forward from and to this port */
 #define PORT_UP 2u       /* the port is up in the switch's topology */
 #define PORT_ISOLATED 4u /* isolated ports never exchange frames */
+#define PORT_NO_REDIRECT 8u /* the kernel would drop frames redirected to this port */
 
 /* Must match datapath/src/sys/bpf.rs (PortCfg). */
 struct port_cfg {
@@ -258,7 +259,7 @@ int vswitch_port(struct xdp_md *ctx)
 	__u32 out_slot = dst->slot;
 	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &out_slot);
 	if (!ec || ec->ifindex != dst->ifindex ||
-	    (ec->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
+	    (ec->flags & (PORT_FAST | PORT_UP | PORT_NO_REDIRECT)) != (PORT_FAST | PORT_UP))
 		return slow(ctx, pc);
 	if ((pc->flags & PORT_ISOLATED) && (ec->flags & PORT_ISOLATED))
 		return slow(ctx, pc);

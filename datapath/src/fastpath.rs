@@ -52,7 +52,7 @@ use crossbeam::queue::ArrayQueue;
 use crate::fdb::{FdbUpdate, Flush};
 use crate::sys::bpf::{
     self, Conf, FdbKey, FdbVal, PortCfg, PortStats, XdpObject, FDB_STATIC, PORT_FAST,
-    PORT_ISOLATED, PORT_UP,
+    PORT_ISOLATED, PORT_NO_REDIRECT, PORT_UP,
 };
 use crate::topology::{PortId, Topology};
 use crate::wire::{MacAddr, Tci};
@@ -69,6 +69,8 @@ struct Reg {
     port: Option<PortId>,
     max_rx: u32,
     queues: Vec<u32>,
+    /// Frames redirected into the port's device arrive (see `register`).
+    redirect_ok: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +184,9 @@ impl XdpProgram {
         if pc.isolated {
             c.flags |= PORT_ISOLATED;
         }
+        if !reg.redirect_ok {
+            c.flags |= PORT_NO_REDIRECT;
+        }
         c.mtu = pc.mtu;
         c.in_vid = pc.vlan.classify(None).map(|k| k.vid).unwrap_or(0);
         c.out_untagged_vid = pc.vlan.untagged_vid().map(|v| v.get()).unwrap_or(0);
@@ -197,8 +202,11 @@ impl XdpProgram {
     }
 
     /// Registers the AF_XDP port on `ifindex` whose frames hold `max_rx` bytes, before
-    /// the program is attached to it; returns the port's slot in the program.
-    pub fn register(&self, ifindex: u32, max_rx: u32) -> io::Result<u16> {
+    /// the program is attached to it; returns the port's slot in the program. Without
+    /// `redirect_ok` (the kernel would drop frames redirected into the device, e.g. a veth
+    /// whose peer has no NAPI) the fast path forwards from the port but never to it:
+    /// those frames go to the workers, which transmit them through the AF_XDP socket.
+    pub fn register(&self, ifindex: u32, max_rx: u32, redirect_ok: bool) -> io::Result<u16> {
         let mut st = self.lock();
         if st.ports.contains_key(&ifindex) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
@@ -212,6 +220,7 @@ impl XdpProgram {
             port: None,
             max_rx,
             queues: Vec::new(),
+            redirect_ok,
         };
         let cfg = self.port_cfg(&st, &reg);
         self.obj.reset_port_stats(slot)?;

@@ -194,7 +194,9 @@ impl FastPathPair {
             .expect("access port");
         let ids = [PortId::new(0).expect("id"), PortId::new(1).expect("id")];
         for (ifindex, id) in [(trunk, ids[0]), (access, ids[1])] {
-            program.register(ifindex, 4096).expect("register port");
+            program
+                .register(ifindex, 4096, true)
+                .expect("register port");
             program.bind(ifindex, id);
         }
         program.sync_topology(std::sync::Arc::new(tb.build()));

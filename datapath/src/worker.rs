@@ -1007,6 +1007,7 @@ impl Worker {
                 queue,
                 mut rx,
             } => {
+                let mut notes = rx.notes();
                 if let Some(cpu) = self.stats.cpu {
                     match rx.serve_on_cpu(cpu) {
                         Ok(share) => {
@@ -1015,9 +1016,15 @@ impl Worker {
                             if share.kernel_threads {
                                 self.idle_polls = 1;
                             }
-                            self.stats.notes.extend(share.note);
+                            notes.extend(share.note);
                         }
-                        Err(note) => self.stats.notes.push(note),
+                        Err(note) => notes.push(note),
+                    }
+                }
+                // A queue added again (reassigned, reopened) says the same things once.
+                for n in notes {
+                    if !self.stats.notes.contains(&n) {
+                        self.stats.notes.push(n);
                     }
                 }
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));

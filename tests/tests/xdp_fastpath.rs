@@ -297,3 +297,82 @@ fn ping_and_tcp_through_the_fast_path() {
         "fast path carried the transfer: {fwd} frames sent to b, {slow} seen by the worker"
     );
 }
+
+/// A veth whose peer has GRO off and no XDP program drops XDP-redirected frames without
+/// counting them. The fast path therefore never redirects to such a port: frames to it
+/// go through the workers (delivered, counted), frames from it still take the fast
+/// path, and the workers' notes say why and what to change.
+#[test]
+fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
+    let a = Host::new("fxg", Ipv4Addr::new(10, 73, 0, 1));
+    let b = Host::new("fxn", Ipv4Addr::new(10, 73, 0, 2));
+    gro_on(&a.ns, &a.ifname);
+    // b: the veth default, GRO off.
+    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    let notes: Vec<String> = sw
+        .dp
+        .snapshot(false, CONTROL_TIMEOUT)
+        .expect("snapshot")
+        .into_iter()
+        .flat_map(|s| s.stats.notes)
+        .collect();
+    let bypass = |switch_if: &str| {
+        notes
+            .iter()
+            .filter(|n| {
+                n.starts_with(&format!(
+                    "{switch_if}: known unicast to this port goes through the workers"
+                ))
+            })
+            .count()
+    };
+    assert_eq!(bypass(b.switch_if()), 1, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&format!("`ethtool -K {} gro on`", b.ifname))),
+        "{notes:?}"
+    );
+    assert_eq!(bypass(a.switch_if()), 0, "{notes:?}");
+
+    let ca = Capture::open_in(&a.ns, &a.ifname);
+    let cb = Capture::open_in(&b.ns, &b.ifname);
+    ca.send(&eth_frame([0xff; 6], a.mac, &[], 0, 64));
+    cb.send(&eth_frame([0xff; 6], b.mac, &[], 0, 64));
+    sw.wait_mirrored(100, a.mac, a.switch_if());
+    sw.wait_mirrored(100, b.mac, b.switch_if());
+    vswitch_tests::drain(&ca);
+    vswitch_tests::drain(&cb);
+
+    // a -> b: known unicast, but to a port the kernel would not deliver redirects to:
+    // every frame arrives once, in order, carried by the worker.
+    let slow0 = sw.worker_packets();
+    let tx0 = sw.counters(1).tx_packets;
+    let got = send_and_collect(&ca, &cb, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
+    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
+    assert_eq!(
+        seqs,
+        (1..=N).collect::<Vec<_>>(),
+        "each frame once, in order"
+    );
+    assert!(got.iter().all(|f| f.len() == 100));
+    let slow = sw.worker_packets() - slow0;
+    assert!(
+        slow >= u64::from(N),
+        "{slow} of {N} frames went through the worker"
+    );
+    assert_eq!(sw.counters(1).tx_packets - tx0, u64::from(N));
+
+    // b -> a: a's peer has GRO on, so the fast path forwards (the worker sees at most the
+    // refresh frames).
+    let slow0 = sw.worker_packets();
+    let got = send_and_collect(&cb, &ca, |seq| eth_frame(a.mac, b.mac, &[], seq, 100));
+    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
+    assert_eq!(
+        seqs,
+        (1..=N).collect::<Vec<_>>(),
+        "each frame once, in order"
+    );
+    let slow = sw.worker_packets() - slow0;
+    assert!(slow <= 2, "{slow} of {N} frames reached the worker");
+}

@@ -216,6 +216,9 @@ pub struct AfXdpInfo {
     pub xdp_slot: u16,
     /// The XDP fast path forwards known unicast from/to this port in the kernel.
     pub fast_path: bool,
+    /// Fast path on, but frames *to* this port go through the workers: why (a veth whose
+    /// peer would not receive redirected frames, see [`veth_redirect_check`]).
+    pub egress_note: Option<String>,
 }
 
 /// Detaches the XDP program from the interface and unregisters the port from it once
@@ -400,6 +403,105 @@ impl PeerDrops {
     }
 }
 
+/// Whether frames the XDP fast path redirects into `ifname` reach the other side. A veth
+/// hands XDP-redirected frames to its peer only when the peer has a NAPI context (GRO on,
+/// or a native XDP program); otherwise the kernel drops them without counting them
+/// anywhere. Other devices: `Ok`. `Err`: why the fast path must not redirect into it
+/// (the peer cannot receive, or it could not be checked), for the operator.
+///
+/// The peer may be in another namespace. rtnetlink tells its name and XDP state from
+/// here; GRO is an ethtool setting, read in the peer's namespace, found by asking which
+/// of the named namespaces and processes' namespaces has the peer's namespace id.
+fn veth_redirect_check(ifname: &str) -> Result<(), String> {
+    if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
+        return Ok(());
+    }
+    let unknown = |why: String| {
+        format!(
+            "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
+             path: cannot tell whether its veth peer receives redirected frames ({why})"
+        )
+    };
+    let own = netdev::if_index(ifname).ok_or_else(|| unknown("no ifindex".into()))?;
+    let mut sock = rtnl::RouteSocket::open().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+    let me = sock
+        .link(own, None)
+        .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+    let peer_index = me
+        .link
+        .filter(|i| *i != 0)
+        .ok_or_else(|| unknown("no peer".into()))?;
+    let peer = sock
+        .link(peer_index, me.link_netnsid)
+        .map_err(|e| unknown(format!("peer: {e}")))?;
+    if peer.native_xdp {
+        return Ok(());
+    }
+    let name = peer
+        .name
+        .ok_or_else(|| unknown("peer has no name".into()))?;
+    let gro = match me.link_netnsid {
+        None => netdev::gro_enabled(&name),
+        Some(id) => {
+            let path = netns_path_of(&mut sock, id)
+                .ok_or_else(|| unknown(format!("peer {name}: its namespace not found")))?;
+            let n = name.clone();
+            crate::sys::netns::run_in(&path, move || netdev::gro_enabled(&n)).and_then(|r| r)
+        }
+    }
+    .map_err(|e| unknown(format!("peer {name}: GRO: {e}")))?;
+    if gro {
+        return Ok(());
+    }
+    Err(format!(
+        "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
+         path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
+         redirected frames; `ethtool -K {name} gro on`{} and re-adding the port enables it",
+        if me.link_netnsid.is_some() {
+            " (in its namespace)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// A path (`/run/netns/NAME` or `/proc/PID/ns/net`) of the network namespace this one
+/// numbers `nsid`.
+fn netns_path_of(sock: &mut rtnl::RouteSocket, nsid: i32) -> Option<String> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned());
+    let procs = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .map(|e| format!("{}/ns/net", e.path().to_string_lossy()));
+    let mut seen = std::collections::HashSet::new();
+    for path in named.chain(procs) {
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let Ok(meta) = f.metadata() else { continue };
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        if sock.nsid_of(f.as_fd()).ok().flatten() == Some(nsid) {
+            return Some(path);
+        }
+    }
+    None
+}
+
 /// Transmit half of an AF_XDP port.
 #[derive(Debug)]
 pub struct AfXdpTx {
@@ -528,8 +630,15 @@ impl AfXdpPort {
             umem.data_room()
         };
         let max_rx = u32::try_from(max_frame).unwrap_or(u32::MAX);
+        // The fast path redirects into this port's device only if the kernel delivers
+        // such frames; otherwise frames to this port keep going through the workers.
+        let egress_note = if program.fast() {
+            veth_redirect_check(ifname).err()
+        } else {
+            None
+        };
         let xdp_slot = program
-            .register(ifindex, max_rx)
+            .register(ifindex, max_rx, egress_note.is_none())
             .map_err(|e| PortError::io(ifname, "configure XDP program", e))?;
         let guard = Arc::new(AttachGuard {
             ifindex,
@@ -639,6 +748,7 @@ impl AfXdpPort {
             multi_buffer: sg,
             xdp_slot,
             fast_path: program.fast(),
+            egress_note,
         });
 
         let per_queue = (cfg.frame_count / (2 * cfg.queues.len() as u32)) as usize;
@@ -812,6 +922,10 @@ impl RxPort for AfXdpRx {
 
     fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
         Some(self.queues.iter().map(|q| q.xsk.fd()).collect())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.info.egress_note.iter().cloned().collect()
     }
 
     fn serve_on_cpu(&mut self, cpu: usize) -> Result<CpuShare, String> {

@@ -137,6 +137,12 @@ pub trait RxPort: Send {
     fn serve_on_cpu(&mut self, _cpu: usize) -> Result<CpuShare, String> {
         Ok(CpuShare::default())
     }
+    /// What the operator should know about how this port is served (e.g. frames to it
+    /// bypass the XDP fast path, and why); asked once when the queue is added to a worker,
+    /// shown with the worker's notes.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Called by the datapath when the port is attached as switch port `port` (the XDP
     /// program learns which switch port the interface serves).
     fn bind_port(&mut self, _port: PortId) {}

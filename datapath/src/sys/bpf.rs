@@ -21,6 +21,9 @@ pub const PROG_NAME: &str = "vswitch_port";
 pub const PORT_FAST: u32 = 1;
 pub const PORT_UP: u32 = 2;
 pub const PORT_ISOLATED: u32 = 4;
+/// Frames redirected into this port's device would be dropped by the kernel: the fast
+/// path does not forward to it (`vswitch_xdp.c`).
+pub const PORT_NO_REDIRECT: u32 = 8;
 /// `fdb_val.flags`.
 pub const FDB_STATIC: u16 = 1;
 /// Queues per port in the XSKMAP key (`index * MAX_QUEUES + queue`).

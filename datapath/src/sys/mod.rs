@@ -18,7 +18,6 @@
 
 pub mod bpf;
 pub mod netdev;
-#[cfg(any(test, feature = "testutil"))]
 pub mod netns;
 #[cfg(any(test, feature = "testutil"))]
 pub mod packet;

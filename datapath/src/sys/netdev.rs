@@ -66,6 +66,28 @@ pub fn driver_name(name: &str) -> io::Result<String> {
     Ok(c_chars_to_string(&info.driver))
 }
 
+const ETHTOOL_GGRO: u32 = 0x0000_002b;
+
+/// `struct ethtool_value` (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// Whether generic receive offload is on (`ETHTOOL_GGRO`), in this thread's namespace.
+pub fn gro_enabled(name: &str) -> io::Result<bool> {
+    let mut ifr = ifreq_for(name)?;
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GGRO,
+        data: 0,
+    };
+    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+    // `v` outlives the ioctl below, which writes one `struct ethtool_value`.
+    ifreq_ioctl(libc::SIOCETHTOOL, &mut ifr)?;
+    Ok(v.data != 0)
+}
+
 /// Sets IFF_UP on an interface.
 pub fn set_up(name: &str) -> io::Result<()> {
     let mut ifr = ifreq_for(name)?;

@@ -11,7 +11,8 @@ use std::io;
 use netlink_packet_core::{
     DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp};
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -32,6 +33,8 @@ pub struct Link {
     pub name: Option<String>,
     /// `IFLA_QDISC`: the root queueing discipline (`noqueue` for a veth by default).
     pub qdisc: Option<String>,
+    /// `IFLA_XDP`: an XDP program is attached in native (driver) mode.
+    pub native_xdp: bool,
 }
 
 /// A NETLINK_ROUTE socket for [`RouteSocket::link`] queries.
@@ -75,15 +78,36 @@ impl RouteSocket {
                 id.to_ne_bytes().to_vec(),
             )));
         }
+        match self.request(RouteNetlinkMessage::GetLink(msg))? {
+            RouteNetlinkMessage::NewLink(l) => Ok(parse(&l)),
+            _ => Err(decode_err("no link in the answer")),
+        }
+    }
+
+    /// The id this namespace gives the network namespace open as `fd` (`RTM_GETNSID`);
+    /// `None` when it has none (it never referred to that namespace).
+    pub fn nsid_of(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<i32>> {
+        use std::os::fd::AsRawFd;
+        let mut msg = NsidMessage::default();
+        let fd = u32::try_from(fd.as_raw_fd()).map_err(|_| decode_err("negative fd"))?;
+        msg.attributes.push(NsidAttribute::Fd(fd));
+        match self.request(RouteNetlinkMessage::GetNsId(msg))? {
+            RouteNetlinkMessage::NewNsId(m) => Ok(m.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                _ => None,
+            })),
+            _ => Err(decode_err("no namespace id in the answer")),
+        }
+    }
+
+    /// Sends one request and returns the answer with its sequence number.
+    fn request(&mut self, payload: RouteNetlinkMessage) -> io::Result<RouteNetlinkMessage> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST;
         header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(
-            header,
-            NetlinkPayload::from(RouteNetlinkMessage::GetLink(msg)),
-        );
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(payload));
         nl.finalize();
         let mut buf = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut buf);
@@ -107,10 +131,8 @@ impl RouteSocket {
                         let errno = err.code.map(|c| c.get().saturating_neg()).unwrap_or(0);
                         return Err(io::Error::from_raw_os_error(errno));
                     }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                        return Ok(parse(&l));
-                    }
-                    NetlinkPayload::Done(_) => return Err(decode_err("no link in the answer")),
+                    NetlinkPayload::InnerMessage(m) => return Ok(m),
+                    NetlinkPayload::Done(_) => return Err(decode_err("empty answer")),
                     _ => continue,
                 }
             }
@@ -127,6 +149,11 @@ fn parse(l: &LinkMessage) -> Link {
             LinkAttribute::Stats64(s) => out.tx_dropped = s.tx_dropped,
             LinkAttribute::Qdisc(q) => out.qdisc = Some(q.clone()),
             LinkAttribute::IfName(n) => out.name = Some(n.clone()),
+            LinkAttribute::Xdp(x) => {
+                out.native_xdp = x
+                    .iter()
+                    .any(|a| matches!(a, LinkXdp::DrvProgId(id) if *id != 0));
+            }
             _ => {}
         }
     }
