@@ -84,6 +84,16 @@ impl FastSwitch {
         FastSwitch { dp, program }
     }
 
+    /// The workers' notes (what `pmd show` prints under them).
+    fn notes(&self) -> Vec<String> {
+        self.dp
+            .snapshot(false, CONTROL_TIMEOUT)
+            .expect("snapshot")
+            .into_iter()
+            .flat_map(|s| s.stats.notes)
+            .collect()
+    }
+
     /// Frames the worker received (slow path) so far.
     fn worker_packets(&self) -> u64 {
         self.dp
@@ -170,13 +180,7 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
         (other.switch_if(), "access 200"),
         (h2.switch_if(), "access 100"),
     ]);
-    let notes: Vec<String> = sw
-        .dp
-        .snapshot(false, CONTROL_TIMEOUT)
-        .expect("snapshot")
-        .into_iter()
-        .flat_map(|s| s.stats.notes)
-        .collect();
+    let notes = sw.notes();
     let advised = |switch_if: &str| {
         notes
             .iter()
@@ -309,13 +313,7 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     gro_on(&a.ns, &a.ifname);
     // b: the veth default, GRO off.
     let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
-    let notes: Vec<String> = sw
-        .dp
-        .snapshot(false, CONTROL_TIMEOUT)
-        .expect("snapshot")
-        .into_iter()
-        .flat_map(|s| s.stats.notes)
-        .collect();
+    let notes = sw.notes();
     let bypass = |switch_if: &str| {
         notes
             .iter()
