@@ -333,6 +333,39 @@ impl Drop for AfXdpRx {
     }
 }
 
+/// A veth's peer as rtnetlink sees it from here, with the socket that asked.
+struct VethPeer {
+    sock: rtnl::RouteSocket,
+    ifindex: u32,
+    /// The peer's namespace as numbered from this one; `None`: this one.
+    netnsid: Option<i32>,
+    link: rtnl::Link,
+}
+
+impl VethPeer {
+    /// The peer of `ifname`; `Ok(None)` when `ifname` is not a veth.
+    fn find(ifname: &str) -> std::io::Result<Option<VethPeer>> {
+        if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
+            return Ok(None);
+        }
+        let own = netdev::if_index(ifname)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+        let mut sock = rtnl::RouteSocket::open()?;
+        let me = sock.link(own, None)?;
+        let ifindex = me
+            .link
+            .filter(|i| *i != 0)
+            .ok_or_else(|| std::io::Error::other("no peer"))?;
+        let link = sock.link(ifindex, me.link_netnsid)?;
+        Ok(Some(VethPeer {
+            sock,
+            ifindex,
+            netnsid: me.link_netnsid,
+            link,
+        }))
+    }
+}
+
 /// The transmit drops of a veth port's peer since the port opened. A veth hands frames
 /// to its peer's ring (256 frames) when the peer has an XDP program or GRO; when that
 /// ring is full the *sending* side drops the frame and counts it in its own `tx_dropped`,
@@ -351,19 +384,12 @@ struct PeerDrops {
 impl PeerDrops {
     /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
     fn find(ifname: &str) -> Option<PeerDrops> {
-        if netdev::driver_name(ifname).ok()?.as_str() != "veth" {
-            return None;
-        }
-        let own = netdev::if_index(ifname)?;
-        let mut sock = rtnl::RouteSocket::open().ok()?;
-        let link = sock.link(own, None).ok()?;
-        let ifindex = link.link.filter(|i| *i != 0)?;
-        let base = sock.link(ifindex, link.link_netnsid).ok()?.tx_dropped;
+        let p = VethPeer::find(ifname).ok()??;
         Some(PeerDrops {
-            sock,
-            ifindex,
-            netnsid: link.link_netnsid,
-            base,
+            base: p.link.tx_dropped,
+            sock: p.sock,
+            ifindex: p.ifindex,
+            netnsid: p.netnsid,
             last: 0,
         })
     }
@@ -413,37 +439,29 @@ impl PeerDrops {
 /// here; GRO is an ethtool setting, read in the peer's namespace, found by asking which
 /// of the named namespaces and processes' namespaces has the peer's namespace id.
 fn veth_redirect_check(ifname: &str) -> Result<(), String> {
-    if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
-        return Ok(());
-    }
     let unknown = |why: String| {
         format!(
             "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
              path: cannot tell whether its veth peer receives redirected frames ({why})"
         )
     };
-    let own = netdev::if_index(ifname).ok_or_else(|| unknown("no ifindex".into()))?;
-    let mut sock = rtnl::RouteSocket::open().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-    let me = sock
-        .link(own, None)
-        .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-    let peer_index = me
-        .link
-        .filter(|i| *i != 0)
-        .ok_or_else(|| unknown("no peer".into()))?;
-    let peer = sock
-        .link(peer_index, me.link_netnsid)
-        .map_err(|e| unknown(format!("peer: {e}")))?;
-    if peer.native_xdp {
+    let mut peer = match VethPeer::find(ifname) {
+        Ok(None) => return Ok(()),
+        Ok(Some(p)) => p,
+        Err(e) => return Err(unknown(format!("rtnetlink: {e}"))),
+    };
+    if peer.link.native_xdp {
         return Ok(());
     }
     let name = peer
+        .link
         .name
+        .take()
         .ok_or_else(|| unknown("peer has no name".into()))?;
-    let gro = match me.link_netnsid {
+    let gro = match peer.netnsid {
         None => netdev::gro_enabled(&name),
         Some(id) => {
-            let path = netns_path_of(&mut sock, id)
+            let path = netns_path_of(&mut peer.sock, id)
                 .ok_or_else(|| unknown(format!("peer {name}: its namespace not found")))?;
             let n = name.clone();
             crate::sys::netns::run_in(&path, move || netdev::gro_enabled(&n)).and_then(|r| r)
@@ -457,7 +475,7 @@ fn veth_redirect_check(ifname: &str) -> Result<(), String> {
         "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
          path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
          redirected frames; `ethtool -K {name} gro on`{} and re-adding the port enables it",
-        if me.link_netnsid.is_some() {
+        if peer.netnsid.is_some() {
             " (in its namespace)"
         } else {
             ""
