@@ -137,6 +137,16 @@ fn pid(i: usize) -> PortId {
 
 const N: u32 = 300;
 
+/// `got` holds test frames 1..=N, each once, in order.
+fn assert_each_once_in_order(got: &[Vec<u8>]) {
+    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
+    assert_eq!(
+        seqs,
+        (1..=N).collect::<Vec<_>>(),
+        "each frame once, in order"
+    );
+}
+
 /// Sends frames 1..=N from `from` while `to` collects them (a capture socket's receive
 /// buffer holds only ~200 such frames); a pause every 32 frames, as the AF_PACKET
 /// sender's socket buffer and the veth ring (256 frames) are not what is tested here.
@@ -216,12 +226,7 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
 
     // Trunk -> access: tagged VID 100 in, untagged out (pop in eBPF).
     let got = send_and_collect(&cw, &c1, |seq| eth_frame(m1, w_mac, &[100], seq, 128));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "each frame once, in order"
-    );
+    assert_each_once_in_order(&got);
     for f in &got {
         assert_eq!(outer_vlan(f).1, None, "popped: untagged at the access host");
         assert_eq!(src_mac(f), Some(w_mac));
@@ -230,12 +235,7 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
 
     // Access -> trunk: untagged in, tagged VID 100 out (push in eBPF).
     let got = send_and_collect(&c1, &cw, |seq| eth_frame(w_mac, m1, &[], seq, 124));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "each frame once, in order"
-    );
+    assert_each_once_in_order(&got);
     for f in &got {
         assert_eq!(
             outer_vlan(f),
@@ -347,12 +347,7 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     let slow0 = sw.worker_packets();
     let tx0 = sw.counters(1).tx_packets;
     let got = send_and_collect(&ca, &cb, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "each frame once, in order"
-    );
+    assert_each_once_in_order(&got);
     assert!(got.iter().all(|f| f.len() == 100));
     let slow = sw.worker_packets() - slow0;
     assert!(
@@ -365,12 +360,7 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     // refresh frames).
     let slow0 = sw.worker_packets();
     let got = send_and_collect(&cb, &ca, |seq| eth_frame(a.mac, b.mac, &[], seq, 100));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "each frame once, in order"
-    );
+    assert_each_once_in_order(&got);
     let slow = sw.worker_packets() - slow0;
     assert!(slow <= 2, "{slow} of {N} frames reached the worker");
 }
