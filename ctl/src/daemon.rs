@@ -1178,7 +1178,8 @@ impl Daemon {
         out
     }
 
-    /// What workers could not set up as asked (e.g. threaded NAPI for a fast-path port):
+    /// The workers' notes in effect now (e.g. threaded NAPI could not be set up for a
+    /// fast-path port, frames to a veth whose peer has GRO off go through the workers):
     /// (bridge, note).
     pub fn worker_notes(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();

@@ -112,6 +112,8 @@ pub struct Server {
     next_health: Instant,
     /// Port failures already logged (each is logged once).
     reported: std::collections::HashSet<(String, String, String)>,
+    /// Worker notes currently in effect, as last logged: (bridge, note).
+    notes_shown: std::collections::HashSet<(String, String)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -185,6 +187,7 @@ impl Server {
             next: FIRST_CLIENT,
             next_health: Instant::now() + HEALTH_INTERVAL,
             reported: std::collections::HashSet::new(),
+            notes_shown: std::collections::HashSet::new(),
         })
     }
 
@@ -236,14 +239,17 @@ impl Server {
                         tracing::warn!("vswitchd: bridge {bridge} port {port}: down: {error}");
                     }
                 }
-                for (bridge, note) in daemon.worker_notes() {
-                    if self
-                        .reported
-                        .insert((bridge.clone(), String::new(), note.clone()))
-                    {
-                        tracing::warn!("vswitchd: bridge {bridge}: {note}");
-                    }
+                // Notes come and go with the ports' state (e.g. a veth peer's GRO):
+                // each is logged when it appears and when it stops applying.
+                let notes: std::collections::HashSet<(String, String)> =
+                    daemon.worker_notes().into_iter().collect();
+                for (bridge, note) in notes.difference(&self.notes_shown) {
+                    tracing::warn!("vswitchd: bridge {bridge}: {note}");
                 }
+                for (bridge, note) in self.notes_shown.difference(&notes) {
+                    tracing::info!("vswitchd: bridge {bridge}: no longer applies: {note}");
+                }
+                self.notes_shown = notes;
             }
             // Close clients that stalled mid-request.
             let stale: Vec<Token> = self

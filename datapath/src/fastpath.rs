@@ -247,6 +247,23 @@ impl XdpProgram {
         }
     }
 
+    /// Changes whether the fast path may redirect frames into the port on `ifindex` (see
+    /// [`XdpProgram::register`]), e.g. after its veth peer turned GRO on or off. Frames in
+    /// flight are unaffected: the program reads the flag per frame.
+    pub fn set_redirect_ok(&self, ifindex: u32, ok: bool) -> io::Result<()> {
+        let mut st = self.lock();
+        let Some(reg) = st.ports.get_mut(&ifindex) else {
+            return Err(io::Error::other("port not registered with the XDP program"));
+        };
+        if reg.redirect_ok == ok {
+            return Ok(());
+        }
+        reg.redirect_ok = ok;
+        let reg = reg.clone();
+        let cfg = self.port_cfg(&st, &reg);
+        self.obj.set_port(reg.slot, ifindex, &cfg)
+    }
+
     /// Attaches the program to `ifindex` (`XDP_FLAGS_*`; 0: native if available).
     pub fn attach(&self, ifindex: u32, flags: u32) -> io::Result<()> {
         self.obj.attach(ifindex, flags)

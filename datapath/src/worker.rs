@@ -163,8 +163,9 @@ pub struct WorkerStats {
     /// Loop passes that held back receiving because a lane to another worker was short
     /// of free buffers (backpressure instead of drops, bounded by [`DatapathConfig::lane_wait_max`]).
     pub lane_waits: u64,
-    /// Things the worker could not set up as asked (e.g. threaded NAPI for a fast-path
-    /// port), for the control plane's log.
+    /// What the operator should know about the queues this worker polls: things it could
+    /// not set up as asked (e.g. threaded NAPI for a fast-path port), and what the ports
+    /// say about how they are served now; for `pmd show` and the control plane's log.
     pub notes: Vec<String>,
 }
 
@@ -611,6 +612,11 @@ struct RxQueue {
     xdp: XdpCounters,
     /// What to `poll` while idle (None: the port cannot be waited on).
     wait_fds: Option<Vec<std::os::fd::RawFd>>,
+    /// What the worker noted when it took the queue (e.g. threaded NAPI could not be set
+    /// up), and what the port says about itself ([`RxPort::notes`], kept current by
+    /// [`RxPort::refresh`]); shown as the worker's notes while the queue is polled here.
+    setup_notes: Vec<String>,
+    port_notes: Vec<String>,
 }
 
 /// A worker's ends of the lanes, and its doorbell.
@@ -836,9 +842,34 @@ impl Worker {
         n
     }
 
+    /// The worker's notes: those of the queues it polls, each said once (the queues of
+    /// one port say the same things).
+    fn refresh_notes(&mut self) {
+        let mut notes: Vec<String> = Vec::new();
+        for q in &self.rx {
+            for n in q.setup_notes.iter().chain(&q.port_notes) {
+                if !notes.contains(n) {
+                    notes.push(n.clone());
+                }
+            }
+        }
+        self.stats.notes = notes;
+    }
+
     /// Once per second: asks every receive queue whether its device is still there and
-    /// stops polling the ones that failed (recorded in the stats).
+    /// stops polling the ones that failed (recorded in the stats), and lets each port
+    /// re-examine how it is served.
     fn check_health(&mut self) {
+        let mut notes_changed = false;
+        for q in &mut self.rx {
+            if q.rx.refresh() {
+                q.port_notes = q.rx.notes();
+                notes_changed = true;
+            }
+        }
+        if notes_changed {
+            self.refresh_notes();
+        }
         let mut i = 0;
         while i < self.rx.len() {
             let q = &mut self.rx[i];
@@ -1007,7 +1038,7 @@ impl Worker {
                 queue,
                 mut rx,
             } => {
-                let mut notes = rx.notes();
+                let mut setup_notes = Vec::new();
                 if let Some(cpu) = self.stats.cpu {
                     match rx.serve_on_cpu(cpu) {
                         Ok(share) => {
@@ -1016,17 +1047,12 @@ impl Worker {
                             if share.kernel_threads {
                                 self.idle_polls = 1;
                             }
-                            notes.extend(share.note);
+                            setup_notes.extend(share.note);
                         }
-                        Err(note) => notes.push(note),
+                        Err(note) => setup_notes.push(note),
                     }
                 }
-                // A queue added again (reassigned, reopened) says the same things once.
-                for n in notes {
-                    if !self.stats.notes.contains(&n) {
-                        self.stats.notes.push(n);
-                    }
-                }
+                let port_notes = rx.notes();
                 self.rx.retain(|q| !(q.port == port && q.queue == queue));
                 self.stats.failed.retain(|f| !(f.0 == port && f.1 == queue));
                 let wait_fds = rx.wait_fds();
@@ -1037,6 +1063,8 @@ impl Worker {
                     kernel_drops: 0,
                     xdp: XdpCounters::default(),
                     wait_fds,
+                    setup_notes,
+                    port_notes,
                 });
                 self.refresh_placement();
             }
@@ -1102,6 +1130,7 @@ impl Worker {
 
     fn refresh_placement(&mut self) {
         self.stats.rx_queues = self.rx.iter().map(|q| (q.port, q.queue)).collect();
+        self.refresh_notes();
         self.pollfds.clear();
         if self.rx.iter().all(|q| q.wait_fds.is_some()) {
             self.pollfds.push(wait::readable(self.bell.fd()));

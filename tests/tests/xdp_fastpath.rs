@@ -313,25 +313,13 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     gro_on(&a.ns, &a.ifname);
     // b: the veth default, GRO off.
     let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
-    let notes = sw.notes();
-    let bypass = |switch_if: &str| {
-        notes
-            .iter()
-            .filter(|n| {
-                n.starts_with(&format!(
-                    "{switch_if}: known unicast to this port goes through the workers"
-                ))
-            })
-            .count()
-    };
-    assert_eq!(bypass(b.switch_if()), 1, "{notes:?}");
+    let notes = bypass_notes(&sw, b.switch_if());
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains(&format!("`ethtool -K {} gro on`", b.ifname))),
+        notes[0].contains(&format!("`ethtool -K {} gro on`", b.ifname)),
         "{notes:?}"
     );
-    assert_eq!(bypass(a.switch_if()), 0, "{notes:?}");
+    assert_eq!(bypass_notes(&sw, a.switch_if()), Vec::<String>::new());
 
     let ca = Capture::open_in(&a.ns, &a.ifname);
     let cb = Capture::open_in(&b.ns, &b.ifname);
@@ -363,4 +351,76 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     assert_each_once_in_order(&got);
     let slow = sw.worker_packets() - slow0;
     assert!(slow <= 2, "{slow} of {N} frames reached the worker");
+
+    // The peer's state is watched while the port is open. GRO on at b: within about a
+    // second the note goes and a -> b takes the fast path too.
+    let bypassed = |sw: &FastSwitch| bypass_notes(sw, b.switch_if());
+    gro_on(&b.ns, &b.ifname);
+    wait_for(|| bypassed(&sw).is_empty(), "the note about b to go");
+    let a_to_b = |path: &str| {
+        let slow0 = sw.worker_packets();
+        let tx0 = sw.counters(1).tx_packets;
+        let got = send_and_collect(&ca, &cb, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
+        assert_each_once_in_order(&got);
+        let slow = sw.worker_packets() - slow0;
+        assert_eq!(
+            sw.counters(1).tx_packets - tx0,
+            u64::from(N),
+            "{path}: b's port counts each frame once"
+        );
+        slow
+    };
+    let slow = a_to_b("fast path");
+    assert!(slow <= 2, "{slow} of {N} frames to b reached the worker");
+
+    // GRO off again: frames to b go back to the workers, none lost.
+    ns_run_ok(&b.ns, "ethtool", &["-K", &b.ifname, "gro", "off"]);
+    wait_for(|| bypassed(&sw).len() == 1, "the note about b to come back");
+    let slow = a_to_b("workers");
+    assert!(
+        slow >= u64::from(N),
+        "{slow} of {N} frames to b went through the worker"
+    );
+
+    // b's end moves to another namespace: the watch follows it there (its GRO is read
+    // in the new namespace), and GRO on there lets the fast path redirect to b again.
+    let elsewhere = Netns::new("fxm");
+    ns_run_ok(
+        &b.ns,
+        "ip",
+        &["link", "set", &b.ifname, "netns", elsewhere.name()],
+    );
+    wait_for(
+        || bypassed(&sw).iter().any(|n| n.contains("GRO off")),
+        "a note about b's peer in its new namespace",
+    );
+    ns_run_ok(&elsewhere, "ethtool", &["-K", &b.ifname, "gro", "on"]);
+    wait_for(
+        || bypassed(&sw).is_empty(),
+        "the note about b to go after GRO on in its new namespace",
+    );
+}
+
+/// The workers' notes saying frames to `switch_if` bypass the fast path.
+fn bypass_notes(sw: &FastSwitch, switch_if: &str) -> Vec<String> {
+    sw.notes()
+        .into_iter()
+        .filter(|n| {
+            n.starts_with(&format!(
+                "{switch_if}: known unicast to this port goes through the workers"
+            ))
+        })
+        .collect()
+}
+
+/// Waits up to 5 s (the ports are re-examined about once a second) for `cond`.
+fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "waited 5 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

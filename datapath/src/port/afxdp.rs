@@ -22,6 +22,7 @@
 //!   zero again, so reusing it would leave it attached forever. On drop (of both halves),
 //!   the sockets are deleted and the program this port attached is detached if still there.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::{CpuShare, PortError, RxPort, TxPort, XdpCounters};
@@ -216,9 +217,6 @@ pub struct AfXdpInfo {
     pub xdp_slot: u16,
     /// The XDP fast path forwards known unicast from/to this port in the kernel.
     pub fast_path: bool,
-    /// Fast path on, but frames *to* this port go through the workers: why (a veth whose
-    /// peer would not receive redirected frames, see [`veth_redirect_check`]).
-    pub egress_note: Option<String>,
 }
 
 /// Detaches the XDP program from the interface and unregisters the port from it once
@@ -322,6 +320,8 @@ pub struct AfXdpRx {
     /// On a veth: the peer's transmit drops, which include frames this port's veth ring
     /// had no room for (before any XDP program or socket saw them).
     peer: Option<PeerDrops>,
+    /// Fast path on a veth: whether frames may be redirected into it (see [`EgressWatch`]).
+    egress: Option<EgressWatch>,
     _guard: Arc<AttachGuard>,
 }
 
@@ -429,58 +429,140 @@ impl PeerDrops {
     }
 }
 
-/// Whether frames the XDP fast path redirects into `ifname` reach the other side. A veth
+/// Whether frames the XDP fast path redirects into a port's device reach the other side,
+/// checked when the port opens and then about once a second while it is open. A veth
 /// hands XDP-redirected frames to its peer only when the peer has a NAPI context (GRO on,
 /// or a native XDP program); otherwise the kernel drops them without counting them
-/// anywhere. Other devices: `Ok`. `Err`: why the fast path must not redirect into it
-/// (the peer cannot receive, or it could not be checked), for the operator.
+/// anywhere. Other devices are not watched (they take redirects).
 ///
-/// The peer may be in another namespace. rtnetlink tells its name and XDP state from
-/// here; GRO is an ethtool setting, read in the peer's namespace, found by asking which
-/// of the named namespaces and processes' namespaces has the peer's namespace id.
-fn veth_redirect_check(ifname: &str) -> Result<(), String> {
-    let unknown = |why: String| {
-        format!(
+/// The peer may be in another namespace, and may move. rtnetlink tells its name, XDP state
+/// and namespace from here; GRO is an ethtool setting, read through a socket opened in
+/// the peer's namespace (found by asking which of the named namespaces and processes'
+/// namespaces has the peer's namespace id) and kept for the next checks.
+#[derive(Debug)]
+struct EgressWatch {
+    ifname: String,
+    ifindex: u32,
+    sock: Option<rtnl::RouteSocket>,
+    /// An ioctl socket in the peer's namespace (keyed by that namespace's id as numbered
+    /// from here; `None`: this one), or why there is none.
+    ethtool: Option<(Option<i32>, Result<OwnedFd, String>)>,
+    /// Checks left before a failed namespace search is tried again (it reads /proc).
+    retry_in: u32,
+    /// `None`: the fast path may redirect into the port. `Some`: why not, for the operator.
+    note: Option<String>,
+}
+
+/// Checks between two searches for a peer namespace that was not found.
+const NETNS_RETRY_CHECKS: u32 = 10;
+
+impl EgressWatch {
+    /// Watches `ifname` if it is a veth, with its first verdict in `note`.
+    fn new(ifname: &str, ifindex: u32) -> Option<EgressWatch> {
+        if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
+            return None;
+        }
+        let mut w = EgressWatch {
+            ifname: ifname.to_owned(),
+            ifindex,
+            sock: None,
+            ethtool: None,
+            retry_in: 0,
+            note: None,
+        };
+        w.note = w.check().err();
+        Some(w)
+    }
+
+    /// Checks again; returns the new verdict if it changed (and records it).
+    fn recheck(&mut self) -> Option<Option<String>> {
+        let now = self.check().err();
+        if now == self.note {
+            return None;
+        }
+        self.note = now.clone();
+        Some(now)
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let ifname = self.ifname.clone();
+        let unknown = |why: String| {
+            format!(
+                "{ifname}: known unicast to this port goes through the workers, not the XDP \
+                 fast path: cannot tell whether its veth peer receives redirected frames ({why})"
+            )
+        };
+        if self.sock.is_none() {
+            self.sock =
+                Some(rtnl::RouteSocket::open().map_err(|e| unknown(format!("rtnetlink: {e}")))?);
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return Err(unknown("rtnetlink: no socket".into()));
+        };
+        let me = sock
+            .link(self.ifindex, None)
+            .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        let peer_ifindex = me
+            .link
+            .filter(|i| *i != 0)
+            .ok_or_else(|| unknown("it has no peer".into()))?;
+        let peer = sock
+            .link(peer_ifindex, me.link_netnsid)
+            .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        if peer.native_xdp {
+            return Ok(());
+        }
+        let name = peer
+            .name
+            .ok_or_else(|| unknown("peer has no name".into()))?;
+        let gro = self
+            .ethtool_socket(me.link_netnsid)
+            .and_then(|fd| netdev::gro_enabled_on(fd, &name).map_err(|e| format!("GRO: {e}")))
+            .map_err(|why| unknown(format!("peer {name}: {why}")))?;
+        if gro {
+            return Ok(());
+        }
+        Err(format!(
             "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
-             path: cannot tell whether its veth peer receives redirected frames ({why})"
-        )
-    };
-    let mut peer = match VethPeer::find(ifname) {
-        Ok(None) => return Ok(()),
-        Ok(Some(p)) => p,
-        Err(e) => return Err(unknown(format!("rtnetlink: {e}"))),
-    };
-    if peer.link.native_xdp {
-        return Ok(());
+             path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
+             redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
+            if me.link_netnsid.is_some() {
+                " (in its namespace)"
+            } else {
+                ""
+            }
+        ))
     }
-    let name = peer
-        .link
-        .name
-        .take()
-        .ok_or_else(|| unknown("peer has no name".into()))?;
-    let gro = match peer.netnsid {
-        None => netdev::gro_enabled(&name),
-        Some(id) => {
-            let path = netns_path_of(&mut peer.sock, id)
-                .ok_or_else(|| unknown(format!("peer {name}: its namespace not found")))?;
-            let n = name.clone();
-            crate::sys::netns::run_in(&path, move || netdev::gro_enabled(&n)).and_then(|r| r)
+
+    /// The ioctl socket for the namespace `nsid` numbers (opened when the peer is first
+    /// seen there).
+    fn ethtool_socket(&mut self, nsid: Option<i32>) -> Result<&OwnedFd, String> {
+        let stale = match &self.ethtool {
+            Some((id, _)) if *id != nsid => true,
+            Some((_, Err(_))) => self.retry_in == 0,
+            Some((_, Ok(_))) => false,
+            None => true,
+        };
+        if stale {
+            let fd = match nsid {
+                None => netdev::ioctl_socket().map_err(|e| format!("socket: {e}")),
+                Some(id) => match self.sock.as_mut().and_then(|s| netns_path_of(s, id)) {
+                    None => Err("its namespace not found".to_owned()),
+                    Some(path) => crate::sys::netns::run_in(&path, netdev::ioctl_socket)
+                        .and_then(|r| r)
+                        .map_err(|e| format!("socket in its namespace: {e}")),
+                },
+            };
+            self.retry_in = NETNS_RETRY_CHECKS;
+            self.ethtool = Some((nsid, fd));
+        }
+        self.retry_in = self.retry_in.saturating_sub(1);
+        match &self.ethtool {
+            Some((_, Ok(fd))) => Ok(fd),
+            Some((_, Err(e))) => Err(e.clone()),
+            None => Err("no socket".to_owned()),
         }
     }
-    .map_err(|e| unknown(format!("peer {name}: GRO: {e}")))?;
-    if gro {
-        return Ok(());
-    }
-    Err(format!(
-        "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
-         path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
-         redirected frames; `ethtool -K {name} gro on`{} and re-adding the port enables it",
-        if peer.netnsid.is_some() {
-            " (in its namespace)"
-        } else {
-            ""
-        }
-    ))
 }
 
 /// A path (`/run/netns/NAME` or `/proc/PID/ns/net`) of the network namespace this one
@@ -650,13 +732,14 @@ impl AfXdpPort {
         let max_rx = u32::try_from(max_frame).unwrap_or(u32::MAX);
         // The fast path redirects into this port's device only if the kernel delivers
         // such frames; otherwise frames to this port keep going through the workers.
-        let egress_note = if program.fast() {
-            veth_redirect_check(ifname).err()
+        let egress = if program.fast() {
+            EgressWatch::new(ifname, ifindex)
         } else {
             None
         };
+        let redirect_ok = egress.as_ref().is_none_or(|w| w.note.is_none());
         let xdp_slot = program
-            .register(ifindex, max_rx, egress_note.is_none())
+            .register(ifindex, max_rx, redirect_ok)
             .map_err(|e| PortError::io(ifname, "configure XDP program", e))?;
         let guard = Arc::new(AttachGuard {
             ifindex,
@@ -766,7 +849,6 @@ impl AfXdpPort {
             multi_buffer: sg,
             xdp_slot,
             fast_path: program.fast(),
-            egress_note,
         });
 
         let per_queue = (cfg.frame_count / (2 * cfg.queues.len() as u32)) as usize;
@@ -807,6 +889,7 @@ impl AfXdpPort {
                 next: 0,
                 napi_threaded: false,
                 peer: PeerDrops::find(&info.ifname),
+                egress,
                 info: info.clone(),
                 _guard: guard.clone(),
             },
@@ -943,7 +1026,24 @@ impl RxPort for AfXdpRx {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.info.egress_note.iter().cloned().collect()
+        self.egress.iter().flat_map(|w| w.note.clone()).collect()
+    }
+
+    fn refresh(&mut self) -> bool {
+        let Some(w) = self.egress.as_mut() else {
+            return false;
+        };
+        let was = w.note.clone();
+        let Some(now) = w.recheck() else {
+            return false;
+        };
+        let g = &self._guard;
+        if g.program.set_redirect_ok(g.ifindex, now.is_none()).is_err() {
+            // The program still has the old setting: keep saying so, try again next time.
+            w.note = was;
+            return false;
+        }
+        true
     }
 
     fn serve_on_cpu(&mut self, cpu: usize) -> Result<CpuShare, String> {

@@ -137,11 +137,18 @@ pub trait RxPort: Send {
     fn serve_on_cpu(&mut self, _cpu: usize) -> Result<CpuShare, String> {
         Ok(CpuShare::default())
     }
-    /// What the operator should know about how this port is served (e.g. frames to it
-    /// bypass the XDP fast path, and why); asked once when the queue is added to a worker,
-    /// shown with the worker's notes.
+    /// What the operator should know about how this port is served now (e.g. frames to
+    /// it bypass the XDP fast path, and why); asked when the queue is added to a worker
+    /// and whenever [`RxPort::refresh`] says it changed, shown with the worker's notes.
     fn notes(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Re-examines how the port is served (AF_XDP on a veth: whether its peer can receive
+    /// frames the fast path redirects, and tells the XDP program). A few syscalls at
+    /// most: the worker calls it about once per second, never per burst. Returns true
+    /// when [`RxPort::notes`] changed.
+    fn refresh(&mut self) -> bool {
+        false
     }
     /// Called by the datapath when the port is attached as switch port `port` (the XDP
     /// program learns which switch port the interface serves).

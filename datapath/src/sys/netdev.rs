@@ -14,7 +14,9 @@ pub fn if_index(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-fn ioctl_socket() -> io::Result<OwnedFd> {
+/// A socket for interface ioctls. It stays in the network namespace it was opened in:
+/// ioctls on it name interfaces of that namespace, whichever namespace the caller is in.
+pub fn ioctl_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call with constant arguments.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -25,7 +27,10 @@ fn ioctl_socket() -> io::Result<OwnedFd> {
 }
 
 fn ifreq_ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
-    let sock = ioctl_socket()?;
+    ifreq_ioctl_on(&ioctl_socket()?, req, ifr)
+}
+
+fn ifreq_ioctl_on(sock: &OwnedFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
     // SAFETY: `ifr` is a valid, exclusively borrowed ifreq for the duration of the call;
     // the interface ioctls used here read and write only within it.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
@@ -77,6 +82,12 @@ struct EthtoolValue {
 
 /// Whether generic receive offload is on (`ETHTOOL_GGRO`), in this thread's namespace.
 pub fn gro_enabled(name: &str) -> io::Result<bool> {
+    gro_enabled_on(&ioctl_socket()?, name)
+}
+
+/// Whether GRO is on for interface `name` of the namespace `sock` (an [`ioctl_socket`])
+/// was opened in.
+pub fn gro_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
     let mut ifr = ifreq_for(name)?;
     let mut v = EthtoolValue {
         cmd: ETHTOOL_GGRO,
@@ -84,7 +95,7 @@ pub fn gro_enabled(name: &str) -> io::Result<bool> {
     };
     ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
     // `v` outlives the ioctl below, which writes one `struct ethtool_value`.
-    ifreq_ioctl(libc::SIOCETHTOOL, &mut ifr)?;
+    ifreq_ioctl_on(sock, libc::SIOCETHTOOL, &mut ifr)?;
     Ok(v.data != 0)
 }
 
