@@ -269,7 +269,7 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
         .iter()
         .filter_map(|c| report::summarize(&samples, *c))
         .collect();
-    let rs = report::ratios(&sums);
+    let rs = report::ratios(&sums, &samples);
 
     // One zero-loss run per path measured (the workers; the XDP fast path), each paced at
     // half of that path's own maximum (the lower median of its two directions).

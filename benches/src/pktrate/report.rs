@@ -70,11 +70,56 @@ pub fn summarize(samples: &[Sample], case: Case) -> Option<Summary> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Ratio {
     pub case: Case,
+    /// Ratio of the medians.
     pub over_bridge: Option<f64>,
     pub over_direct: Option<f64>,
+    /// Paired: the ratio within each round (a round measures every case back to back,
+    /// so a machine that slows down for a while slows all cases of that round), the
+    /// median over rounds.
+    pub paired_over_bridge: Option<Spread>,
+    pub paired_over_direct: Option<Spread>,
 }
 
-pub fn ratios(sums: &[Summary]) -> Vec<Ratio> {
+/// Median, minimum and maximum of a set of values.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(v: Vec<f64>) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some(Spread {
+            median: median(v),
+            min,
+            max,
+        })
+    }
+}
+
+/// Per-round ratios of `case` over `base`: rounds where both were measured.
+fn paired(samples: &[Sample], case: Case, base: Case) -> Option<Spread> {
+    let rate = |c: Case, r: usize| {
+        samples
+            .iter()
+            .find(|s| s.case == c && s.repeat == r)
+            .map(|s| s.delivered_pps)
+    };
+    let rounds = samples.iter().map(|s| s.repeat).max().map_or(0, |m| m + 1);
+    let v: Vec<f64> = (0..rounds)
+        .filter_map(|r| Some(rate(case, r)? / rate(base, r)?))
+        .filter(|x| x.is_finite())
+        .collect();
+    Spread::of(v)
+}
+
+pub fn ratios(sums: &[Summary], samples: &[Sample]) -> Vec<Ratio> {
     let get = |c: Case| sums.iter().find(|s| s.case == c).map(|s| s.delivered_mpps);
     sums.iter()
         .filter(|s| s.case.is_switch())
@@ -82,6 +127,8 @@ pub fn ratios(sums: &[Summary]) -> Vec<Ratio> {
             case: s.case,
             over_bridge: get(Case::Bridge).map(|b| s.delivered_mpps / b),
             over_direct: get(Case::Direct).map(|d| s.delivered_mpps / d),
+            paired_over_bridge: paired(samples, s.case, Case::Bridge),
+            paired_over_direct: paired(samples, s.case, Case::Direct),
         })
         .collect()
 }
@@ -180,6 +227,23 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
                 opt(r.over_direct, 2)
             );
         }
+        let _ = writeln!(
+            o,
+            "Paired ratios (per round, cases back to back; median (min-max) over rounds):"
+        );
+        let spread = |x: Option<Spread>| match x {
+            Some(p) => format!("{:.2} ({:.2}-{:.2})", p.median, p.min, p.max),
+            None => "-".into(),
+        };
+        for r in rs {
+            let _ = writeln!(
+                o,
+                "  {:<20} switch/bridge = {}   switch/direct = {}",
+                r.case.name(),
+                spread(r.paired_over_bridge),
+                spread(r.paired_over_direct)
+            );
+        }
     }
     for z in zl {
         let _ = writeln!(
@@ -213,4 +277,51 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
          on-CPU ns per offered frame; sys ns/p = all CPUs' busy time per delivered frame (machine-wide)."
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(case: Case, repeat: usize, delivered_pps: f64) -> Sample {
+        Sample {
+            case,
+            repeat,
+            seconds: 1.0,
+            offered_pps: delivered_pps,
+            delivered_pps,
+            loss_pct: 0.0,
+            gen_if: Default::default(),
+            sink_if: Default::default(),
+            gen_cpu_ns_per_pkt: 0.0,
+            gen_thread: Default::default(),
+            machine_cpu_ns_per_pkt: 0.0,
+            cpus: Vec::new(),
+            worker: None,
+            generator_mode: String::new(),
+        }
+    }
+
+    #[test]
+    fn paired_ratios_divide_within_each_round() {
+        // The machine slows down in round 1: medians of each case mix rounds, the paired
+        // ratio does not.
+        let samples = vec![
+            sample(Case::Direct, 0, 800.0),
+            sample(Case::Bridge, 0, 400.0),
+            sample(Case::SwitchXdpAccessTrunk, 0, 700.0),
+            sample(Case::Direct, 1, 500.0),
+            sample(Case::Bridge, 1, 250.0),
+            sample(Case::SwitchXdpAccessTrunk, 1, 450.0),
+            sample(Case::Direct, 2, 900.0),
+            sample(Case::Bridge, 2, 450.0),
+            // round 2's switch sample is missing: that round is left out of the pairs
+        ];
+        let p = paired(&samples, Case::SwitchXdpAccessTrunk, Case::Bridge).expect("pairs");
+        assert_eq!((p.min, p.max), (1.75, 1.8));
+        assert_eq!(p.median, (1.75 + 1.8) / 2.0);
+        let d = paired(&samples, Case::SwitchXdpAccessTrunk, Case::Direct).expect("pairs");
+        assert_eq!((d.min, d.max), (0.875, 0.9));
+        assert!(paired(&samples, Case::SwitchAccessTrunk, Case::Bridge).is_none());
+    }
 }
