@@ -333,13 +333,40 @@ impl Drop for AfXdpRx {
     }
 }
 
-/// A veth's peer as rtnetlink sees it from here, with the socket that asked.
+/// A veth port's peer, looked up afresh on every call through rtnetlink: while the port
+/// is open the peer may be moved to another namespace, where its ifindex may change.
+#[derive(Debug)]
 struct VethPeer {
     sock: rtnl::RouteSocket,
+    /// The port's own interface.
+    own: u32,
+}
+
+/// What rtnetlink says about a veth's peer now.
+struct PeerNow {
     ifindex: u32,
     /// The peer's namespace as numbered from this one; `None`: this one.
     netnsid: Option<i32>,
     link: rtnl::Link,
+}
+
+impl PeerNow {
+    /// The peer's name, for messages.
+    fn name(&self) -> String {
+        self.link
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("ifindex {}", self.ifindex))
+    }
+
+    /// How to say where a command for the peer is run.
+    fn where_(&self) -> &'static str {
+        if self.netnsid.is_some() {
+            " (in its namespace)"
+        } else {
+            ""
+        }
+    }
 }
 
 impl VethPeer {
@@ -350,19 +377,25 @@ impl VethPeer {
         }
         let own = netdev::if_index(ifname)
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
-        let mut sock = rtnl::RouteSocket::open()?;
-        let me = sock.link(own, None)?;
+        Ok(Some(VethPeer {
+            sock: rtnl::RouteSocket::open()?,
+            own,
+        }))
+    }
+
+    /// The peer as it is now: two rtnetlink queries (this port's link, then the peer's).
+    fn now(&mut self) -> std::io::Result<PeerNow> {
+        let me = self.sock.link(self.own, None)?;
         let ifindex = me
             .link
             .filter(|i| *i != 0)
-            .ok_or_else(|| std::io::Error::other("no peer"))?;
-        let link = sock.link(ifindex, me.link_netnsid)?;
-        Ok(Some(VethPeer {
-            sock,
+            .ok_or_else(|| std::io::Error::other("it has no peer"))?;
+        let link = self.sock.link(ifindex, me.link_netnsid)?;
+        Ok(PeerNow {
             ifindex,
             netnsid: me.link_netnsid,
             link,
-        }))
+        })
     }
 }
 
@@ -373,9 +406,7 @@ impl VethPeer {
 /// also when the peer is in another namespace; about once a second.
 #[derive(Debug)]
 struct PeerDrops {
-    sock: rtnl::RouteSocket,
-    ifindex: u32,
-    netnsid: Option<i32>,
+    peer: VethPeer,
     base: u64,
     /// Last value read (kept when a read fails, e.g. the peer is gone).
     last: u64,
@@ -384,12 +415,11 @@ struct PeerDrops {
 impl PeerDrops {
     /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
     fn find(ifname: &str) -> Option<PeerDrops> {
-        let p = VethPeer::find(ifname).ok()??;
+        let mut peer = VethPeer::find(ifname).ok()??;
+        let base = peer.now().ok()?.link.tx_dropped;
         Some(PeerDrops {
-            base: p.link.tx_dropped,
-            sock: p.sock,
-            ifindex: p.ifindex,
-            netnsid: p.netnsid,
+            peer,
+            base,
             last: 0,
         })
     }
@@ -401,18 +431,11 @@ impl PeerDrops {
     /// beyond the 256 the ring holds are then dropped by the peer. With a qdisc on the
     /// peer, Linux 6.16 and later stop the peer's queue instead and the sender waits.
     fn without_queue_advice(&mut self, ifname: &str) -> Option<String> {
-        let peer = self.sock.link(self.ifindex, self.netnsid).ok()?;
-        if peer.qdisc.as_deref() != Some("noqueue") {
+        let peer = self.peer.now().ok()?;
+        if peer.link.qdisc.as_deref() != Some("noqueue") {
             return None;
         }
-        let name = peer
-            .name
-            .unwrap_or_else(|| format!("ifindex {}", self.ifindex));
-        let where_ = if self.netnsid.is_some() {
-            " (in its namespace)"
-        } else {
-            ""
-        };
+        let (name, where_) = (peer.name(), peer.where_());
         Some(format!(
             "{ifname}: its veth peer {name} has no qdisc, so frames its 256-frame ring \
              cannot hold while the fast path's NAPI thread is late are dropped (counted as \
@@ -422,8 +445,8 @@ impl PeerDrops {
     }
 
     fn read(&mut self) -> u64 {
-        if let Ok(l) = self.sock.link(self.ifindex, self.netnsid) {
-            self.last = self.last.max(l.tx_dropped.saturating_sub(self.base));
+        if let Ok(p) = self.peer.now() {
+            self.last = self.last.max(p.link.tx_dropped.saturating_sub(self.base));
         }
         self.last
     }
@@ -442,8 +465,8 @@ impl PeerDrops {
 #[derive(Debug)]
 struct EgressWatch {
     ifname: String,
-    ifindex: u32,
-    sock: Option<rtnl::RouteSocket>,
+    /// `None` until rtnetlink could be opened.
+    peer: Option<VethPeer>,
     /// An ioctl socket in the peer's namespace (keyed by that namespace's id as numbered
     /// from here; `None`: this one), or why there is none.
     ethtool: Option<(Option<i32>, Result<OwnedFd, String>)>,
@@ -458,14 +481,13 @@ const NETNS_RETRY_CHECKS: u32 = 10;
 
 impl EgressWatch {
     /// Watches `ifname` if it is a veth, with its first verdict in `note`.
-    fn new(ifname: &str, ifindex: u32) -> Option<EgressWatch> {
+    fn new(ifname: &str) -> Option<EgressWatch> {
         if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
             return None;
         }
         let mut w = EgressWatch {
             ifname: ifname.to_owned(),
-            ifindex,
-            sock: None,
+            peer: None,
             ethtool: None,
             retry_in: 0,
             note: None,
@@ -492,31 +514,23 @@ impl EgressWatch {
                  fast path: cannot tell whether its veth peer receives redirected frames ({why})"
             )
         };
-        if self.sock.is_none() {
-            self.sock =
-                Some(rtnl::RouteSocket::open().map_err(|e| unknown(format!("rtnetlink: {e}")))?);
+        if self.peer.is_none() {
+            self.peer = VethPeer::find(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?;
         }
-        let Some(sock) = self.sock.as_mut() else {
-            return Err(unknown("rtnetlink: no socket".into()));
+        let Some(vp) = self.peer.as_mut() else {
+            return Ok(()); // no longer a veth (cannot happen: the driver does not change)
         };
-        let me = sock
-            .link(self.ifindex, None)
-            .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-        let peer_ifindex = me
-            .link
-            .filter(|i| *i != 0)
-            .ok_or_else(|| unknown("it has no peer".into()))?;
-        let peer = sock
-            .link(peer_ifindex, me.link_netnsid)
-            .map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-        if peer.native_xdp {
+        let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        if peer.link.native_xdp {
             return Ok(());
         }
         let name = peer
+            .link
             .name
+            .clone()
             .ok_or_else(|| unknown("peer has no name".into()))?;
         let gro = self
-            .ethtool_socket(me.link_netnsid)
+            .ethtool_socket(peer.netnsid)
             .and_then(|fd| netdev::gro_enabled_on(fd, &name).map_err(|e| format!("GRO: {e}")))
             .map_err(|why| unknown(format!("peer {name}: {why}")))?;
         if gro {
@@ -526,11 +540,7 @@ impl EgressWatch {
             "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
              path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
              redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
-            if me.link_netnsid.is_some() {
-                " (in its namespace)"
-            } else {
-                ""
-            }
+            peer.where_()
         ))
     }
 
@@ -546,7 +556,11 @@ impl EgressWatch {
         if stale {
             let fd = match nsid {
                 None => netdev::ioctl_socket().map_err(|e| format!("socket: {e}")),
-                Some(id) => match self.sock.as_mut().and_then(|s| netns_path_of(s, id)) {
+                Some(id) => match self
+                    .peer
+                    .as_mut()
+                    .and_then(|p| netns_path_of(&mut p.sock, id))
+                {
                     None => Err("its namespace not found".to_owned()),
                     Some(path) => crate::sys::netns::run_in(&path, netdev::ioctl_socket)
                         .and_then(|r| r)
@@ -733,7 +747,7 @@ impl AfXdpPort {
         // The fast path redirects into this port's device only if the kernel delivers
         // such frames; otherwise frames to this port keep going through the workers.
         let egress = if program.fast() {
-            EgressWatch::new(ifname, ifindex)
+            EgressWatch::new(ifname)
         } else {
             None
         };

@@ -126,6 +126,20 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     peer.send(&test_frame(DST, SRC, 99, 60));
     assert_eq!(rx_collect(port.rx(), 1).len(), 1);
     assert_eq!(port.rx().kernel_drops(), 7);
+
+    // The peer moves to another namespace while the port is open: its drops there are
+    // counted too (the peer is looked up again, not remembered).
+    drop(peer);
+    let ns2 = Netns::new("xq");
+    ns.exec("ip", &["link", "set", &pair.b, "netns", ns2.name()]);
+    ns2.exec("ip", &["link", "set", &pair.b, "up"]);
+    let peer = Capture::open_in(&ns2, &pair.b);
+    crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
+    for i in 0..5 {
+        let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
+    }
+    assert_eq!(port.rx().kernel_drops(), 12);
+    crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
 }
 
 #[test]
