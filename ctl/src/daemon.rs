@@ -1179,19 +1179,19 @@ impl Daemon {
     }
 
     /// The workers' notes in effect now (e.g. threaded NAPI could not be set up for a
-    /// fast-path port, frames to a veth whose peer has GRO off go through the workers):
-    /// (bridge, note).
-    pub fn worker_notes(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (bname, b) in &self.bridges {
-            let Ok(snaps) = b.dp.snapshot(false, WORKER_TIMEOUT) else {
-                continue;
-            };
-            for s in snaps {
-                out.extend(s.stats.notes.into_iter().map(|n| (bname.clone(), n)));
-            }
-        }
-        out
+    /// fast-path port, frames to a veth whose peer has GRO off go through the workers),
+    /// per bridge; `None` for a bridge whose workers did not answer in time.
+    pub fn worker_notes(&self) -> Vec<(String, Option<Vec<String>>)> {
+        self.bridges
+            .iter()
+            .map(|(bname, b)| {
+                let notes =
+                    b.dp.snapshot(false, WORKER_TIMEOUT)
+                        .ok()
+                        .map(|snaps| snaps.into_iter().flat_map(|s| s.stats.notes).collect());
+                (bname.clone(), notes)
+            })
+            .collect()
     }
 
     /// Datapath handles for metrics.

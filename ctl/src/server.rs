@@ -240,9 +240,20 @@ impl Server {
                     }
                 }
                 // Notes come and go with the ports' state (e.g. a veth peer's GRO):
-                // each is logged when it appears and when it stops applying.
-                let notes: std::collections::HashSet<(String, String)> =
-                    daemon.worker_notes().into_iter().collect();
+                // each is logged when it appears and when it stops applying. A bridge
+                // whose workers did not answer keeps the notes it had.
+                let mut notes = std::collections::HashSet::new();
+                for (bridge, answer) in daemon.worker_notes() {
+                    match answer {
+                        Some(now) => notes.extend(now.into_iter().map(|n| (bridge.clone(), n))),
+                        None => notes.extend(
+                            self.notes_shown
+                                .iter()
+                                .filter(|(b, _)| *b == bridge)
+                                .cloned(),
+                        ),
+                    }
+                }
                 for (bridge, note) in notes.difference(&self.notes_shown) {
                     tracing::warn!("vswitchd: bridge {bridge}: {note}");
                 }
