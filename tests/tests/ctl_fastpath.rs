@@ -580,3 +580,89 @@ fn bridge_falls_back_to_the_workers_when_the_program_cannot_load() {
         t0.elapsed()
     );
 }
+
+/// A veth port whose peer has GRO off cannot take XDP-redirected frames: vswitchd says so
+/// (`pmd show` note, log line) and its known unicast goes through the workers. When the
+/// peer turns GRO on, the daemon notices within seconds: the note goes, the log says it
+/// no longer applies, and the fast path forwards to the port.
+#[test]
+fn a_veth_peer_turning_gro_on_moves_its_traffic_to_the_fast_path() {
+    let a = Host::new("fga", ip(3, 1));
+    let b = Host::new("fgb", ip(3, 2));
+    gro_on(&a); // b keeps the veth default: GRO off
+    let dmn = Daemon::start(&config(1, 4096));
+    let _wd = Watchdog::new(Duration::from_secs(90), "veth peer GRO", dmn.pid());
+    dmn.ctl_ok(&["pmd", "set-fast-path", "on"]);
+    dmn.add_br(BR);
+    dmn.add_port(BR, "a", a.switch_if(), &["--access", "100"]);
+    dmn.add_port(BR, "b", b.switch_if(), &["--access", "100"]);
+    let note_start = format!(
+        "{}: known unicast to this port goes through the workers",
+        b.switch_if()
+    );
+    let notes = |dmn: &Daemon| -> Vec<String> {
+        pmd_workers(dmn)
+            .iter()
+            .flat_map(|w| w["notes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .filter(|n| n.starts_with(&note_start))
+            .collect()
+    };
+    let now = notes(&dmn);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(
+        now[0].contains(&format!(
+            "`ethtool -K {} gro on` (in its namespace)",
+            b.ifname
+        )),
+        "{now:?}"
+    );
+    assert!(
+        dmn.ctl_ok(&["pmd", "show"])
+            .contains(&format!("  note: {note_start}")),
+        "pmd show text"
+    );
+    let logged = |dmn: &Daemon, what: &str| {
+        dmn.log_lines()
+            .iter()
+            .filter(|l| l.contains(what) && l.contains(&note_start))
+            .count()
+    };
+    wait_until(Duration::from_secs(5), "the note in the log", || {
+        logged(&dmn, "vswitchd: bridge br0: ") == 1
+    });
+
+    let cap_a = a.capture();
+    let cap_b = b.capture();
+    learn(&a, &b);
+    wait_mirrored(&dmn, 2);
+    drain(&cap_a);
+    drain(&cap_b);
+    // GRO off: every frame to b is the worker's (and arrives exactly once).
+    let slow0 = worker_packets(&dmn);
+    burst_exactly_once(&a, &b, &cap_a, &cap_b);
+    let slow = worker_packets(&dmn) - slow0;
+    assert!(
+        slow >= u64::from(N),
+        "{slow} of {N} frames to b seen by the worker"
+    );
+
+    // GRO on at b: the note goes within seconds, the log says so, the fast path takes over.
+    gro_on(&b);
+    wait_until(Duration::from_secs(5), "the note about b to go", || {
+        notes(&dmn).is_empty()
+    });
+    wait_until(
+        Duration::from_secs(5),
+        "'no longer applies' in the log",
+        || logged(&dmn, "no longer applies: ") == 1,
+    );
+    let slow0 = worker_packets(&dmn);
+    burst_exactly_once(&a, &b, &cap_a, &cap_b);
+    let slow = worker_packets(&dmn) - slow0;
+    assert!(
+        slow < u64::from(N) / 10,
+        "GRO on: the worker received {slow} of {N} frames to b (want < {})",
+        N / 10
+    );
+}
