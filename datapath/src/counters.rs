@@ -57,7 +57,10 @@ drop_reasons! {
     InvalidVid => "invalid_vid",
     /// Frame longer than the egress port's MTU plus the L2 header (counted at egress).
     MtuExceeded => "mtu_exceeded",
-    /// Egress port's transmit ring had no room (counted at egress).
+    /// Egress port's transmit ring had no room (counted at egress); on a veth port, also
+    /// frames the device could not hand to its peer (the peer's ring full, or the peer
+    /// down), read about once per second. Such frames are in tx_packets too: the switch
+    /// did send them.
     TxRingFull => "tx_ring_full",
     /// Flood or unicast with no port to go to (the VLAN has no other member port).
     NoEgress => "no_egress",

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
 
-use crate::counters::PortCounters;
+use crate::counters::{DropReason, PortCounters};
 use crate::fastpath::Mirror;
 use crate::fdb::{FdbConfig, FdbCounters, FdbEntry, FdbError, FdbUpdate, Flush};
 use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, MAX_BURST};
-use crate::port::{PortTxTable, RxPort, SharedProgram, TxPort, XdpCounters};
+use crate::port::{KernelDrops, PortTxTable, RxPort, SharedProgram, TxPort, XdpCounters};
 use crate::sys::wait::{self, Doorbell, Woken};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
@@ -607,7 +607,7 @@ struct RxQueue {
     queue: u32,
     rx: Box<dyn RxPort>,
     /// Kernel drops already counted (RxPort::kernel_drops is cumulative).
-    kernel_drops: u64,
+    kernel_drops: KernelDrops,
     /// XDP program counters already counted (cumulative too).
     xdp: XdpCounters,
     /// What to `poll` while idle (None: the port cannot be waited on).
@@ -874,12 +874,16 @@ impl Worker {
         while i < self.rx.len() {
             let q = &mut self.rx[i];
             let total = q.rx.kernel_drops();
-            if total > q.kernel_drops {
-                let port = q.port;
-                let delta = total - q.kernel_drops;
-                q.kernel_drops = total;
-                self.pipeline
-                    .count_drops(port, crate::counters::DropReason::RxRingFull, delta);
+            let was = q.kernel_drops;
+            q.kernel_drops = total;
+            let port = q.port;
+            for (reason, now, before) in [
+                (DropReason::RxRingFull, total.rx, was.rx),
+                (DropReason::TxRingFull, total.tx, was.tx),
+            ] {
+                if now > before {
+                    self.pipeline.count_drops(port, reason, now - before);
+                }
             }
             self.poll_xdp(i);
             match self.rx[i].rx.health() {
@@ -912,7 +916,7 @@ impl Worker {
         let over = d(now.oversize, was.oversize);
         if over > 0 {
             self.pipeline
-                .count_drops(port, crate::counters::DropReason::MtuExceeded, over);
+                .count_drops(port, DropReason::MtuExceeded, over);
         }
     }
 
@@ -1060,7 +1064,7 @@ impl Worker {
                     port,
                     queue,
                     rx,
-                    kernel_drops: 0,
+                    kernel_drops: KernelDrops::default(),
                     xdp: XdpCounters::default(),
                     wait_fds,
                     setup_notes,

@@ -390,6 +390,8 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
         "ip",
         &["link", "set", &b.ifname, "netns", elsewhere.name()],
     );
+    // (A move takes the interface down.)
+    ns_run_ok(&elsewhere, "ip", &["link", "set", &b.ifname, "up"]);
     wait_for(
         || bypassed(&sw).iter().any(|n| n.contains("GRO off")),
         "a note about b's peer in its new namespace",
@@ -423,4 +425,71 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A veth whose peer is down drops what it is sent. The fast path must not redirect to it
+/// (the kernel would drop those frames without counting them anywhere): frames to it go
+/// through the workers, whose transmit the device drops and counts, and the port reports
+/// each such frame as `tx_ring_full`. Once the peer is up again the fast path resumes.
+#[test]
+fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
+    let a = Host::new("fxu", Ipv4Addr::new(10, 74, 0, 1));
+    let b = Host::new("fxd", Ipv4Addr::new(10, 74, 0, 2));
+    gro_on(&a.ns, &a.ifname);
+    gro_on(&b.ns, &b.ifname);
+    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    assert_eq!(bypass_notes(&sw, b.switch_if()), Vec::<String>::new());
+    let ca = Capture::open_in(&a.ns, &a.ifname);
+    let cb = Capture::open_in(&b.ns, &b.ifname);
+    ca.send(&eth_frame([0xff; 6], a.mac, &[], 0, 64));
+    cb.send(&eth_frame([0xff; 6], b.mac, &[], 0, 64));
+    sw.wait_mirrored(100, a.mac, a.switch_if());
+    sw.wait_mirrored(100, b.mac, b.switch_if());
+    drop(cb);
+
+    ns_run_ok(&b.ns, "ip", &["link", "set", &b.ifname, "down"]);
+    wait_for(
+        || {
+            bypass_notes(&sw, b.switch_if())
+                .iter()
+                .any(|n| n.contains(&format!("its veth peer {} is down", b.ifname)))
+        },
+        "a note that b's peer is down",
+    );
+    let tx_full = |sw: &FastSwitch| {
+        sw.counters(1)
+            .drops(datapath::counters::DropReason::TxRingFull)
+    };
+    let drops0 = tx_full(&sw);
+    let slow0 = sw.worker_packets();
+    for seq in 1..=N {
+        ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
+        if seq % 32 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wait_for(
+        || tx_full(&sw) - drops0 == u64::from(N),
+        "b's port to count every frame sent to its down peer as tx_ring_full",
+    );
+    assert!(
+        sw.worker_packets() - slow0 >= u64::from(N),
+        "the worker carried them"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(tx_full(&sw) - drops0, u64::from(N), "counted once each");
+
+    // Up again: the note goes and the fast path delivers to b.
+    ns_run_ok(&b.ns, "ip", &["link", "set", &b.ifname, "up"]);
+    wait_for(
+        || bypass_notes(&sw, b.switch_if()).is_empty(),
+        "the note to go",
+    );
+    let cb = Capture::open_in(&b.ns, &b.ifname);
+    let slow0 = sw.worker_packets();
+    let got = send_and_collect(&ca, &cb, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
+    assert_each_once_in_order(&got);
+    let slow = sw.worker_packets() - slow0;
+    assert!(slow <= 2, "{slow} of {N} frames reached the worker");
+    assert_eq!(tx_full(&sw) - drops0, u64::from(N), "nothing more dropped");
 }

@@ -25,7 +25,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::{CpuShare, PortError, RxPort, TxPort, XdpCounters};
+use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::xdp::{self, AttachMode, Attached};
@@ -348,6 +348,8 @@ struct PeerNow {
     /// The peer's namespace as numbered from this one; `None`: this one.
     netnsid: Option<i32>,
     link: rtnl::Link,
+    /// The port's own device's `tx_dropped`: frames it could not hand to the peer.
+    own_tx_dropped: u64,
 }
 
 impl PeerNow {
@@ -395,32 +397,42 @@ impl VethPeer {
             ifindex,
             netnsid: me.link_netnsid,
             link,
+            own_tx_dropped: me.tx_dropped,
         })
     }
 }
 
-/// The transmit drops of a veth port's peer since the port opened. A veth hands frames
-/// to its peer's ring (256 frames) when the peer has an XDP program or GRO; when that
-/// ring is full the *sending* side drops the frame and counts it in its own `tx_dropped`,
-/// which the receiving port cannot see in its own counters. Read through rtnetlink,
-/// also when the peer is in another namespace; about once a second.
+/// What a veth port's device and its peer dropped since the port opened, in both
+/// directions, read through rtnetlink (also when the peer is in another namespace, and
+/// after it moved); about once a second.
+/// - Towards the switch: a veth hands frames to its peer's ring (256 frames) when the peer
+///   has an XDP program or GRO; when that ring is full the *sending* side (the peer)
+///   drops the frame and counts it in its own `tx_dropped`, which the receiving port
+///   cannot see in its own counters.
+/// - From the switch: frames this device could not hand to the peer (its ring full, or
+///   the peer down) are in this device's `tx_dropped`: the workers' AF_XDP transmit
+///   (the kernel completes the descriptor and drops the skb) and the XDP fast path's
+///   redirects (the veth counts those it could not queue) alike.
 #[derive(Debug)]
 struct PeerDrops {
     peer: VethPeer,
-    base: u64,
-    /// Last value read (kept when a read fails, e.g. the peer is gone).
-    last: u64,
+    base: KernelDrops,
+    /// Last values read (kept when a read fails, e.g. the peer is gone).
+    last: KernelDrops,
 }
 
 impl PeerDrops {
     /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
     fn find(ifname: &str) -> Option<PeerDrops> {
         let mut peer = VethPeer::find(ifname).ok()??;
-        let base = peer.now().ok()?.link.tx_dropped;
+        let now = peer.now().ok()?;
         Some(PeerDrops {
             peer,
-            base,
-            last: 0,
+            base: KernelDrops {
+                rx: now.link.tx_dropped,
+                tx: now.own_tx_dropped,
+            },
+            last: KernelDrops::default(),
         })
     }
 
@@ -444,9 +456,11 @@ impl PeerDrops {
         ))
     }
 
-    fn read(&mut self) -> u64 {
+    fn read(&mut self) -> KernelDrops {
         if let Ok(p) = self.peer.now() {
-            self.last = self.last.max(p.link.tx_dropped.saturating_sub(self.base));
+            let l = &mut self.last;
+            l.rx = l.rx.max(p.link.tx_dropped.saturating_sub(self.base.rx));
+            l.tx = l.tx.max(p.own_tx_dropped.saturating_sub(self.base.tx));
         }
         self.last
     }
@@ -521,6 +535,15 @@ impl EgressWatch {
             return Ok(()); // no longer a veth (cannot happen: the driver does not change)
         };
         let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        if !peer.link.up {
+            // A veth that is down has no NAPI context either; the workers' transmit to it
+            // is dropped too, but counted (tx_ring_full).
+            return Err(format!(
+                "{ifname}: known unicast to this port goes through the workers, not the XDP \
+                 fast path: its veth peer {} is down (checked every second)",
+                peer.name()
+            ));
+        }
         if peer.link.native_xdp {
             return Ok(());
         }
@@ -1083,7 +1106,7 @@ impl RxPort for AfXdpRx {
         }
     }
 
-    fn kernel_drops(&mut self) -> u64 {
+    fn kernel_drops(&mut self) -> KernelDrops {
         // rx_dropped: no fill-ring buffer (and other kernel drops); rx_ring_full: the RX
         // ring had no room. Fill-ring-empty events are already in rx_dropped. On a veth,
         // plus what its peer could not hand over (the veth's own ring full).
@@ -1091,7 +1114,11 @@ impl RxPort for AfXdpRx {
             .kernel_stats()
             .map(|s| s.rx_dropped + s.rx_ring_full)
             .unwrap_or(0);
-        xsk + self.peer.as_mut().map_or(0, PeerDrops::read)
+        let peer = self.peer.as_mut().map(PeerDrops::read).unwrap_or_default();
+        KernelDrops {
+            rx: xsk + peer.rx,
+            tx: peer.tx,
+        }
     }
 
     fn health(&mut self) -> Result<(), PortError> {
@@ -1288,7 +1315,7 @@ impl RxPort for AfXdpPort {
     fn health(&mut self) -> Result<(), PortError> {
         self.rx.health()
     }
-    fn kernel_drops(&mut self) -> u64 {
+    fn kernel_drops(&mut self) -> KernelDrops {
         self.rx.kernel_drops()
     }
     fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {

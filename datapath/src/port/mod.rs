@@ -119,11 +119,13 @@ pub trait RxPort: Send {
     fn health(&mut self) -> Result<(), PortError> {
         Ok(())
     }
-    /// Frames the kernel dropped for this receive half before the switch could see them
-    /// (AF_XDP: receive ring full, no free buffer), cumulative. At most a syscall per
-    /// queue: the worker reads it about once per second.
-    fn kernel_drops(&mut self) -> u64 {
-        0
+    /// Frames the kernel dropped at this port's device, cumulative: before the switch
+    /// could see them (AF_XDP: receive ring full, no free buffer) and, on a veth, after
+    /// the switch sent them (see [`KernelDrops`]). A few syscalls at most: the worker
+    /// that polls the port's receive side reads it about once per second, so each
+    /// port's drops are read by one worker.
+    fn kernel_drops(&mut self) -> KernelDrops {
+        KernelDrops::default()
     }
     /// Running totals kept outside the pipeline for this port: the XDP program's
     /// fast-path forwarding and oversize drops (AF_XDP), frames too long for the receive
@@ -160,6 +162,18 @@ pub trait RxPort: Send {
     fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
         None
     }
+}
+
+/// Frames the kernel dropped at a port's device since the port opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelDrops {
+    /// Before the switch saw them (counted as `rx_ring_full`): receive ring full, no
+    /// buffer; on a veth, frames its peer could not hand over.
+    pub rx: u64,
+    /// After the switch sent them (counted as `tx_ring_full`): on a veth, frames the
+    /// device could not hand to its peer (the peer's ring full, the peer down), from the
+    /// workers' AF_XDP transmit and from the XDP fast path alike.
+    pub tx: u64,
 }
 
 /// What [`RxPort::serve_on_cpu`] did.

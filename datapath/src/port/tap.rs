@@ -378,8 +378,11 @@ impl RxPort for TapRx {
         }
     }
     /// Frames the device's queue to this fd had no room for (see [`QueueDrops`]).
-    fn kernel_drops(&mut self) -> u64 {
-        self.drops.read(&self.shared.fd)
+    fn kernel_drops(&mut self) -> super::KernelDrops {
+        super::KernelDrops {
+            rx: self.drops.read(&self.shared.fd),
+            tx: 0,
+        }
     }
 }
 
@@ -597,14 +600,14 @@ mod tests {
         let name = unique_name("tq");
         let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
         let (mut rx, _tx) = port.split();
-        assert_eq!(rx.kernel_drops(), 0);
+        assert_eq!(rx.kernel_drops().rx, 0);
         // IPv6 off: only the test's frames cross the device.
         ns.adopt(&name);
         // Three times what the device's queue to the fd holds, with nobody reading.
         ns.exec("ip", &["link", "set", &name, "txqueuelen", "100"]);
         flood(&ns, &name, 300);
         let got = drain(&mut rx);
-        let drops = rx.kernel_drops();
+        let drops = rx.kernel_drops().rx;
         // (The queue may also hold a frame the kernel sent itself, not counted in `got`.)
         assert!(got > 0 && drops > 0, "got {got}, drops {drops}");
         assert_eq!(got as u64 + drops, 300, "got {got}, drops {drops}");
@@ -621,7 +624,7 @@ mod tests {
         ns2.exec("ip", &["link", "set", &name, "up"]);
         flood(&ns2, &name, 300);
         let got2 = drain(&mut rx);
-        let drops2 = rx.kernel_drops();
+        let drops2 = rx.kernel_drops().rx;
         assert!(drops2 > drops, "drops {drops} then {drops2}");
         assert_eq!(
             got2 as u64 + (drops2 - drops),

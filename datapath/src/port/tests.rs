@@ -115,17 +115,21 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     }
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
     let mut port = open_veth(&pair);
-    assert_eq!(port.rx().kernel_drops(), 0, "drops before the port opened");
+    assert_eq!(
+        port.rx().kernel_drops().rx,
+        0,
+        "drops before the port opened"
+    );
     crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
     for i in 0..7 {
         // The veth drops it: the sender may be told (ENOBUFS) or not.
         let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
     }
-    assert_eq!(port.rx().kernel_drops(), 7);
+    assert_eq!(port.rx().kernel_drops().rx, 7);
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
     peer.send(&test_frame(DST, SRC, 99, 60));
     assert_eq!(rx_collect(port.rx(), 1).len(), 1);
-    assert_eq!(port.rx().kernel_drops(), 7);
+    assert_eq!(port.rx().kernel_drops().rx, 7);
 
     // The peer moves to another namespace while the port is open: its drops there are
     // counted too (the peer is looked up again, not remembered).
@@ -138,8 +142,41 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     for i in 0..5 {
         let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
     }
-    assert_eq!(port.rx().kernel_drops(), 12);
+    assert_eq!(port.rx().kernel_drops().rx, 12);
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
+
+    // The other way: what the port sends while its peer is down is dropped by the device
+    // and is the port's transmit-side kernel drops, exactly.
+    assert_eq!(port.rx().kernel_drops().tx, 0);
+    ns2.exec("ip", &["link", "set", &pair.b, "down"]);
+    let frames: Vec<Vec<u8>> = (1..=9).map(|i| test_frame(DST, SRC, i, 60)).collect();
+    assert_eq!(tx_all(port.tx(), &frames, Edit::Keep).sent, 9);
+    assert_eq!(
+        port.rx().kernel_drops(),
+        KernelDrops { rx: 12, tx: 9 },
+        "9 sent to a peer that is down"
+    );
+    ns2.exec("ip", &["link", "set", &pair.b, "up"]);
+    wait_carrier(&pair.a);
+    // (A capture socket errs once its interface went down: open a new one.)
+    let peer = Capture::open_in(&ns2, &pair.b);
+    let frame = test_frame(DST, SRC, 10, 60);
+    assert_eq!(
+        tx_all(port.tx(), std::slice::from_ref(&frame), Edit::Keep).sent,
+        1
+    );
+    assert_eq!(peer.collect_test_frames(1, WAIT), vec![frame]);
+    assert_eq!(port.rx().kernel_drops(), KernelDrops { rx: 12, tx: 9 });
+}
+
+/// Waits until `ifname` has carrier (a veth's peer came up).
+fn wait_carrier(ifname: &str) {
+    let path = format!("/sys/class/net/{ifname}/carrier");
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == "1") {
+        assert!(Instant::now() < deadline, "{ifname} has no carrier");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

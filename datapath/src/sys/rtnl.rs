@@ -11,7 +11,7 @@ use std::io;
 use netlink_packet_core::{
     DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -35,6 +35,8 @@ pub struct Link {
     pub qdisc: Option<String>,
     /// `IFLA_XDP`: an XDP program is attached in native (driver) mode.
     pub native_xdp: bool,
+    /// `IFF_UP` in the link's flags: administratively up.
+    pub up: bool,
 }
 
 /// A NETLINK_ROUTE socket for [`RouteSocket::link`] queries.
@@ -141,7 +143,10 @@ impl RouteSocket {
 }
 
 fn parse(l: &LinkMessage) -> Link {
-    let mut out = Link::default();
+    let mut out = Link {
+        up: l.header.flags.contains(LinkFlags::Up),
+        ..Link::default()
+    };
     for a in &l.attributes {
         match a {
             LinkAttribute::Link(i) => out.link = Some(*i),

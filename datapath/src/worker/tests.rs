@@ -19,8 +19,9 @@ const T: Duration = Duration::from_secs(5);
 struct QueuePort {
     wire_in: Arc<ArrayQueue<Vec<u8>>>,
     wire_out: Arc<ArrayQueue<Vec<u8>>>,
-    /// What the "kernel" dropped before the switch saw it.
+    /// What the "kernel" dropped before the switch saw it, and after it sent it.
     drops: Arc<std::sync::atomic::AtomicU64>,
+    tx_drops: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl QueuePort {
@@ -29,6 +30,7 @@ impl QueuePort {
             wire_in: Arc::new(ArrayQueue::new(65536)),
             wire_out: Arc::new(ArrayQueue::new(65536)),
             drops: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            tx_drops: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
     fn halves(&self) -> (Box<dyn RxPort>, Box<dyn TxPort>) {
@@ -37,6 +39,7 @@ impl QueuePort {
                 q: self.wire_in.clone(),
                 held: Vec::new(),
                 drops: self.drops.clone(),
+                tx_drops: self.tx_drops.clone(),
             }),
             Box::new(QueueTx {
                 q: self.wire_out.clone(),
@@ -52,6 +55,7 @@ struct QueueRx {
     q: Arc<ArrayQueue<Vec<u8>>>,
     held: Vec<Vec<u8>>,
     drops: Arc<std::sync::atomic::AtomicU64>,
+    tx_drops: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RxPort for QueueRx {
@@ -74,8 +78,11 @@ impl RxPort for QueueRx {
     fn release(&mut self) {
         self.held.clear();
     }
-    fn kernel_drops(&mut self) -> u64 {
-        self.drops.load(std::sync::atomic::Ordering::Relaxed)
+    fn kernel_drops(&mut self) -> crate::port::KernelDrops {
+        crate::port::KernelDrops {
+            rx: self.drops.load(std::sync::atomic::Ordering::Relaxed),
+            tx: self.tx_drops.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -414,25 +421,31 @@ fn fdb_operations_reach_every_replica() {
 }
 
 #[test]
-fn kernel_drops_become_rx_ring_full_counters() {
+fn kernel_drops_become_rx_and_tx_ring_full_counters() {
     let (dp, ports) = start(1);
+    let drops = |reason: crate::counters::DropReason| {
+        dp.port_counters(T)
+            .expect("counters")
+            .iter()
+            .find(|(p, _)| *p == pid(0))
+            .map(|(_, c)| c.drops(reason))
+            .expect("port 0")
+    };
+    let rx = crate::counters::DropReason::RxRingFull;
+    let tx = crate::counters::DropReason::TxRingFull;
     ports[0]
         .drops
         .store(1234, std::sync::atomic::Ordering::Relaxed);
+    ports[0]
+        .tx_drops
+        .store(56, std::sync::atomic::Ordering::Relaxed);
     let deadline = Instant::now() + T;
-    loop {
-        let c = dp.port_counters(T).expect("counters");
-        let n = c
-            .iter()
-            .find(|(p, _)| *p == pid(0))
-            .map(|(_, c)| c.drops(crate::counters::DropReason::RxRingFull))
-            .expect("port 0");
-        if n == 1234 {
-            break;
-        }
+    while (drops(rx), drops(tx)) != (1234, 56) {
         assert!(
             Instant::now() < deadline,
-            "rx_ring_full is {n}, expected 1234"
+            "rx_ring_full {} and tx_ring_full {}, expected 1234 and 56",
+            drops(rx),
+            drops(tx)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -440,14 +453,11 @@ fn kernel_drops_become_rx_ring_full_counters() {
     ports[0]
         .drops
         .store(1300, std::sync::atomic::Ordering::Relaxed);
+    ports[0]
+        .tx_drops
+        .store(60, std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(2200));
-    let c = dp.port_counters(T).expect("counters");
-    let n = c
-        .iter()
-        .find(|(p, _)| *p == pid(0))
-        .map(|(_, c)| c.drops(crate::counters::DropReason::RxRingFull))
-        .expect("port 0");
-    assert_eq!(n, 1300);
+    assert_eq!((drops(rx), drops(tx)), (1300, 60));
     dp.stop();
 }
 
