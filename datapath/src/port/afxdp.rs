@@ -522,11 +522,16 @@ impl EgressWatch {
 
     fn check(&mut self) -> Result<(), String> {
         let ifname = self.ifname.clone();
-        let unknown = |why: String| {
+        let bypass = |why: String| {
             format!(
                 "{ifname}: known unicast to this port goes through the workers, not the XDP \
-                 fast path: cannot tell whether its veth peer receives redirected frames ({why})"
+                 fast path: {why}"
             )
+        };
+        let unknown = |why: String| {
+            bypass(format!(
+                "cannot tell whether its veth peer receives redirected frames ({why})"
+            ))
         };
         if self.peer.is_none() {
             self.peer = VethPeer::find(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?;
@@ -538,11 +543,10 @@ impl EgressWatch {
         if !peer.link.up {
             // A veth that is down has no NAPI context either; the workers' transmit to it
             // is dropped too, but counted (tx_ring_full).
-            return Err(format!(
-                "{ifname}: known unicast to this port goes through the workers, not the XDP \
-                 fast path: its veth peer {} is down (checked every second)",
+            return Err(bypass(format!(
+                "its veth peer {} is down (checked every second)",
                 peer.name()
-            ));
+            )));
         }
         if peer.link.native_xdp {
             return Ok(());
@@ -559,12 +563,11 @@ impl EgressWatch {
         if gro {
             return Ok(());
         }
-        Err(format!(
-            "{ifname}: known unicast to this port goes through the workers, not the XDP fast \
-             path: its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
+        Err(bypass(format!(
+            "its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
              redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
             peer.where_()
-        ))
+        )))
     }
 
     /// The ioctl socket for the namespace `nsid` numbers (opened when the peer is first

@@ -80,13 +80,8 @@ struct EthtoolValue {
     data: u32,
 }
 
-/// Whether generic receive offload is on (`ETHTOOL_GGRO`), in this thread's namespace.
-pub fn gro_enabled(name: &str) -> io::Result<bool> {
-    gro_enabled_on(&ioctl_socket()?, name)
-}
-
-/// Whether GRO is on for interface `name` of the namespace `sock` (an [`ioctl_socket`])
-/// was opened in.
+/// Whether generic receive offload is on (`ETHTOOL_GGRO`) for interface `name` of the
+/// namespace `sock` (an [`ioctl_socket`]) was opened in.
 pub fn gro_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
     let mut ifr = ifreq_for(name)?;
     let mut v = EthtoolValue {
