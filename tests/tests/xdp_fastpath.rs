@@ -131,6 +131,28 @@ impl FastSwitch {
     }
 }
 
+/// Hosts a and b (namespaces `pa`, `pb`, on 10.`net`.0.1 and .2) on access-100 ports of a
+/// fast-path switch; GRO on at a's end, and at b's when `b_gro` (else the veth default).
+fn two_hosts(pa: &str, pb: &str, net: u8, b_gro: bool) -> (Host, Host, FastSwitch) {
+    let a = Host::new(pa, Ipv4Addr::new(10, net, 0, 1));
+    let b = Host::new(pb, Ipv4Addr::new(10, net, 0, 2));
+    gro_on(&a.ns, &a.ifname);
+    if b_gro {
+        gro_on(&b.ns, &b.ifname);
+    }
+    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    (a, b, sw)
+}
+
+/// Both hosts announce themselves (a broadcast each, the workers learn) and the fast
+/// path's FDB mirrors them.
+fn announce(sw: &FastSwitch, (a, ca): (&Host, &Capture), (b, cb): (&Host, &Capture)) {
+    ca.send(&eth_frame([0xff; 6], a.mac, &[], 0, 64));
+    cb.send(&eth_frame([0xff; 6], b.mac, &[], 0, 64));
+    sw.wait_mirrored(100, a.mac, a.switch_if());
+    sw.wait_mirrored(100, b.mac, b.switch_if());
+}
+
 fn pid(i: usize) -> PortId {
     PortId::new(i).expect("port id")
 }
@@ -281,11 +303,7 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
 
 #[test]
 fn ping_and_tcp_through_the_fast_path() {
-    let a = Host::new("fxa", Ipv4Addr::new(10, 72, 0, 1));
-    let b = Host::new("fxb", Ipv4Addr::new(10, 72, 0, 2));
-    gro_on(&a.ns, &a.ifname);
-    gro_on(&b.ns, &b.ifname);
-    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    let (a, b, sw) = two_hosts("fxa", "fxb", 72, true);
     assert_ping_ok(&a, b.ip, 3);
     sw.wait_mirrored(100, a.mac, a.switch_if());
     sw.wait_mirrored(100, b.mac, b.switch_if());
@@ -308,11 +326,8 @@ fn ping_and_tcp_through_the_fast_path() {
 /// path, and the workers' notes say why and what to change.
 #[test]
 fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
-    let a = Host::new("fxg", Ipv4Addr::new(10, 73, 0, 1));
-    let b = Host::new("fxn", Ipv4Addr::new(10, 73, 0, 2));
-    gro_on(&a.ns, &a.ifname);
     // b: the veth default, GRO off.
-    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    let (a, b, sw) = two_hosts("fxg", "fxn", 73, false);
     let notes = bypass_notes(&sw, b.switch_if());
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
@@ -323,10 +338,7 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
 
     let ca = Capture::open_in(&a.ns, &a.ifname);
     let cb = Capture::open_in(&b.ns, &b.ifname);
-    ca.send(&eth_frame([0xff; 6], a.mac, &[], 0, 64));
-    cb.send(&eth_frame([0xff; 6], b.mac, &[], 0, 64));
-    sw.wait_mirrored(100, a.mac, a.switch_if());
-    sw.wait_mirrored(100, b.mac, b.switch_if());
+    announce(&sw, (&a, &ca), (&b, &cb));
     vswitch_tests::drain(&ca);
     vswitch_tests::drain(&cb);
 
@@ -433,18 +445,11 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
 /// each such frame as `tx_ring_full`. Once the peer is up again the fast path resumes.
 #[test]
 fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
-    let a = Host::new("fxu", Ipv4Addr::new(10, 74, 0, 1));
-    let b = Host::new("fxd", Ipv4Addr::new(10, 74, 0, 2));
-    gro_on(&a.ns, &a.ifname);
-    gro_on(&b.ns, &b.ifname);
-    let sw = FastSwitch::start(&[(a.switch_if(), "access 100"), (b.switch_if(), "access 100")]);
+    let (a, b, sw) = two_hosts("fxu", "fxd", 74, true);
     assert_eq!(bypass_notes(&sw, b.switch_if()), Vec::<String>::new());
     let ca = Capture::open_in(&a.ns, &a.ifname);
     let cb = Capture::open_in(&b.ns, &b.ifname);
-    ca.send(&eth_frame([0xff; 6], a.mac, &[], 0, 64));
-    cb.send(&eth_frame([0xff; 6], b.mac, &[], 0, 64));
-    sw.wait_mirrored(100, a.mac, a.switch_if());
-    sw.wait_mirrored(100, b.mac, b.switch_if());
+    announce(&sw, (&a, &ca), (&b, &cb));
     drop(cb);
 
     ns_run_ok(&b.ns, "ip", &["link", "set", &b.ifname, "down"]);
