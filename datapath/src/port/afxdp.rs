@@ -105,21 +105,25 @@ impl PartialEq for SharedProgram {
 impl Eq for SharedProgram {}
 
 impl AfXdpConfig {
-    /// Defaults: queue 0, auto mode, 8192 frames of 2048 bytes (16 MiB: half for
-    /// receiving, half for transmitting), rings of 4096, replace stale programs. 4096
-    /// receive buffers ride out a worker stall of ~15 ms at 0.26 Mpps: with 2048 the
-    /// 30 s zero-loss check at half the maximum rate lost frames (`rx_ring_full`) in one
-    /// run of two, with 4096 none in three (`pktrate --zero-loss-check`).
+    /// Defaults: queue 0, auto mode, 16384 frames of 2048 bytes (32 MiB: half for
+    /// receiving, half for transmitting), receive and fill rings of 8192, transmit and
+    /// completion rings of 4096, replace stale programs. 8192 receive buffers ride out a
+    /// worker stall of ~27 ms at 0.3 Mpps. The 30 s zero-loss check at half the maximum
+    /// rate (`pktrate --zero-loss-check`) lost frames (`rx_ring_full`):
+    /// - with 2048 buffers, in one run of two;
+    /// - with 4096, in none of three at 0.26 Mpps, but in two of three at 0.301 Mpps
+    ///   (374 and 3,352 frames) on a faster day;
+    /// - with 8192, in none of four at 0.301 Mpps.
     pub fn new(ifname: impl Into<String>) -> AfXdpConfig {
         AfXdpConfig {
             ifname: ifname.into(),
             queues: vec![0],
             mode: XdpMode::Auto,
-            frame_count: 8192,
+            frame_count: 16384,
             frame_size: 2048,
-            rx_ring: 4096,
+            rx_ring: 8192,
             tx_ring: 4096,
-            fill_ring: 4096,
+            fill_ring: 8192,
             comp_ring: 4096,
             replace_stale: true,
             program: None,
