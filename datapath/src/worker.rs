@@ -35,7 +35,7 @@ use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
 /// Default of [`DatapathConfig::lane_wait_max`]. While a worker holds back, its frames
-/// wait in its receive rings (AF_XDP: 4096 deep, 20 ms at 0.2 Mpps per port), so waiting
+/// wait in its receive rings (AF_XDP: 8192 deep, 40 ms at 0.2 Mpps per port), so waiting
 /// longer than the peer's usual absences costs latency, not frames. On this project's
 /// 2-core VM a CPU is taken from a running thread for up to 8 ms at a time (non-preemptible
 /// kernel threads, the hypervisor). With 5 ms the soak (`make soak`) lost 960-1,426
@@ -780,7 +780,7 @@ impl Worker {
 
     /// Backpressure between workers: while a lane to another worker has fewer free
     /// buffers than one burst, frames are left in this worker's receive rings (AF_XDP:
-    /// 4096 deep) rather than dropped for lack of a lane buffer, for at most
+    /// 8192 deep) rather than dropped for lack of a lane buffer, for at most
     /// `lane_wait_max`; a peer stalled longer costs counted drops as before.
     fn lanes_short(&mut self, clock_ns: u64) -> bool {
         let short = self.out.iter().flatten().any(|l| l.free.len() < self.burst);
