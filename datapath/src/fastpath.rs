@@ -32,11 +32,13 @@
 //! source not (yet) in the mirror, or seen on another port than its mirrored one, goes
 //! to userspace, and userspace's learning reaches the mirror within 10 ms.
 //!
-//! Requirements of XDP_REDIRECT on the egress device (checked by the kernel, not here):
-//! a NIC driver with `ndo_xdp_xmit`; a tap device; or a veth whose peer has an XDP program
-//! or GRO enabled (`ethtool -K PEER gro on`). Frames to a veth whose peer has neither are
-//! dropped by the kernel (its `peer_tq_xdp_xmit_err` counter): enable the fast path only
-//! where the egress devices qualify. Known limitation: a frame sent to userspace to
+//! Requirements of XDP_REDIRECT on the egress device: a NIC driver with `ndo_xdp_xmit`; a
+//! tap device; or a veth whose peer is up and has an XDP program or GRO enabled
+//! (`ethtool -K PEER gro on`). The kernel drops frames redirected to a veth whose peer does
+//! not qualify without counting them, so each AF_XDP veth port watches its peer about once
+//! a second (`port::afxdp`'s egress watch) and tells the program
+//! ([`XdpProgram::set_redirect_ok`]): frames to a port whose peer does not qualify go to
+//! the workers instead, with a worker note saying why. Known limitation: a frame sent to userspace to
 //! refresh its source (once per source per quarter aging time) can be overtaken by the
 //! next frame of the same flow, which takes the fast path.
 
