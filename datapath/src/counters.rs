@@ -1,6 +1,6 @@
 //! Drop reasons and per-port counters.
 //!
-//! One list ([`drop_reasons!`]) produces the enum, the stable counter names used by stats,
+//! One list (the `drop_reasons!` macro) produces the enum, the stable counter names used by stats,
 //! metrics and JSON, and their documentation, so the three can never disagree. Counters are
 //! plain integers owned by one worker (no atomics, no sharing); the control plane sums
 //! per-worker copies when it reads them.

@@ -377,7 +377,7 @@ impl RxPort for TapRx {
             ..XdpCounters::default()
         }
     }
-    /// Frames the device's queue to this fd had no room for (see [`QueueDrops`]).
+    /// Frames the device's queue to this fd had no room for (see `QueueDrops`).
     fn kernel_drops(&mut self) -> super::KernelDrops {
         super::KernelDrops {
             rx: self.drops.read(&self.shared.fd),

@@ -7,7 +7,7 @@
 //! - [`netdev`]: interface index, driver name, flags, MTU, memlock limit, bpffs mount;
 //! - [`tun`]: creating a tap device (`TUNSETIFF`) and reading/writing it;
 //! - [`netns`]: running a closure in another network namespace (test helpers);
-//! - [`packet`]: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers);
+//! - `packet`: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers);
 //! - [`wait`]: a worker's eventfd doorbell and `poll` over its receive descriptors;
 //! - [`rtnl`]: RTM_GETLINK queries (a veth's peer, an interface's counters in any
 //!   namespace); no `unsafe` (netlink-sys and netlink-packet-route).
