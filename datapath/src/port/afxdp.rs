@@ -376,17 +376,19 @@ impl PeerNow {
 }
 
 impl VethPeer {
-    /// The peer of `ifname`; `Ok(None)` when `ifname` is not a veth.
-    fn find(ifname: &str) -> std::io::Result<Option<VethPeer>> {
-        if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
-            return Ok(None);
-        }
+    /// Whether `ifname` is a veth.
+    fn is_veth(ifname: &str) -> bool {
+        netdev::driver_name(ifname).ok().as_deref() == Some("veth")
+    }
+
+    /// The peer of the veth `ifname` (see [`VethPeer::is_veth`]).
+    fn open(ifname: &str) -> std::io::Result<VethPeer> {
         let own = netdev::if_index(ifname)
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
-        Ok(Some(VethPeer {
+        Ok(VethPeer {
             sock: rtnl::RouteSocket::open()?,
             own,
-        }))
+        })
     }
 
     /// The peer as it is now: two rtnetlink queries (this port's link, then the peer's).
@@ -428,7 +430,10 @@ struct PeerDrops {
 impl PeerDrops {
     /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
     fn find(ifname: &str) -> Option<PeerDrops> {
-        let mut peer = VethPeer::find(ifname).ok()??;
+        if !VethPeer::is_veth(ifname) {
+            return None;
+        }
+        let mut peer = VethPeer::open(ifname).ok()?;
         let now = peer.now().ok()?;
         Some(PeerDrops {
             peer,
@@ -500,7 +505,7 @@ const NETNS_RETRY_CHECKS: u32 = 10;
 impl EgressWatch {
     /// Watches `ifname` if it is a veth, with its first verdict in `note`.
     fn new(ifname: &str) -> Option<EgressWatch> {
-        if netdev::driver_name(ifname).ok().as_deref() != Some("veth") {
+        if !VethPeer::is_veth(ifname) {
             return None;
         }
         let mut w = EgressWatch {
@@ -537,11 +542,11 @@ impl EgressWatch {
                 "cannot tell whether its veth peer receives redirected frames ({why})"
             ))
         };
-        if self.peer.is_none() {
-            self.peer = VethPeer::find(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-        }
-        let Some(vp) = self.peer.as_mut() else {
-            return Ok(()); // no longer a veth (cannot happen: the driver does not change)
+        let vp = match &mut self.peer {
+            Some(vp) => vp,
+            None => self
+                .peer
+                .insert(VethPeer::open(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?),
         };
         let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
         if !peer.link.up {
