@@ -136,6 +136,10 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     drop(peer);
     let ns2 = Netns::new("xq");
     ns.exec("ip", &["link", "set", &pair.b, "netns", ns2.name()]);
+    // Exact counts: a move resets the device's IPv6 settings, and its autoconfiguration
+    // frames (router solicitations, MLD) could be dropped while the port is down.
+    let no_ipv6 = format!("net.ipv6.conf.{}.disable_ipv6=1", pair.b);
+    ns2.exec("sysctl", &["-qw", &no_ipv6]);
     ns2.exec("ip", &["link", "set", &pair.b, "up"]);
     let peer = Capture::open_in(&ns2, &pair.b);
     crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
