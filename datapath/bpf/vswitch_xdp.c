@@ -82,6 +82,7 @@ struct port_stats {
 	__u64 fwd_tx_packets;
 	__u64 fwd_tx_bytes;
 	__u64 oversize;
+	__u64 fwd_tx_refused; /* redirected here, refused by the kernel (vswitch_redirect_refused) */
 };
 
 struct conf {
@@ -148,6 +149,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct conf);
 } config SEC(".maps");
+
+/* The kernel's id of the `devs` map, written by userspace after load (see
+ * vswitch_redirect_refused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ident SEC(".maps");
 
 #define ONE_SECOND 1000000000ull
 
@@ -312,6 +322,39 @@ int vswitch_port(struct xdp_md *ctx)
 		so->fwd_tx_bytes += out_len;
 	}
 	return bpf_redirect_map(&devs, out_slot, 0);
+}
+
+/* Frames the fast path redirected that the kernel refused (a tracing program, attached
+ * when the fast path is on). The kernel checks the egress device when the program's
+ * verdict is applied (xdp_do_redirect): a veth whose peer has neither GRO nor an XDP
+ * program has no NAPI context to take XDP frames and does not advertise
+ * NETDEV_XDP_ACT_NDO_XMIT, so the redirect fails (-EOPNOTSUPP) and the frame is freed with
+ * no counter on the egress device. The port's egress watch stops such redirects within
+ * about a second; this counts the ones before that, at the egress port. (A veth whose peer
+ * is down fails later, at the devmap's flush, and counts those frames in its own
+ * tx_dropped, which the port reports as tx_ring_full.)
+ * The xdp_redirect_err tracepoint fires for failed redirects only: nothing runs for a
+ * forwarded frame. As a raw tracepoint it needs neither BTF nor tracefs; its arguments
+ * are (dev, xdp prog, target, err, map type, map id, map index). Only redirects through
+ * this program's own devmap count: its map id identifies it system-wide, and the map
+ * index is the egress port's slot, under which the port's counters are kept. */
+struct bpf_raw_tracepoint_args_ {
+	__u64 args[7];
+};
+
+SEC("raw_tp/xdp_redirect_err")
+int vswitch_redirect_refused(struct bpf_raw_tracepoint_args_ *ctx)
+{
+	__u32 map_id = (__u32)ctx->args[5];
+	__u32 slot = (__u32)ctx->args[6];
+	__u32 zero = 0;
+	__u64 *mine = bpf_map_lookup_elem(&ident, &zero);
+	if (!mine || *mine == 0 || map_id != *mine || slot >= MAX_PORTS)
+		return 0;
+	struct port_stats *so = port_stats(slot);
+	if (so)
+		so->fwd_tx_refused++;
+	return 0;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

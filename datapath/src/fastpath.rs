@@ -34,11 +34,13 @@
 //!
 //! Requirements of XDP_REDIRECT on the egress device: a NIC driver with `ndo_xdp_xmit`; a
 //! tap device; or a veth whose peer is up and has an XDP program or GRO enabled
-//! (`ethtool -K PEER gro on`). The kernel drops frames redirected to a veth whose peer does
-//! not qualify without counting them, so each AF_XDP veth port watches its peer about once
-//! a second (`port::afxdp`'s egress watch) and tells the program
+//! (`ethtool -K PEER gro on`). The kernel refuses frames redirected to a veth whose peer
+//! has neither, and counts them nowhere, so each AF_XDP veth port watches its peer about
+//! once a second (`port::afxdp`'s egress watch) and tells the program
 //! ([`XdpProgram::set_redirect_ok`]): frames to a port whose peer does not qualify go to
-//! the workers instead, with a worker note saying why. Known limitation: a frame sent to userspace to
+//! the workers instead, with a worker note saying why. The ones refused before the watch
+//! noticed are counted as the port's `redirect_refused` by a tracing program in the same
+//! object (`vswitch_redirect_refused`, attached with the fast path). Known limitation: a frame sent to userspace to
 //! refresh its source (once per source per quarter aging time) can be overtaken by the
 //! next frame of the same flow, which takes the fast path.
 
@@ -135,7 +137,7 @@ impl XdpProgram {
         } else {
             1
         };
-        let obj = XdpObject::load(entries)?;
+        let obj = XdpObject::load(entries, fast)?;
         let p = XdpProgram {
             obj,
             fast,
@@ -653,5 +655,100 @@ mod tests {
         let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");
         assert_eq!(r.action, bpf::XDP_PASS);
         assert_eq!(r.frame, frame(B, A, Some(100)));
+    }
+
+    /// Frames the program redirected to a veth whose peer has no NAPI context (GRO off) are
+    /// counted at the egress port, exactly, by the tracing program: none while the peer
+    /// takes them, none that the device counts itself (its peer down). No egress watch
+    /// runs here (no AF_XDP port), so the program keeps redirecting.
+    #[test]
+    fn redirects_the_egress_device_refused_are_counted() {
+        use crate::testutil::{test_frame, test_seq, Capture, Netns, VethPair};
+        use crate::topology::{PortConfig, PortId, Topology};
+        let (na, nb) = (Netns::new("rfa"), Netns::new("rfb"));
+        let (pa, pb) = (VethPair::new("rfa"), VethPair::new("rfb"));
+        na.adopt(&pa.b);
+        nb.adopt(&pb.b);
+        let ia = crate::sys::netdev::if_index(&pa.a).expect("ifindex");
+        let ib = crate::sys::netdev::if_index(&pb.a).expect("ifindex");
+        let p = XdpProgram::new(true, 64).expect("load XDP program (root, BPF)");
+        assert!(p.obj.counts_refused());
+        let mut tb = Topology::builder();
+        let access = || "access 100".parse().expect("vlan");
+        tb.add_port(0, PortConfig::new("a", access()))
+            .expect("port");
+        tb.add_port(1, PortConfig::new("b", access()))
+            .expect("port");
+        let ids = [PortId::new(0).expect("id"), PortId::new(1).expect("id")];
+        let mut slots = Vec::new();
+        for (ifindex, id) in [(ia, ids[0]), (ib, ids[1])] {
+            slots.push(p.register(ifindex, 4096, true).expect("register"));
+            p.bind(ifindex, id);
+        }
+        p.sync_topology(Arc::new(tb.build()));
+        for (mac, port) in [(A, ids[0]), (B, ids[1])] {
+            p.fdb_op(&crate::worker::FdbOp::AddStatic {
+                vid: 100,
+                mac,
+                port,
+            });
+        }
+        for i in [ia, ib] {
+            p.attach(i, crate::sys::xsk::XDP_FLAGS_DRV_MODE)
+                .expect("attach natively");
+        }
+        let from_a = Capture::open_in(&na, &pa.b);
+        let refused = || p.port_stats(slots[1]).expect("stats").fwd_tx_refused;
+        let send = |seqs: std::ops::Range<u32>| {
+            for seq in seqs {
+                from_a.send(&test_frame(B.0, A.0, seq, 60));
+            }
+        };
+        let wait_refused = |want: u64| {
+            let t0 = std::time::Instant::now();
+            while refused() != want && t0.elapsed() < std::time::Duration::from_secs(3) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert_eq!(refused(), want, "refused redirects counted at b");
+        };
+
+        // b's peer has GRO off and no XDP program (the veth default): no NAPI, so the
+        // veth refuses every redirected frame.
+        send(1..11);
+        wait_refused(10);
+        assert_eq!(p.port_stats(slots[1]).expect("stats").fwd_tx_packets, 10);
+
+        // GRO on: the frames arrive, nothing more is refused.
+        nb.exec("ethtool", &["-K", &pb.b, "gro", "on"]);
+        let at_b = Capture::open_in(&nb, &pb.b);
+        send(11..31);
+        let got: Vec<u32> = at_b
+            .collect_test_frames(20, std::time::Duration::from_secs(3))
+            .iter()
+            .filter_map(|f| test_seq(f))
+            .collect();
+        assert_eq!(got, (11..31).collect::<Vec<_>>());
+        wait_refused(10);
+
+        // The peer goes down (its GRO still on): the device takes the redirect and fails
+        // to hand the frames over, and counts them in its own tx_dropped (which the port
+        // reports as tx_ring_full), not here.
+        let tx_dropped = || {
+            let f = format!("/sys/class/net/{}/statistics/tx_dropped", pb.a);
+            let s = std::fs::read_to_string(&f).expect("tx_dropped");
+            s.trim().parse::<u64>().expect("a number")
+        };
+        let dropped0 = tx_dropped();
+        nb.exec("ip", &["link", "set", &pb.b, "down"]);
+        send(31..38);
+        let t0 = std::time::Instant::now();
+        while tx_dropped() - dropped0 < 7 && t0.elapsed() < std::time::Duration::from_secs(3) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(tx_dropped() - dropped0, 7, "b's device counts them");
+        wait_refused(10);
+        assert_eq!(p.port_stats(slots[0]).expect("stats").fwd_tx_refused, 0);
+        assert_eq!(p.port_stats(slots[1]).expect("stats").fwd_tx_packets, 37);
     }
 }

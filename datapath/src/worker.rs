@@ -894,7 +894,8 @@ impl Worker {
     }
 
     /// Adds what the XDP program did for receive queue `i`'s port since the last call:
-    /// fast-path frames to the port's rx/tx counters, oversize frames as `mtu_exceeded`.
+    /// fast-path frames to the port's rx/tx counters, oversize frames as `mtu_exceeded`,
+    /// redirects its device refused as `redirect_refused`.
     fn poll_xdp(&mut self, i: usize) {
         let q = &mut self.rx[i];
         let now = q.rx.xdp_counters();
@@ -913,10 +914,16 @@ impl Worker {
                 d(now.fwd_tx_bytes, was.fwd_tx_bytes),
             ),
         );
-        let over = d(now.oversize, was.oversize);
-        if over > 0 {
-            self.pipeline
-                .count_drops(port, DropReason::MtuExceeded, over);
+        for (reason, n) in [
+            (DropReason::MtuExceeded, d(now.oversize, was.oversize)),
+            (
+                DropReason::RedirectRefused,
+                d(now.fwd_tx_refused, was.fwd_tx_refused),
+            ),
+        ] {
+            if n > 0 {
+                self.pipeline.count_drops(port, reason, n);
+            }
         }
     }
 

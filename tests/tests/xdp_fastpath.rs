@@ -385,9 +385,61 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
     let slow = a_to_b("fast path");
     assert!(slow <= 2, "{slow} of {N} frames to b reached the worker");
 
-    // GRO off again: frames to b go back to the workers, none lost.
-    ns_run_ok(&b.ns, "ethtool", &["-K", &b.ifname, "gro", "off"]);
-    wait_for(|| bypassed(&sw).len() == 1, "the note about b to come back");
+    // GRO off again, frames sent at once: until the port's next check of its peer (about
+    // a second) the fast path still redirects to b, and the kernel refuses those frames
+    // (b's peer has no NAPI context any more): they are counted as redirect_refused. After
+    // the check the worker delivers them. Every frame either arrives (once, in order) or
+    // is counted, never both. The check may come before the first frame (sending takes
+    // ~30 ms), so up to three tries to see a refused redirect at all.
+    let refused = |sw: &FastSwitch| {
+        sw.counters(1)
+            .drops(datapath::counters::DropReason::RedirectRefused)
+    };
+    assert_eq!(refused(&sw), 0, "nothing refused while b's peer had GRO on");
+    let mut seen_refused = 0;
+    for _ in 0..3 {
+        let refused0 = refused(&sw);
+        ns_run_ok(&b.ns, "ethtool", &["-K", &b.ifname, "gro", "off"]);
+        let got: Vec<u32> = std::thread::scope(|s| {
+            let rx = s.spawn(|| cb.collect_test_frames(N as usize, Duration::from_secs(3)));
+            for seq in 1..=N {
+                ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
+                if seq % 32 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            rx.join().expect("collector")
+        })
+        .iter()
+        .filter_map(|f| test_seq(f))
+        .collect();
+        wait_for(
+            || refused(&sw) - refused0 + got.len() as u64 == u64::from(N),
+            "every frame to b delivered or counted as redirect_refused",
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        seen_refused = refused(&sw) - refused0;
+        assert_eq!(
+            seen_refused + got.len() as u64,
+            u64::from(N),
+            "counted once each"
+        );
+        // The refused ones are the first: the rest arrive in order.
+        let first = u32::try_from(seen_refused).expect("small") + 1;
+        assert_eq!(
+            got,
+            (first..=N).collect::<Vec<_>>(),
+            "delivered after the refusals"
+        );
+        wait_for(|| bypassed(&sw).len() == 1, "the note about b to come back");
+        if seen_refused > 0 {
+            break;
+        }
+        gro_on(&b.ns, &b.ifname);
+        wait_for(|| bypassed(&sw).is_empty(), "the note about b to go");
+    }
+    assert!(seen_refused > 0, "no refused redirect in three tries");
+
     let slow = a_to_b("workers");
     assert!(
         slow >= u64::from(N),
@@ -497,4 +549,28 @@ fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
     let slow = sw.worker_packets() - slow0;
     assert!(slow <= 2, "{slow} of {N} frames reached the worker");
     assert_eq!(tx_full(&sw) - drops0, u64::from(N), "nothing more dropped");
+
+    // Down again, frames sent at once: until the port's next check of its peer (about a
+    // second) the fast path still redirects to it. The device takes those redirects, fails
+    // to hand them over and counts them itself, like the worker's: every frame is counted
+    // as tx_ring_full, exactly once, and none as redirect_refused (no double count).
+    let refused = |sw: &FastSwitch| {
+        sw.counters(1)
+            .drops(datapath::counters::DropReason::RedirectRefused)
+    };
+    let (full0, refused0) = (tx_full(&sw), refused(&sw));
+    ns_run_ok(&b.ns, "ip", &["link", "set", &b.ifname, "down"]);
+    for seq in 1..=N {
+        ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
+        if seq % 32 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wait_for(
+        || tx_full(&sw) - full0 == u64::from(N),
+        "every frame to b's down peer counted as tx_ring_full",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(tx_full(&sw) - full0, u64::from(N), "counted once each");
+    assert_eq!(refused(&sw) - refused0, 0);
 }

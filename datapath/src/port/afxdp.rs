@@ -478,8 +478,10 @@ impl PeerDrops {
 /// Whether frames the XDP fast path redirects into a port's device reach the other side,
 /// checked when the port opens and then about once a second while it is open. A veth
 /// hands XDP-redirected frames to its peer only when the peer has a NAPI context (GRO on,
-/// or a native XDP program); otherwise the kernel drops them without counting them
-/// anywhere. Other devices are not watched (they take redirects).
+/// or a native XDP program); otherwise the kernel refuses them (counted only by vswitch's
+/// tracing program, as `redirect_refused`). A peer that is down takes nothing either (the
+/// device counts those in its `tx_dropped`). Other devices are not watched (they take
+/// redirects).
 ///
 /// The peer may be in another namespace, and may move. rtnetlink tells its name, XDP state
 /// and namespace from here; GRO is an ethtool setting, read through a socket opened in
@@ -1061,6 +1063,7 @@ impl RxPort for AfXdpRx {
                 fwd_tx_packets: s.fwd_tx_packets,
                 fwd_tx_bytes: s.fwd_tx_bytes,
                 oversize: s.oversize + self.multi.as_ref().map_or(0, |m| m.broken),
+                fwd_tx_refused: s.fwd_tx_refused,
             },
             Err(_) => XdpCounters::default(),
         }

@@ -103,6 +103,9 @@ pub struct XdpCounters {
     pub fwd_tx_bytes: u64,
     /// Frames longer than the port's AF_XDP frames, dropped (`mtu_exceeded`).
     pub oversize: u64,
+    /// Frames the fast path redirected to this port that its device refused
+    /// (`redirect_refused`).
+    pub fwd_tx_refused: u64,
 }
 
 pub trait RxPort: Send {

@@ -16,6 +16,9 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vswitch_xdp.o")
 
 /// Name of the program inside the object (also what `ip link` shows).
 pub const PROG_NAME: &str = "vswitch_port";
+/// The tracing program counting redirects the kernel refused (a raw tracepoint, attached
+/// only when asked for: [`XdpObject::load`]).
+const REFUSED_PROG: &str = "vswitch_redirect_refused";
 
 /// `port_cfg.flags`.
 pub const PORT_FAST: u32 = 1;
@@ -43,6 +46,8 @@ pub unsafe trait Plain: Copy {}
 
 // SAFETY: integers have no padding and no invalid bit patterns.
 unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for u64 {}
 
 /// `struct port_cfg`.
 #[repr(C)]
@@ -117,8 +122,11 @@ pub struct PortStats {
     pub fwd_tx_packets: u64,
     pub fwd_tx_bytes: u64,
     pub oversize: u64,
+    /// Frames redirected to this port that its device refused (a veth whose peer has no
+    /// NAPI context), counted by the tracing program.
+    pub fwd_tx_refused: u64,
 }
-// SAFETY: repr(C), five u64: no padding.
+// SAFETY: repr(C), six u64: no padding.
 unsafe impl Plain for PortStats {}
 
 /// `struct conf`.
@@ -204,9 +212,11 @@ pub struct XdpObject {
     stats: c_int,
     config: c_int,
     ncpus: usize,
+    /// The attached tracing program counting refused redirects (null: not attached).
+    refused: *mut lx::bpf_link,
 }
 
-// SAFETY: the object pointer is only used by `drop` (after all other uses, with &mut
+// SAFETY: the object and link pointers are only used by `load` and `drop` (with &mut
 // self); everything else goes through map/program file descriptors, which the kernel
 // lets any thread use concurrently.
 unsafe impl Send for XdpObject {}
@@ -214,8 +224,11 @@ unsafe impl Send for XdpObject {}
 unsafe impl Sync for XdpObject {}
 
 impl XdpObject {
-    /// Loads the embedded program with an FDB map of `fdb_entries` entries.
-    pub fn load(fdb_entries: u32) -> io::Result<XdpObject> {
+    /// Loads the embedded program with an FDB map of `fdb_entries` entries. With
+    /// `count_refused`, also loads and attaches the tracing program that counts frames
+    /// the program redirected and the egress device then refused
+    /// ([`PortStats::fwd_tx_refused`]).
+    pub fn load(fdb_entries: u32, count_refused: bool) -> io::Result<XdpObject> {
         let ncpus = possible_cpus()?;
         // SAFETY: OBJECT is a 'static byte slice, so any pointer libbpf keeps into it stays
         // valid; NULL opts means defaults.
@@ -238,6 +251,7 @@ impl XdpObject {
             stats: -1,
             config: -1,
             ncpus,
+            refused: std::ptr::null_mut(),
         };
         let fdb_name = CString::new("fdb").expect("no NUL");
         // SAFETY: obj is a valid, not yet loaded object; the name is a valid C string.
@@ -250,11 +264,27 @@ impl XdpObject {
         if r != 0 {
             return Err(last_os_error_or(r));
         }
+        let rname = CString::new(REFUSED_PROG).expect("no NUL");
+        // SAFETY: obj is a valid, not yet loaded object; the name is a valid C string.
+        let refused = unsafe { lx::bpf_object__find_program_by_name(me.obj, rname.as_ptr()) };
+        if refused.is_null() {
+            return Err(io::Error::other(format!(
+                "XDP object has no program {REFUSED_PROG}"
+            )));
+        }
+        if !count_refused {
+            // SAFETY: refused belongs to obj, which is not loaded yet.
+            let r = unsafe { lx::bpf_program__set_autoload(refused, false) };
+            if r != 0 {
+                return Err(last_os_error_or(r));
+            }
+        }
         // SAFETY: obj is a valid opened object.
         let r = unsafe { lx::bpf_object__load(me.obj) };
         if r != 0 {
             return Err(last_os_error_or(r));
         }
+        let mut ident: c_int = -1;
         let pname = CString::new(PROG_NAME).expect("no NUL");
         // SAFETY: obj is loaded; the name is a valid C string.
         let prog = unsafe { lx::bpf_object__find_program_by_name(me.obj, pname.as_ptr()) };
@@ -275,6 +305,7 @@ impl XdpObject {
             ("devs", &mut me.devs),
             ("stats", &mut me.stats),
             ("config", &mut me.config),
+            ("ident", &mut ident),
         ] {
             let c = CString::new(name).expect("no NUL");
             // SAFETY: obj is loaded; the name is a valid C string.
@@ -293,7 +324,35 @@ impl XdpObject {
             return Err(last_os_error_or(r));
         }
         me.prog_id = info.id;
+        // SAFETY: bpf_map_info is a plain C struct for which zero bytes are valid.
+        let mut minfo: lx::bpf_map_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<lx::bpf_map_info>() as u32;
+        // SAFETY: minfo is a zeroed bpf_map_info of `len` bytes owned by us.
+        let r = unsafe { lx::bpf_map_get_info_by_fd(me.devs, &mut minfo, &mut len) };
+        if r != 0 {
+            return Err(last_os_error_or(r));
+        }
+        me.update(ident, &0u32, &u64::from(minfo.id))?;
+        if count_refused {
+            // SAFETY: refused belongs to the loaded obj.
+            let link = unsafe { lx::bpf_program__attach(refused) };
+            if link.is_null() {
+                // libbpf 1.x returns NULL and sets errno.
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("attach {REFUSED_PROG} to the xdp_redirect_err tracepoint: {e}"),
+                ));
+            }
+            me.refused = link;
+        }
         Ok(me)
+    }
+
+    /// Whether frames the egress device refused are counted
+    /// ([`PortStats::fwd_tx_refused`]).
+    pub fn counts_refused(&self) -> bool {
+        !self.refused.is_null()
     }
 
     /// Kernel id of the loaded program.
@@ -527,6 +586,7 @@ impl XdpObject {
             s.fwd_tx_packets += c.fwd_tx_packets;
             s.fwd_tx_bytes += c.fwd_tx_bytes;
             s.oversize += c.oversize;
+            s.fwd_tx_refused += c.fwd_tx_refused;
         }
         Ok(s)
     }
@@ -547,6 +607,11 @@ impl XdpObject {
 
 impl Drop for XdpObject {
     fn drop(&mut self) {
+        if !self.refused.is_null() {
+            // SAFETY: the link came from bpf_program__attach and is destroyed exactly
+            // once, here, before its object; this detaches the tracing program.
+            unsafe { lx::bpf_link__destroy(self.refused) };
+        }
         // SAFETY: obj came from bpf_object__open_mem and is closed exactly once, here;
         // closing it closes the program and map fds (interfaces keep their own reference).
         unsafe { lx::bpf_object__close(self.obj) };
@@ -562,7 +627,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<PortCfg>(), 24 + 2 * 512);
         assert_eq!(std::mem::size_of::<FdbKey>(), 8);
         assert_eq!(std::mem::size_of::<FdbVal>(), 32);
-        assert_eq!(std::mem::size_of::<PortStats>(), 40);
+        assert_eq!(std::mem::size_of::<PortStats>(), 48);
         assert_eq!(std::mem::size_of::<Conf>(), 8);
     }
 
@@ -570,8 +635,10 @@ mod tests {
     fn program_loads_and_maps_round_trip() {
         {
             // Needs root (BPF), like the rest of the datapath's port tests.
-            let o = XdpObject::load(1024).expect("load XDP object (root, BPF)");
+            let o = XdpObject::load(1024, true).expect("load XDP object (root, BPF)");
             assert!(o.prog_id() > 0);
+            assert!(o.counts_refused());
+            assert!(!XdpObject::load(1, false).expect("load").counts_refused());
             let k = FdbKey {
                 mac: [2, 0, 0, 0, 0, 1],
                 vid: 100,
