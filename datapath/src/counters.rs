@@ -77,11 +77,11 @@ drop_reasons! {
     /// full, or the port's interface down); on a tap port, frames the device's queue to
     /// the switch had no room for. Not included in rx_packets. Read about once per second.
     RxRingFull => "rx_ring_full",
-    /// Known unicast the XDP fast path redirected to this port that the port's device
-    /// refused: a veth whose peer went down, or turned GRO off without an XDP program,
-    /// takes no redirected frames. Counted between such a change and the port's next
-    /// check of its peer (about a second), after which frames to the port go through the
-    /// workers. Such frames are in tx_packets too. Read about once per second.
+    /// Known unicast the XDP fast path redirected to this port that the kernel refused to
+    /// hand to the port's device: a veth whose peer has neither GRO nor an XDP program
+    /// (one that just turned GRO off, until the port's next check of its peer, about a
+    /// second later; then frames to it go through the workers), or a device that is down.
+    /// Such frames are in tx_packets too. Read about once per second.
     RedirectRefused => "redirect_refused",
 }
 

@@ -10,3 +10,4 @@ pub mod gen;
 pub mod lab;
 pub mod report;
 pub mod run;
+pub mod xfer;

@@ -78,6 +78,48 @@ pub struct Ratio {
     /// median over rounds.
     pub paired_over_bridge: Option<Spread>,
     pub paired_over_direct: Option<Spread>,
+    /// The paired ratios of the rounds run while the two CPUs were near, and far
+    /// ([`Distance`]).
+    pub near: Pair,
+    pub far: Pair,
+}
+
+/// Paired ratios over bridge and direct of a set of rounds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Pair {
+    pub over_bridge: Option<Spread>,
+    pub over_direct: Option<Spread>,
+}
+
+/// How far apart the generator's CPU and the worker's were in each round
+/// ([`super::xfer`]): a round is *far* when any of its windows saw a one-way cache-line
+/// transfer slower than `far_ns`, *near* otherwise.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Distance {
+    pub far_ns: f64,
+    /// All transfer measurements (two per window).
+    pub xfer_ns: Option<Spread>,
+    pub near_rounds: Vec<usize>,
+    pub far_rounds: Vec<usize>,
+}
+
+impl Distance {
+    pub fn of(samples: &[Sample], far_ns: f64) -> Distance {
+        let mut rounds: Vec<usize> = samples.iter().map(|s| s.repeat).collect();
+        rounds.sort_unstable();
+        rounds.dedup();
+        let (far_rounds, near_rounds) = rounds.into_iter().partition(|r| {
+            samples
+                .iter()
+                .any(|s| s.repeat == *r && s.xfer_max_ns() > far_ns)
+        });
+        Distance {
+            far_ns,
+            xfer_ns: Spread::of(samples.iter().flat_map(|s| s.xfer_ns).collect()),
+            near_rounds,
+            far_rounds,
+        }
+    }
 }
 
 /// Median, minimum and maximum of a set of values.
@@ -105,6 +147,16 @@ impl Spread {
 
 /// Per-round ratios of `case` over `base`: rounds where both were measured.
 fn paired(samples: &[Sample], case: Case, base: Case) -> Option<Spread> {
+    paired_in(samples, case, base, |_| true)
+}
+
+/// As [`paired`], over the rounds `keep` accepts.
+fn paired_in(
+    samples: &[Sample],
+    case: Case,
+    base: Case,
+    keep: impl Fn(usize) -> bool,
+) -> Option<Spread> {
     let rate = |c: Case, r: usize| {
         samples
             .iter()
@@ -113,14 +165,19 @@ fn paired(samples: &[Sample], case: Case, base: Case) -> Option<Spread> {
     };
     let rounds = samples.iter().map(|s| s.repeat).max().map_or(0, |m| m + 1);
     let v: Vec<f64> = (0..rounds)
+        .filter(|r| keep(*r))
         .filter_map(|r| Some(rate(case, r)? / rate(base, r)?))
         .filter(|x| x.is_finite())
         .collect();
     Spread::of(v)
 }
 
-pub fn ratios(sums: &[Summary], samples: &[Sample]) -> Vec<Ratio> {
+pub fn ratios(sums: &[Summary], samples: &[Sample], dist: &Distance) -> Vec<Ratio> {
     let get = |c: Case| sums.iter().find(|s| s.case == c).map(|s| s.delivered_mpps);
+    let pair = |case: Case, rounds: &[usize]| Pair {
+        over_bridge: paired_in(samples, case, Case::Bridge, |r| rounds.contains(&r)),
+        over_direct: paired_in(samples, case, Case::Direct, |r| rounds.contains(&r)),
+    };
     sums.iter()
         .filter(|s| s.case.is_switch())
         .map(|s| Ratio {
@@ -129,6 +186,8 @@ pub fn ratios(sums: &[Summary], samples: &[Sample]) -> Vec<Ratio> {
             over_direct: get(Case::Direct).map(|d| s.delivered_mpps / d),
             paired_over_bridge: paired(samples, s.case, Case::Bridge),
             paired_over_direct: paired(samples, s.case, Case::Direct),
+            near: pair(s.case, &dist.near_rounds),
+            far: pair(s.case, &dist.far_rounds),
         })
         .collect()
 }
@@ -140,13 +199,28 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]) -> String {
+pub fn table(
+    samples: &[Sample],
+    sums: &[Summary],
+    rs: &[Ratio],
+    dist: &Distance,
+    zl: &[ZeroLoss],
+) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nPer run:");
     let _ = writeln!(
         o,
-        "{:<20} {:>3} {:>9} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8}  cpu busy (per CPU: usr/sys/si)",
-        "case", "rep", "off Mpps", "dlv Mpps", "loss%", "busy", "wrk ns/p", "gen ns/p", "sys ns/p"
+        "{:<20} {:>3} {:>9} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8} {:>9}  cpu busy (per CPU: usr/sys/si)",
+        "case",
+        "rep",
+        "off Mpps",
+        "dlv Mpps",
+        "loss%",
+        "busy",
+        "wrk ns/p",
+        "gen ns/p",
+        "sys ns/p",
+        "xfer ns"
     );
     for s in samples {
         let cpus: Vec<String> = s
@@ -165,7 +239,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
             .collect();
         let _ = writeln!(
             o,
-            "{:<20} {:>3} {:>9.3} {:>9.3} {:>7.2} {:>6} {:>8} {:>8.0} {:>8.0}  {}",
+            "{:<20} {:>3} {:>9.3} {:>9.3} {:>7.2} {:>6} {:>8} {:>8.0} {:>8.0} {:>9}  {}",
             s.case.name(),
             s.repeat,
             s.offered_pps / 1e6,
@@ -175,6 +249,7 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
             opt(s.worker.as_ref().map(|w| w.cpu_ns_per_pkt), 0),
             s.gen_cpu_ns_per_pkt,
             s.machine_cpu_ns_per_pkt,
+            format!("{:.0}/{:.0}", s.xfer_ns[0], s.xfer_ns[1]),
             cpus.join(" ")
         );
     }
@@ -244,6 +319,42 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
                 spread(r.paired_over_direct)
             );
         }
+        let rounds = |v: &[usize]| {
+            let s: Vec<String> = v.iter().map(|r| r.to_string()).collect();
+            if s.is_empty() {
+                "none".to_owned()
+            } else {
+                s.join(" ")
+            }
+        };
+        let _ = writeln!(
+            o,
+            "Cross-CPU cache-line transfer (generator's CPU <-> worker's, one way, before and \
+             after each window): {} ns; rounds with every window at or below {:.0} ns (near): \
+             {}; above (far): {}",
+            dist.xfer_ns
+                .map(|x| format!("median {:.0} ({:.0}-{:.0})", x.median, x.min, x.max))
+                .unwrap_or_else(|| "-".into()),
+            dist.far_ns,
+            rounds(&dist.near_rounds),
+            rounds(&dist.far_rounds)
+        );
+        for (what, pick) in [
+            ("near", (|r: &Ratio| r.near) as fn(&Ratio) -> Pair),
+            ("far", |r: &Ratio| r.far),
+        ] {
+            let _ = writeln!(o, "Paired ratios of the {what} rounds:");
+            for r in rs {
+                let p = pick(r);
+                let _ = writeln!(
+                    o,
+                    "  {:<20} switch/bridge = {}   switch/direct = {}",
+                    r.case.name(),
+                    spread(p.over_bridge),
+                    spread(p.over_direct)
+                );
+            }
+        }
     }
     for z in zl {
         let _ = writeln!(
@@ -274,7 +385,9 @@ pub fn table(samples: &[Sample], sums: &[Summary], rs: &[Ratio], zl: &[ZeroLoss]
         "\nColumns: off = generator frames/s, dlv = sink veth rx_packets/s; busy = worker loop busy ratio; \
          busy ns/p = worker busy loop time per packet; wrk cpu/p = worker thread on-CPU ns per packet \
          (schedstat); wrk sys = kernel share of the worker's CPU time; gen ns/p = generator thread \
-         on-CPU ns per offered frame; sys ns/p = all CPUs' busy time per delivered frame (machine-wide)."
+         on-CPU ns per offered frame; sys ns/p = all CPUs' busy time per delivered frame (machine-wide); \
+         xfer ns = one-way cache-line transfer time between the generator's CPU and the worker's, \
+         before/after the window."
     );
     o
 }
@@ -299,6 +412,7 @@ mod tests {
             cpus: Vec::new(),
             worker: None,
             generator_mode: String::new(),
+            xfer_ns: [50.0, 60.0],
         }
     }
 
@@ -323,5 +437,48 @@ mod tests {
         let d = paired(&samples, Case::SwitchXdpAccessTrunk, Case::Direct).expect("pairs");
         assert_eq!((d.min, d.max), (0.875, 0.9));
         assert!(paired(&samples, Case::SwitchAccessTrunk, Case::Bridge).is_none());
+    }
+
+    #[test]
+    fn rounds_are_split_by_how_far_apart_the_cpus_were() {
+        let far = |mut s: Sample, ns: f64| {
+            s.xfer_ns[1] = ns;
+            s
+        };
+        let samples = vec![
+            sample(Case::Direct, 0, 800.0),
+            sample(Case::Bridge, 0, 400.0),
+            sample(Case::SwitchXdpAccessTrunk, 0, 720.0),
+            // round 1: one window (not even the switch's) saw a slow transfer
+            sample(Case::Direct, 1, 800.0),
+            far(sample(Case::Bridge, 1, 400.0), 230.0),
+            sample(Case::SwitchXdpAccessTrunk, 1, 560.0),
+            sample(Case::Direct, 2, 900.0),
+            sample(Case::Bridge, 2, 500.0),
+            sample(Case::SwitchXdpAccessTrunk, 2, 810.0),
+        ];
+        let d = Distance::of(&samples, 120.0);
+        assert_eq!(
+            (d.near_rounds.clone(), d.far_rounds.clone()),
+            (vec![0, 2], vec![1])
+        );
+        let x = d.xfer_ns.expect("measured");
+        assert_eq!((x.min, x.max), (50.0, 230.0));
+        let sums: Vec<Summary> = [Case::Direct, Case::Bridge, Case::SwitchXdpAccessTrunk]
+            .iter()
+            .filter_map(|c| summarize(&samples, *c))
+            .collect();
+        let rs = ratios(&sums, &samples, &d);
+        assert_eq!(rs.len(), 1);
+        let near = rs[0].near.over_bridge.expect("near pairs");
+        assert_eq!((near.min, near.max), (1.62, 1.8));
+        let far_b = rs[0].far.over_bridge.expect("far pairs");
+        assert_eq!((far_b.min, far_b.max), (1.4, 1.4));
+        let far_d = rs[0].far.over_direct.expect("far pairs");
+        assert_eq!(far_d.median, 0.7);
+        assert!(ratios(&sums, &samples, &Distance::of(&samples, 1000.0))[0]
+            .far
+            .over_bridge
+            .is_none());
     }
 }

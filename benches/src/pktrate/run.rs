@@ -138,6 +138,17 @@ pub struct Sample {
     pub cpus: Vec<CpuShare>,
     pub worker: Option<WorkerSample>,
     pub generator_mode: String,
+    /// One-way cache-line transfer time between the generator's CPU and the worker's, in
+    /// ns, measured just before the generator started and just after it stopped
+    /// ([`super::xfer`]).
+    pub xfer_ns: [f64; 2],
+}
+
+impl Sample {
+    /// The slower of the two transfer measurements around the window.
+    pub fn xfer_max_ns(&self) -> f64 {
+        self.xfer_ns[0].max(self.xfer_ns[1])
+    }
 }
 
 /// Sleeps `secs`, waking early (with an error) on Ctrl-C.
@@ -380,6 +391,8 @@ pub fn measure(lab: &Lab, case: Case, repeat: usize, p: &Params) -> anyhow::Resu
 }
 
 fn measure_on(path: &Path, case: Case, repeat: usize, p: &Params) -> anyhow::Result<Sample> {
+    let xfer = || super::xfer::line_transfer_ns(p.gen_cpu, p.cpu, super::xfer::ROUND_TRIPS);
+    let xfer_before = xfer().context("cross-CPU line transfer before the window")?;
     let gen = path.generator(p, p.rate)?;
     sleep_checked(p.warmup)?;
     let a = path.point(&gen)?;
@@ -387,6 +400,7 @@ fn measure_on(path: &Path, case: Case, repeat: usize, p: &Params) -> anyhow::Res
     let b = path.point(&gen)?;
     let mode = gen.mode.clone();
     gen.stop()?;
+    let xfer_after = xfer().context("cross-CPU line transfer after the window")?;
 
     let secs = b.at.duration_since(a.at).as_secs_f64();
     let gen_if = b.gen_if.since(&a.gen_if);
@@ -453,6 +467,7 @@ fn measure_on(path: &Path, case: Case, repeat: usize, p: &Params) -> anyhow::Res
         cpus,
         worker,
         generator_mode: mode,
+        xfer_ns: [xfer_before, xfer_after],
     })
 }
 
