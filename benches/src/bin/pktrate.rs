@@ -87,8 +87,8 @@ struct Args {
     #[arg(long)]
     zero_loss_rate: Option<f64>,
     /// One-way cache-line transfer time between the generator's CPU and the worker's above
-    /// which a round counts as *far* (measured around every window; its paired ratios are
-    /// reported apart). On this 2-vCPU VM transfers take 40-65 ns when the hypervisor runs
+    /// which a switch case's window counts as *far* (measured before and after every
+    /// window; paired ratios of near and far windows are reported apart). On this 2-vCPU VM transfers take 40-65 ns when the hypervisor runs
     /// the vCPUs close together and 200-250 ns when it does not.
     #[arg(long, default_value_t = 120.0)]
     far_ns: f64,

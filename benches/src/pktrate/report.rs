@@ -78,7 +78,7 @@ pub struct Ratio {
     /// median over rounds.
     pub paired_over_bridge: Option<Spread>,
     pub paired_over_direct: Option<Spread>,
-    /// The paired ratios of the rounds run while the two CPUs were near, and far
+    /// The paired ratios of the rounds whose window of this case was near, and far
     /// ([`Distance`]).
     pub near: Pair,
     pub far: Pair,
@@ -87,38 +87,33 @@ pub struct Ratio {
 /// Paired ratios over bridge and direct of a set of rounds.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Pair {
+    /// Rounds in the set (windows of the case measured near, or far).
+    pub rounds: usize,
     pub over_bridge: Option<Spread>,
     pub over_direct: Option<Spread>,
 }
 
-/// How far apart the generator's CPU and the worker's were in each round
-/// ([`super::xfer`]): a round is *far* when any of its windows saw a one-way cache-line
-/// transfer slower than `far_ns`, *near* otherwise.
+/// How far apart the generator's CPU and the worker's were ([`super::xfer`]). Only the
+/// switch cases hand frames from one CPU to the other (the baselines run on the
+/// generator's CPU), so a paired ratio is near or far by its switch window: *far* when
+/// either transfer measurement around it (before, after) is above `far_ns`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Distance {
     pub far_ns: f64,
     /// All transfer measurements (two per window).
     pub xfer_ns: Option<Spread>,
-    pub near_rounds: Vec<usize>,
-    pub far_rounds: Vec<usize>,
 }
 
 impl Distance {
     pub fn of(samples: &[Sample], far_ns: f64) -> Distance {
-        let mut rounds: Vec<usize> = samples.iter().map(|s| s.repeat).collect();
-        rounds.sort_unstable();
-        rounds.dedup();
-        let (far_rounds, near_rounds) = rounds.into_iter().partition(|r| {
-            samples
-                .iter()
-                .any(|s| s.repeat == *r && s.xfer_max_ns() > far_ns)
-        });
         Distance {
             far_ns,
             xfer_ns: Spread::of(samples.iter().flat_map(|s| s.xfer_ns).collect()),
-            near_rounds,
-            far_rounds,
         }
+    }
+
+    pub fn is_far(&self, s: &Sample) -> bool {
+        s.xfer_ns.iter().any(|x| *x > self.far_ns)
     }
 }
 
@@ -174,9 +169,17 @@ fn paired_in(
 
 pub fn ratios(sums: &[Summary], samples: &[Sample], dist: &Distance) -> Vec<Ratio> {
     let get = |c: Case| sums.iter().find(|s| s.case == c).map(|s| s.delivered_mpps);
-    let pair = |case: Case, rounds: &[usize]| Pair {
-        over_bridge: paired_in(samples, case, Case::Bridge, |r| rounds.contains(&r)),
-        over_direct: paired_in(samples, case, Case::Direct, |r| rounds.contains(&r)),
+    let pair = |case: Case, far: bool| {
+        let rounds: Vec<usize> = samples
+            .iter()
+            .filter(|s| s.case == case && dist.is_far(s) == far)
+            .map(|s| s.repeat)
+            .collect();
+        Pair {
+            rounds: rounds.len(),
+            over_bridge: paired_in(samples, case, Case::Bridge, |r| rounds.contains(&r)),
+            over_direct: paired_in(samples, case, Case::Direct, |r| rounds.contains(&r)),
+        }
     };
     sums.iter()
         .filter(|s| s.case.is_switch())
@@ -186,8 +189,8 @@ pub fn ratios(sums: &[Summary], samples: &[Sample], dist: &Distance) -> Vec<Rati
             over_direct: get(Case::Direct).map(|d| s.delivered_mpps / d),
             paired_over_bridge: paired(samples, s.case, Case::Bridge),
             paired_over_direct: paired(samples, s.case, Case::Direct),
-            near: pair(s.case, &dist.near_rounds),
-            far: pair(s.case, &dist.far_rounds),
+            near: pair(s.case, false),
+            far: pair(s.case, true),
         })
         .collect()
 }
@@ -319,37 +322,30 @@ pub fn table(
                 spread(r.paired_over_direct)
             );
         }
-        let rounds = |v: &[usize]| {
-            let s: Vec<String> = v.iter().map(|r| r.to_string()).collect();
-            if s.is_empty() {
-                "none".to_owned()
-            } else {
-                s.join(" ")
-            }
-        };
         let _ = writeln!(
             o,
             "Cross-CPU cache-line transfer (generator's CPU <-> worker's, one way, before and \
-             after each window): {} ns; rounds with every window at or below {:.0} ns (near): \
-             {}; above (far): {}",
+             after each window): {} ns; a switch window is far when either is above {:.0} ns",
             dist.xfer_ns
                 .map(|x| format!("median {:.0} ({:.0}-{:.0})", x.median, x.min, x.max))
                 .unwrap_or_else(|| "-".into()),
             dist.far_ns,
-            rounds(&dist.near_rounds),
-            rounds(&dist.far_rounds)
         );
         for (what, pick) in [
             ("near", (|r: &Ratio| r.near) as fn(&Ratio) -> Pair),
             ("far", |r: &Ratio| r.far),
         ] {
-            let _ = writeln!(o, "Paired ratios of the {what} rounds:");
+            let _ = writeln!(
+                o,
+                "Paired ratios of the rounds whose switch window was {what}:"
+            );
             for r in rs {
                 let p = pick(r);
                 let _ = writeln!(
                     o,
-                    "  {:<20} switch/bridge = {}   switch/direct = {}",
+                    "  {:<20} {} rounds: switch/bridge = {}   switch/direct = {}",
                     r.case.name(),
+                    p.rounds,
                     spread(p.over_bridge),
                     spread(p.over_direct)
                 );
@@ -440,45 +436,41 @@ mod tests {
     }
 
     #[test]
-    fn rounds_are_split_by_how_far_apart_the_cpus_were() {
-        let far = |mut s: Sample, ns: f64| {
-            s.xfer_ns[1] = ns;
+    fn rounds_are_split_by_how_far_apart_the_cpus_were_in_the_switch_window() {
+        let at = |mut s: Sample, before: f64, after: f64| {
+            s.xfer_ns = [before, after];
             s
         };
         let samples = vec![
             sample(Case::Direct, 0, 800.0),
             sample(Case::Bridge, 0, 400.0),
             sample(Case::SwitchXdpAccessTrunk, 0, 720.0),
-            // round 1: one window (not even the switch's) saw a slow transfer
+            // round 1: the switch window ended far
             sample(Case::Direct, 1, 800.0),
-            far(sample(Case::Bridge, 1, 400.0), 230.0),
-            sample(Case::SwitchXdpAccessTrunk, 1, 560.0),
+            sample(Case::Bridge, 1, 400.0),
+            at(sample(Case::SwitchXdpAccessTrunk, 1, 560.0), 40.0, 230.0),
+            // round 2: only a baseline's window was far, which does not matter to it
             sample(Case::Direct, 2, 900.0),
-            sample(Case::Bridge, 2, 500.0),
+            at(sample(Case::Bridge, 2, 500.0), 400.0, 30.0),
             sample(Case::SwitchXdpAccessTrunk, 2, 810.0),
         ];
         let d = Distance::of(&samples, 120.0);
-        assert_eq!(
-            (d.near_rounds.clone(), d.far_rounds.clone()),
-            (vec![0, 2], vec![1])
-        );
         let x = d.xfer_ns.expect("measured");
-        assert_eq!((x.min, x.max), (50.0, 230.0));
+        assert_eq!((x.min, x.max), (30.0, 400.0));
         let sums: Vec<Summary> = [Case::Direct, Case::Bridge, Case::SwitchXdpAccessTrunk]
             .iter()
             .filter_map(|c| summarize(&samples, *c))
             .collect();
         let rs = ratios(&sums, &samples, &d);
         assert_eq!(rs.len(), 1);
+        assert_eq!((rs[0].near.rounds, rs[0].far.rounds), (2, 1));
         let near = rs[0].near.over_bridge.expect("near pairs");
         assert_eq!((near.min, near.max), (1.62, 1.8));
         let far_b = rs[0].far.over_bridge.expect("far pairs");
         assert_eq!((far_b.min, far_b.max), (1.4, 1.4));
-        let far_d = rs[0].far.over_direct.expect("far pairs");
-        assert_eq!(far_d.median, 0.7);
-        assert!(ratios(&sums, &samples, &Distance::of(&samples, 1000.0))[0]
-            .far
-            .over_bridge
-            .is_none());
+        assert_eq!(rs[0].far.over_direct.expect("far pairs").median, 0.7);
+        let all_near = ratios(&sums, &samples, &Distance::of(&samples, 1000.0));
+        assert_eq!(all_near[0].far.rounds, 0);
+        assert!(all_near[0].far.over_bridge.is_none());
     }
 }

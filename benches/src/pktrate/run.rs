@@ -144,13 +144,6 @@ pub struct Sample {
     pub xfer_ns: [f64; 2],
 }
 
-impl Sample {
-    /// The slower of the two transfer measurements around the window.
-    pub fn xfer_max_ns(&self) -> f64 {
-        self.xfer_ns[0].max(self.xfer_ns[1])
-    }
-}
-
 /// Sleeps `secs`, waking early (with an error) on Ctrl-C.
 pub fn sleep_checked(secs: f64) -> anyhow::Result<()> {
     let end = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
