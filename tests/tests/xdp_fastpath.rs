@@ -175,14 +175,19 @@ fn assert_each_once_in_order(got: &[Vec<u8>]) {
 fn send_and_collect(from: &Capture, to: &Capture, frame: impl Fn(u32) -> Vec<u8>) -> Vec<Vec<u8>> {
     std::thread::scope(|s| {
         let rx = s.spawn(|| to.collect_test_frames(N as usize, Duration::from_secs(5)));
-        for seq in 1..=N {
-            from.send(&frame(seq));
-            if seq % 32 == 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        send_paced(from, frame);
         rx.join().expect("collector")
     })
+}
+
+/// Sends frames 1..=N from `from`, pausing every 32 frames (see [`send_and_collect`]).
+fn send_paced(from: &Capture, frame: impl Fn(u32) -> Vec<u8>) {
+    for seq in 1..=N {
+        from.send(&frame(seq));
+        if seq % 32 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 #[test]
@@ -402,12 +407,7 @@ fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
         ns_run_ok(&b.ns, "ethtool", &["-K", &b.ifname, "gro", "off"]);
         let got: Vec<u32> = std::thread::scope(|s| {
             let rx = s.spawn(|| cb.collect_test_frames(N as usize, Duration::from_secs(3)));
-            for seq in 1..=N {
-                ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
-                if seq % 32 == 0 {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
+            send_paced(&ca, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
             rx.join().expect("collector")
         })
         .iter()
@@ -519,12 +519,7 @@ fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
     };
     let drops0 = tx_full(&sw);
     let slow0 = sw.worker_packets();
-    for seq in 1..=N {
-        ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
-        if seq % 32 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
+    send_paced(&ca, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
     wait_for(
         || tx_full(&sw) - drops0 == u64::from(N),
         "b's port to count every frame sent to its down peer as tx_ring_full",
@@ -560,12 +555,7 @@ fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
     };
     let (full0, refused0) = (tx_full(&sw), refused(&sw));
     ns_run_ok(&b.ns, "ip", &["link", "set", &b.ifname, "down"]);
-    for seq in 1..=N {
-        ca.send(&eth_frame(b.mac, a.mac, &[], seq, 100));
-        if seq % 32 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
+    send_paced(&ca, |seq| eth_frame(b.mac, a.mac, &[], seq, 100));
     wait_for(
         || tx_full(&sw) - full0 == u64::from(N),
         "every frame to b's down peer counted as tx_ring_full",
