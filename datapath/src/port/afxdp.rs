@@ -24,6 +24,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
@@ -347,6 +348,7 @@ struct VethPeer {
 }
 
 /// What rtnetlink says about a veth's peer now.
+#[derive(Debug, Clone)]
 struct PeerNow {
     ifindex: u32,
     /// The peer's namespace as numbered from this one; `None`: this one.
@@ -465,8 +467,10 @@ impl PeerDrops {
         ))
     }
 
-    fn read(&mut self) -> KernelDrops {
-        if let Ok(p) = self.peer.now() {
+    /// The drops so far, from `seen` (what the egress watch read a moment ago in the same
+    /// health pass) or else from a fresh query.
+    fn read(&mut self, seen: Option<PeerNow>) -> KernelDrops {
+        if let Ok(p) = seen.map(Ok).unwrap_or_else(|| self.peer.now()) {
             let l = &mut self.last;
             l.rx = l.rx.max(p.link.tx_dropped.saturating_sub(self.base.rx));
             l.tx = l.tx.max(p.own_tx_dropped.saturating_sub(self.base.tx));
@@ -499,6 +503,9 @@ struct EgressWatch {
     retry_in: u32,
     /// `None`: the fast path may redirect into the port. `Some`: why not, for the operator.
     note: Option<String>,
+    /// The peer as the last check read it, and when, for the port's drop counters in the
+    /// same health pass ([`EgressWatch::just_seen`]): one rtnetlink read for both.
+    seen: Option<(Instant, PeerNow)>,
 }
 
 /// Checks between two searches for a peer namespace that was not found.
@@ -516,6 +523,7 @@ impl EgressWatch {
             ethtool: None,
             retry_in: 0,
             note: None,
+            seen: None,
         };
         w.note = w.check().err();
         Some(w)
@@ -551,6 +559,7 @@ impl EgressWatch {
                 .insert(VethPeer::open(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?),
         };
         let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        self.seen = Some((Instant::now(), peer.clone()));
         if !peer.link.up {
             // A veth that is down has no NAPI context either; the workers' transmit to it
             // is dropped too, but counted (tx_ring_full).
@@ -579,6 +588,16 @@ impl EgressWatch {
              redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
             peer.where_()
         )))
+    }
+
+    /// What the check just before read about the peer, if it was within the last 100 ms
+    /// (the worker checks, then reads the drop counters, in one pass); taken, so it is
+    /// used once.
+    fn just_seen(&mut self) -> Option<PeerNow> {
+        self.seen
+            .take()
+            .filter(|(at, _)| at.elapsed() < Duration::from_millis(100))
+            .map(|(_, p)| p)
     }
 
     /// The ioctl socket for the namespace `nsid` numbers (opened when the peer is first
@@ -1129,7 +1148,8 @@ impl RxPort for AfXdpRx {
             .kernel_stats()
             .map(|s| s.rx_dropped + s.rx_ring_full)
             .unwrap_or(0);
-        let peer = self.peer.as_mut().map(PeerDrops::read).unwrap_or_default();
+        let seen = self.egress.as_mut().and_then(EgressWatch::just_seen);
+        let peer = self.peer.as_mut().map(|p| p.read(seen)).unwrap_or_default();
         KernelDrops {
             rx: xsk + peer.rx,
             tx: peer.tx,
