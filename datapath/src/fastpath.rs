@@ -704,12 +704,16 @@ mod tests {
                 from_a.send(&test_frame(B.0, A.0, seq, 60));
             }
         };
-        let wait_refused = |want: u64| {
+        // Waits up to 3 s for `done`, then 100 ms more for anything late.
+        let settle = |done: &dyn Fn() -> bool| {
             let t0 = std::time::Instant::now();
-            while refused() != want && t0.elapsed() < std::time::Duration::from_secs(3) {
+            while !done() && t0.elapsed() < std::time::Duration::from_secs(3) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let wait_refused = |want: u64| {
+            settle(&|| refused() == want);
             assert_eq!(refused(), want, "refused redirects counted at b");
         };
 
@@ -734,18 +738,18 @@ mod tests {
         // The peer goes down (its GRO still on): the device takes the redirect and fails
         // to hand the frames over, and counts them in its own tx_dropped (which the port
         // reports as tx_ring_full), not here.
+        let rtnl =
+            std::cell::RefCell::new(crate::sys::rtnl::RouteSocket::open().expect("rtnetlink"));
         let tx_dropped = || {
-            let f = format!("/sys/class/net/{}/statistics/tx_dropped", pb.a);
-            let s = std::fs::read_to_string(&f).expect("tx_dropped");
-            s.trim().parse::<u64>().expect("a number")
+            rtnl.borrow_mut()
+                .link(ib, None)
+                .expect("b's link")
+                .tx_dropped
         };
         let dropped0 = tx_dropped();
         nb.exec("ip", &["link", "set", &pb.b, "down"]);
         send(31..38);
-        let t0 = std::time::Instant::now();
-        while tx_dropped() - dropped0 < 7 && t0.elapsed() < std::time::Duration::from_secs(3) {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        settle(&|| tx_dropped() - dropped0 >= 7);
         assert_eq!(tx_dropped() - dropped0, 7, "b's device counts them");
         wait_refused(10);
         assert_eq!(p.port_stats(slots[0]).expect("stats").fwd_tx_refused, 0);
