@@ -11,6 +11,7 @@ pub mod fastpath;
 pub mod fdb;
 pub mod fuzzing;
 pub mod mem;
+pub mod offload;
 pub mod pipeline;
 pub mod port;
 #[allow(unsafe_code)]
