@@ -166,8 +166,8 @@ fn bench_pipeline(c: &mut Criterion) {
                 let refs: Vec<&[u8]> = case.frames.iter().map(Vec::as_slice).collect();
                 g.bench_function(BenchmarkId::new(case.name, burst), |b| {
                     b.iter(|| {
-                        p.process(&t, pid(case.ingress), black_box(&refs), 1);
-                        p.flush(&refs, &mut sink);
+                        p.process(&t, pid(case.ingress), black_box(&refs), &[], 1);
+                        p.flush(&refs, &[], &mut sink);
                     })
                 });
             }

@@ -42,8 +42,8 @@ fn main() {
     let mut sink = CopySink::new(256, 2048);
     let start = std::time::Instant::now();
     for _ in 0..n {
-        p.process(&t, p0, &refs, 1);
-        p.flush(&refs, &mut sink);
+        p.process(&t, p0, &refs, &[], 1);
+        p.flush(&refs, &[], &mut sink);
     }
     let el = start.elapsed();
     let frames = n * 32;

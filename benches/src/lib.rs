@@ -41,7 +41,13 @@ impl CopySink {
 }
 
 impl TxPorts for CopySink {
-    fn tx_burst(&mut self, _port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        _port: PortId,
+        frames: &[&[u8]],
+        _offloads: &[datapath::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let mut done = TxDone::default();
         for (i, it) in items.iter().enumerate() {
             // Items never exceed MAX_BURST (256) per call: one slot each.

@@ -83,6 +83,12 @@ drop_reasons! {
     /// second later; then frames to it go through the workers), or a device that is down.
     /// Such frames are in tx_packets too. Read about once per second.
     RedirectRefused => "redirect_refused",
+    /// Offload metadata (the frame's virtio-net header) the switch cannot honour: an
+    /// unknown GSO type, UDP fragmentation offload, a GSO frame without a partial
+    /// checksum, or (counted at egress, where a superframe is segmented or a checksum
+    /// completed for a port without offloads) headers that do not parse or checksum
+    /// offsets outside the frame.
+    BadOffload => "bad_offload",
 }
 
 /// Counters of one port as seen by one worker.

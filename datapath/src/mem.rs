@@ -155,7 +155,13 @@ impl MemPort {
 pub struct MemTx<'a>(pub &'a mut [Option<MemPort>]);
 
 impl TxPorts for MemTx<'_> {
-    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        port: PortId,
+        frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let mut done = TxDone::default();
         let Some(Some(p)) = self.0.get_mut(port.index()) else {
             return done;
@@ -318,8 +324,9 @@ impl MemSwitch {
         let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
         let n = self.arena.frames(&mut refs).min(n);
         self.pipeline
-            .process(&self.topo, ingress, &refs[..n], self.now);
-        self.pipeline.flush(&refs[..n], &mut MemTx(&mut self.ports));
+            .process(&self.topo, ingress, &refs[..n], &[], self.now);
+        self.pipeline
+            .flush(&refs[..n], &[], &mut MemTx(&mut self.ports));
         n
     }
 

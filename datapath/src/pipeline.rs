@@ -17,6 +17,7 @@
 
 use crate::counters::{DropReason, PortCounters};
 use crate::fdb::{Fdb, FdbConfig, FdbUpdate};
+use crate::offload::Offload;
 use crate::topology::{FloodKind, PortId, PortSet, Topology, MAX_PORTS};
 use crate::vlan::VID_RESERVED;
 use crate::wire::{mac48, Edit, L2Header, MacAddr, ParseError, Tci};
@@ -47,8 +48,15 @@ pub struct TxItem {
 pub trait TxPorts {
     /// Transmits `items` (indices into `frames` plus edits) on `port`; returns how many
     /// were sent and their total bytes after editing. Items it cannot take are counted
-    /// `tx_ring_full` by the pipeline.
-    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone;
+    /// `tx_ring_full` by the pipeline. `offloads` is empty (every frame plain) or holds
+    /// one [`Offload`] per frame, as received, before the item's edit.
+    fn tx_burst(
+        &mut self,
+        port: PortId,
+        frames: &[&[u8]],
+        offloads: &[Offload],
+        items: &[TxItem],
+    ) -> TxDone;
 }
 
 /// Result of [`TxPorts::tx_burst`].
@@ -64,6 +72,20 @@ pub struct TxDone {
     /// Items skipped because the edited frame is longer than the port's buffers can hold
     /// (counted `mtu_exceeded`; the items after them were still tried).
     pub too_big: usize,
+    /// Items skipped because their offload metadata could not be honoured (a superframe
+    /// whose headers do not parse, a checksum offset outside the frame): counted
+    /// `bad_offload`; the items after them were still tried.
+    pub bad_offload: usize,
+}
+
+/// Counts the items of `done` a port skipped as too big or with bad offload metadata.
+fn count_unsendable(c: &mut PortCounters, done: &TxDone) {
+    if done.too_big > 0 {
+        c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
+    }
+    if done.bad_offload > 0 {
+        c.drop_n(DropReason::BadOffload, done.bad_offload as u64);
+    }
 }
 
 /// A list with a fixed capacity allocated once; `push` past it is refused, never grows.
@@ -221,12 +243,15 @@ impl Pipeline {
 
     /// Runs the forwarding stages over `frames` received on `ingress` at time `now`
     /// (seconds). Processes at most [`MAX_BURST`] frames and returns how many it took.
-    /// Queued frames stay pending until [`Pipeline::flush`].
+    /// Queued frames stay pending until [`Pipeline::flush`]. `offloads` is empty (every
+    /// frame plain) or holds each frame's [`Offload`]: the egress MTU applies to a
+    /// superframe's segments, not to its length.
     pub fn process(
         &mut self,
         topo: &Topology,
         ingress: PortId,
         frames: &[&[u8]],
+        offloads: &[Offload],
         now: u64,
     ) -> usize {
         let n = frames.len().min(MAX_BURST);
@@ -246,8 +271,9 @@ impl Pipeline {
         for (i, frame) in frames[..n].iter().enumerate() {
             rx_bytes += frame.len() as u64;
             let verdict = if up {
+                let offload = Offload::of(offloads, i);
                 self.forward_one(
-                    topo, ingress, &port.vlan, learning, limit, i as u16, frame, now,
+                    topo, ingress, &port.vlan, learning, limit, i as u16, frame, offload, now,
                 )
             } else {
                 Verdict::Drop(DropReason::PortDown)
@@ -276,6 +302,7 @@ impl Pipeline {
         limit: Option<u32>,
         index: u16,
         frame: &[u8],
+        offload: Offload,
         now: u64,
     ) -> Verdict {
         let hdr = match L2Header::parse(frame) {
@@ -305,8 +332,10 @@ impl Pipeline {
                 });
             }
         }
-        // L3 length: what the egress MTU is compared with.
-        let l3_len = frame.len() - hdr.len();
+        // L3 length: what the egress MTU is compared with (a superframe's segments').
+        let l3_len = offload
+            .segment_l3_len(frame, hdr.len())
+            .unwrap_or(frame.len() - hdr.len());
         let tagged_in = hdr.tag.is_some();
         let out_tci = Tci(cls.priority | cls.vid);
 
@@ -390,21 +419,24 @@ impl Pipeline {
     }
 
     /// Transmits every pending TX list through `ports` and clears them; items a port could
-    /// not take are counted `tx_ring_full` on it. `frames` must be the slice given to the
-    /// preceding [`Pipeline::process`].
-    pub fn flush<P: TxPorts + ?Sized>(&mut self, frames: &[&[u8]], ports: &mut P) {
+    /// not take are counted `tx_ring_full` on it. `frames` and `offloads` must be the
+    /// slices given to the preceding [`Pipeline::process`].
+    pub fn flush<P: TxPorts + ?Sized>(
+        &mut self,
+        frames: &[&[u8]],
+        offloads: &[Offload],
+        ports: &mut P,
+    ) {
         for p in self.touched.iter() {
             let list = &mut self.tx[p.index()];
-            let done = ports.tx_burst(p, frames, list.as_slice());
+            let done = ports.tx_burst(p, frames, offloads, list.as_slice());
             let c = &mut self.counters[p.index()];
             c.tx_packets += done.sent as u64;
             c.tx_bytes += done.bytes;
-            if done.too_big > 0 {
-                c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
-            }
+            count_unsendable(c, &done);
             let unsent = list
                 .len
-                .saturating_sub(done.sent + done.handed_off + done.too_big);
+                .saturating_sub(done.sent + done.handed_off + done.too_big + done.bad_offload);
             if unsent > 0 {
                 c.drop_n(DropReason::TxRingFull, unsent as u64);
             }
@@ -419,10 +451,8 @@ impl Pipeline {
         let c = &mut self.counters[port.index()];
         c.tx_packets += done.sent as u64;
         c.tx_bytes += done.bytes;
-        if done.too_big > 0 {
-            c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
-        }
-        let unsent = attempted.saturating_sub(done.sent + done.too_big);
+        count_unsendable(c, &done);
+        let unsent = attempted.saturating_sub(done.sent + done.too_big + done.bad_offload);
         if unsent > 0 {
             c.drop_n(DropReason::TxRingFull, unsent as u64);
         }

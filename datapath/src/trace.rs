@@ -20,7 +20,13 @@ pub struct Trace {
 struct Collect(Vec<(PortId, Edit)>);
 
 impl TxPorts for Collect {
-    fn tx_burst(&mut self, port: PortId, _frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        port: PortId,
+        _frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         self.0.extend(items.iter().map(|i| (port, i.edit)));
         TxDone {
             sent: items.len(),
@@ -122,14 +128,14 @@ pub fn trace(
         }
     }
     let frames = [frame];
-    p.process(topo, ingress, &frames, now);
+    p.process(topo, ingress, &frames, &[], now);
     let verdict = p
         .verdicts()
         .first()
         .copied()
         .unwrap_or(Verdict::Drop(crate::counters::DropReason::PortDown));
     let mut sink = Collect(Vec::new());
-    p.flush(&frames, &mut sink);
+    p.flush(&frames, &[], &mut sink);
     // Egress drops (MTU) show up as counters on the egress ports.
     for (port, c) in topo.iter() {
         let n = p

@@ -526,9 +526,83 @@ pub fn write_edited(src: &[u8], edit: Edit, dst: &mut [u8]) -> Result<usize, Edi
     Ok(need)
 }
 
+/// The frame `src` after `edit` as up to three pieces to write one after the other (a
+/// gather write: tap `writev`, AF_PACKET `sendmmsg`), without copying the frame: the
+/// edited tag bytes go to `tag`. Unused pieces are empty. Errors as [`write_edited`].
+#[inline]
+pub fn edited_pieces<'a>(
+    src: &'a [u8],
+    edit: Edit,
+    tag: &'a mut [u8; VLAN_TAG_LEN],
+) -> Result<[&'a [u8]; 3], EditError> {
+    if src.len() < ETH_HDR_LEN {
+        return Err(EditError::Runt);
+    }
+    let tagged = || match EthernetFrame::new_checked(src) {
+        Ok(f) if f.tag().is_some() => Ok(()),
+        _ => Err(EditError::NotTagged),
+    };
+    match edit {
+        Edit::Keep => Ok([src, &[], &[]]),
+        Edit::Push(tci) => {
+            tag[..2].copy_from_slice(&TPID_8021Q.to_be_bytes());
+            tag[2..].copy_from_slice(&tci.0.to_be_bytes());
+            let tag: &'a [u8; VLAN_TAG_LEN] = tag;
+            Ok([&src[..12], tag, &src[12..]])
+        }
+        Edit::Pop => {
+            tagged()?;
+            Ok([&src[..12], &src[16..], &[]])
+        }
+        Edit::SetTci(tci) => {
+            tagged()?;
+            tag[..2].copy_from_slice(&TPID_8021Q.to_be_bytes());
+            tag[2..].copy_from_slice(&tci.0.to_be_bytes());
+            let tag: &'a [u8; VLAN_TAG_LEN] = tag;
+            Ok([&src[..12], tag, &src[16..]])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edited_pieces_concatenate_to_what_write_edited_writes() {
+        let mut tagged = vec![0u8; 80];
+        tagged[..12].copy_from_slice(&[1, 2, 3, 4, 5, 6, 2, 0, 0, 0, 0, 9]);
+        tagged[12..14].copy_from_slice(&TPID_8021Q.to_be_bytes());
+        tagged[14..16].copy_from_slice(&[0x20, 0x0a]);
+        tagged[16..18].copy_from_slice(&[0x08, 0x00]);
+        for (i, b) in tagged[18..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let mut untagged = tagged.clone();
+        untagged.drain(12..16);
+        for (src, edit) in [
+            (&untagged, Edit::Keep),
+            (&untagged, Edit::Push(Tci(0x3064))),
+            (&tagged, Edit::Pop),
+            (&tagged, Edit::SetTci(Tci(7))),
+            (&tagged, Edit::Keep),
+        ] {
+            let mut want = vec![0u8; 100];
+            let n = write_edited(src, edit, &mut want).expect("edit");
+            let mut tag = [0u8; VLAN_TAG_LEN];
+            let got = edited_pieces(src, edit, &mut tag).expect("pieces").concat();
+            assert_eq!(got, want[..n], "{edit:?}");
+        }
+        let mut tag = [0u8; VLAN_TAG_LEN];
+        assert_eq!(
+            edited_pieces(&untagged, Edit::Pop, &mut tag),
+            Err(EditError::NotTagged)
+        );
+        assert_eq!(
+            edited_pieces(&untagged[..13], Edit::Keep, &mut tag),
+            Err(EditError::Runt)
+        );
+    }
 
     fn mac(s: &str) -> MacAddr {
         s.parse().expect("test MAC")

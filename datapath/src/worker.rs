@@ -5,9 +5,11 @@
 //! - Each worker owns its [`Pipeline`] (FDB replica, counters, TX lists), its receive
 //!   queues and the transmit halves of the ports it owns. Nothing on the packet path is
 //!   shared: no lock, no allocation, no syscall per packet.
-//! - A frame for a port owned by another worker is copied (with its VLAN edit) into a
-//!   preallocated buffer and handed over on a bounded lock-free queue (a *lane*, one per
-//!   ordered worker pair); the owner transmits it. Buffers return on the lane's free queue.
+//! - A frame for a port owned by another worker is copied (with its VLAN edit and its
+//!   offload metadata) into a preallocated buffer and handed over on a bounded lock-free
+//!   queue (a *lane*, one per ordered worker pair); the owner transmits it. Buffers return
+//!   on the lane's free queues: one of frame-sized buffers, one of fewer superframe-sized
+//!   buffers for the 64 KiB superframes of ports with offloads.
 //! - Learning reaches the other replicas as [`FdbUpdate`]s on the same lanes. A full queue
 //!   drops the update (counted); that only costs a flood until the MAC is seen again.
 //!   Replicas never forward to a stale port for long: a move is an update like a learn.
@@ -28,6 +30,7 @@ use crossbeam::queue::ArrayQueue;
 use crate::counters::{DropReason, PortCounters};
 use crate::fastpath::Mirror;
 use crate::fdb::{FdbConfig, FdbCounters, FdbEntry, FdbError, FdbUpdate, Flush};
+use crate::offload::{Offload, MAX_SUPERFRAME};
 use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, MAX_BURST};
 use crate::port::{KernelDrops, PortTxTable, RxPort, SharedProgram, TxPort, XdpCounters};
 use crate::sys::wait::{self, Doorbell, Woken};
@@ -71,8 +74,11 @@ pub struct DatapathConfig {
     /// Longest a worker holds back receiving while a lane to another worker is short of
     /// buffers; a peer stalled longer costs counted drops (`tx_ring_full`).
     pub lane_wait_max: Duration,
-    /// Size of a lane buffer: the largest frame that can cross workers.
+    /// Size of a lane buffer: the largest plain frame that can cross workers.
     pub max_frame: usize,
+    /// Buffers per lane for superframes (up to [`MAX_SUPERFRAME`] bytes) of ports with
+    /// offloads; 0: superframes cannot cross workers (counted `tx_ring_full`).
+    pub lane_super_buffers: usize,
     /// Capacity of each lane's FDB update queue.
     pub lane_updates: usize,
     /// The switch's XDP program (shared by its AF_XDP ports). With its fast path on, the
@@ -94,6 +100,7 @@ impl Default for DatapathConfig {
             lane_wait_max: LANE_WAIT_MAX,
             lane_buffers: 1024,
             max_frame: 9238,
+            lane_super_buffers: 64,
             lane_updates: 4096,
             xdp: None,
         }
@@ -235,10 +242,22 @@ enum Command {
     Stop,
 }
 
-/// A frame buffer that travels between workers.
+/// A frame buffer that travels between workers: the frame after its edit, and its
+/// offload metadata after the edit.
 struct LaneBuf {
     len: usize,
+    offload: Offload,
     data: Box<[u8]>,
+}
+
+impl LaneBuf {
+    fn new(size: usize) -> Box<LaneBuf> {
+        Box::new(LaneBuf {
+            len: 0,
+            offload: Offload::NONE,
+            data: vec![0u8; size].into_boxed_slice(),
+        })
+    }
 }
 
 struct Handoff {
@@ -250,6 +269,10 @@ struct Handoff {
 struct Lane {
     frames: ArrayQueue<Handoff>,
     free: ArrayQueue<Box<LaneBuf>>,
+    /// Superframe buffers ([`DatapathConfig::lane_super_buffers`]).
+    free_super: ArrayQueue<Box<LaneBuf>>,
+    /// Size of the buffers in `free`; a longer buffer belongs to `free_super`.
+    frame_size: usize,
     updates: ArrayQueue<FdbUpdate>,
     /// The receiving worker's doorbell (rung once per loop after pushing, if it sleeps).
     bell: Arc<Doorbell>,
@@ -260,19 +283,48 @@ impl Lane {
         let buffers = c.lane_buffers.max(1);
         let free = ArrayQueue::new(buffers);
         for _ in 0..buffers {
-            let b = Box::new(LaneBuf {
-                len: 0,
-                data: vec![0u8; c.max_frame].into_boxed_slice(),
-            });
             // Capacity is exactly `buffers`, so every push fits.
-            let _ = free.push(b);
+            let _ = free.push(LaneBuf::new(c.max_frame));
+        }
+        let supers = c.lane_super_buffers.max(1);
+        let free_super = ArrayQueue::new(supers);
+        for _ in 0..c.lane_super_buffers {
+            let _ = free_super.push(LaneBuf::new(MAX_SUPERFRAME.max(c.max_frame)));
         }
         Lane {
-            frames: ArrayQueue::new(buffers),
+            frames: ArrayQueue::new(buffers + supers),
             free,
+            free_super,
+            frame_size: c.max_frame,
             updates: ArrayQueue::new(c.lane_updates.max(1)),
             bell,
         }
+    }
+
+    /// A free buffer that holds `len` bytes, if any.
+    #[inline]
+    fn take_buf(&self, len: usize) -> Option<Box<LaneBuf>> {
+        if len <= self.frame_size {
+            self.free.pop()
+        } else {
+            self.free_super.pop()
+        }
+    }
+
+    /// Returns a buffer to the free queue it came from.
+    #[inline]
+    fn give_buf(&self, buf: Box<LaneBuf>) {
+        // Each queue holds every buffer it ever had; this always fits.
+        let _ = if buf.data.len() > self.frame_size {
+            self.free_super.push(buf)
+        } else {
+            self.free.push(buf)
+        };
+    }
+
+    /// Fewer free buffers than one burst needs (of either kind).
+    fn short(&self, burst: usize) -> bool {
+        self.free.len() < burst || self.free_super.len() < burst.min(self.free_super.capacity() / 2)
     }
 }
 
@@ -647,6 +699,8 @@ struct Worker {
     last_age: u64,
     /// Handoffs taken from a lane, waiting to be transmitted (capacity MAX_BURST).
     pending: Vec<Handoff>,
+    /// Offload metadata of the burst in hand (received, or handed over).
+    offloads: Box<[Offload; MAX_BURST]>,
     /// Where learned/moved/refreshed entries go for the XDP fast path's FDB mirror.
     mirror: Option<Arc<ArrayQueue<FdbUpdate>>>,
     /// This worker's doorbell (see [`DatapathConfig::idle_polls`]).
@@ -698,6 +752,7 @@ impl Worker {
             },
             last_age: 0,
             pending: Vec::with_capacity(MAX_BURST),
+            offloads: Box::new([Offload::NONE; MAX_BURST]),
             mirror: None,
             bell,
             pollfds: Vec::new(),
@@ -783,7 +838,7 @@ impl Worker {
     /// 8192 deep) rather than dropped for lack of a lane buffer, for at most
     /// `lane_wait_max`; a peer stalled longer costs counted drops as before.
     fn lanes_short(&mut self, clock_ns: u64) -> bool {
-        let short = self.out.iter().flatten().any(|l| l.free.len() < self.burst);
+        let short = self.out.iter().flatten().any(|l| l.short(self.burst));
         if !short {
             self.lane_wait_since = None;
             return false;
@@ -916,6 +971,7 @@ impl Worker {
         );
         for (reason, n) in [
             (DropReason::MtuExceeded, d(now.oversize, was.oversize)),
+            (DropReason::BadOffload, d(now.bad_offload, was.bad_offload)),
             (
                 DropReason::RedirectRefused,
                 d(now.fwd_tx_refused, was.fwd_tx_refused),
@@ -955,7 +1011,10 @@ impl Worker {
         let port = q.port;
         let mut refs: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
         let k = q.rx.frames(&mut refs);
-        self.pipeline.process(&self.topo, port, &refs[..k], now);
+        let m = q.rx.offloads(&mut self.offloads);
+        let meta = &self.offloads[..m.min(k)];
+        self.pipeline
+            .process(&self.topo, port, &refs[..k], meta, now);
         let mut tx = WorkerTx {
             me: self.id as u8,
             own: &mut self.tx,
@@ -964,7 +1023,7 @@ impl Worker {
             stats: &mut self.stats,
             rung: &mut self.rung,
         };
-        self.pipeline.flush(&refs[..k], &mut tx);
+        self.pipeline.flush(&refs[..k], meta, &mut tx);
         q.rx.release();
         self.stats.packets += k as u64;
         self.stats.bursts += 1;
@@ -1021,16 +1080,21 @@ impl Worker {
                 }; MAX_BURST];
                 for (j, h) in self.pending[start..end].iter().enumerate() {
                     refs[j] = &h.buf.data[..h.buf.len];
+                    self.offloads[j] = h.buf.offload;
                     items[j].frame = j as u16;
                 }
                 let count = end - start;
-                let done = self.tx.tx_burst(port, &refs[..count], &items[..count]);
+                let done = self.tx.tx_burst(
+                    port,
+                    &refs[..count],
+                    &self.offloads[..count],
+                    &items[..count],
+                );
                 self.pipeline.record_tx(port, count, done);
                 start = end;
             }
             for h in self.pending.drain(..) {
-                // The lane's free queue holds every buffer it ever had; this always fits.
-                let _ = lane.free.push(h.buf);
+                lane.give_buf(h.buf);
             }
         }
         total
@@ -1171,10 +1235,16 @@ struct WorkerTx<'a> {
 }
 
 impl TxPorts for WorkerTx<'_> {
-    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        port: PortId,
+        frames: &[&[u8]],
+        offloads: &[Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let owner = self.owners[port.index()];
         if owner == self.me {
-            return self.own.tx_burst(port, frames, items);
+            return self.own.tx_burst(port, frames, offloads, items);
         }
         let Some(Some(lane)) = self.out.get(usize::from(owner)) else {
             return TxDone::default(); // no owner: port has no I/O (tx_ring_full)
@@ -1182,15 +1252,17 @@ impl TxPorts for WorkerTx<'_> {
         let mut handed = 0;
         let mut too_big = 0;
         for it in items {
-            let Some(mut buf) = lane.free.pop() else {
+            let src = frames[usize::from(it.frame)];
+            let Some(mut buf) = lane.take_buf(it.edit.output_len(src.len())) else {
                 self.stats.handoff_full += 1;
                 break;
             };
-            match write_edited(frames[usize::from(it.frame)], it.edit, &mut buf.data) {
+            match write_edited(src, it.edit, &mut buf.data) {
                 Ok(n) => {
                     buf.len = n;
+                    buf.offload = Offload::of(offloads, usize::from(it.frame)).after_edit(it.edit);
                     if let Err(h) = lane.frames.push(Handoff { port, buf }) {
-                        let _ = lane.free.push(h.buf);
+                        lane.give_buf(h.buf);
                         self.stats.handoff_full += 1;
                         break;
                     }
@@ -1198,7 +1270,7 @@ impl TxPorts for WorkerTx<'_> {
                 }
                 Err(_) => {
                     // Longer than a lane buffer: counted mtu_exceeded, the rest goes on.
-                    let _ = lane.free.push(buf);
+                    lane.give_buf(buf);
                     too_big += 1;
                 }
             }

@@ -217,7 +217,7 @@ pub fn run_child(
                 deficit.min(BATCH as u64) as usize
             }
         };
-        let done = tx.tx_burst(&refs[..want], &items[..want]);
+        let done = tx.tx_burst(&refs[..want], &[], &items[..want]);
         tx.flush();
         sent += done.sent as u64;
     }

@@ -907,7 +907,13 @@ struct SmallBuffers {
 }
 
 impl TxPorts for SmallBuffers {
-    fn tx_burst(&mut self, _port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        _port: PortId,
+        frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let mut done = TxDone::default();
         for it in items {
             let len = frames[usize::from(it.frame)].len();
@@ -938,12 +944,12 @@ fn frames_a_port_cannot_hold_are_mtu_exceeded_and_the_rest_still_go() {
         .map(|&n| frame(MacAddr::BROADCAST, mac(1), Hdr::Untagged, n))
         .collect();
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    p.process(&topo, pid(0), &refs, 0);
+    p.process(&topo, pid(0), &refs, &[], 0);
     let mut tx = SmallBuffers {
         room: 200,
         sent: Vec::new(),
     };
-    p.flush(&refs, &mut tx);
+    p.flush(&refs, &[], &mut tx);
     assert_eq!(tx.sent, vec![60, 60, 60]);
     let c = p.counters(pid(1));
     assert_eq!(c.tx_packets, 3);

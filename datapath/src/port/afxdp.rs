@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
+use crate::offload::Offload;
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::xdp::{self, AttachMode, Attached};
 use crate::sys::xsk::{self, FrameStack, SocketParams, UmemParams, XskRx, XskStats, XskTx};
@@ -1083,6 +1084,7 @@ impl RxPort for AfXdpRx {
                 fwd_tx_bytes: s.fwd_tx_bytes,
                 oversize: s.oversize + self.multi.as_ref().map_or(0, |m| m.broken),
                 fwd_tx_refused: s.fwd_tx_refused,
+                bad_offload: 0,
             },
             Err(_) => XdpCounters::default(),
         }
@@ -1234,7 +1236,7 @@ impl AfXdpTx {
 }
 
 impl TxPort for AfXdpTx {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(&mut self, frames: &[&[u8]], _offloads: &[Offload], items: &[TxItem]) -> TxDone {
         self.xsk.reap(&mut self.free);
         if !self.ready.is_empty() {
             self.xsk.produce(&mut self.ready);
@@ -1359,8 +1361,8 @@ impl RxPort for AfXdpPort {
 }
 
 impl TxPort for AfXdpPort {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
-        self.tx.tx_burst(frames, items)
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone {
+        self.tx.tx_burst(frames, offloads, items)
     }
     fn flush(&mut self) {
         self.tx.flush()

@@ -9,8 +9,9 @@
 //! ```text
 //! n = rx.rx_burst(MAX_BURST)?;            // AF_XDP: RX ring -> held tokens
 //! k = rx.frames(&mut refs);               // slices into the port's memory
-//! pipeline.process(&topo, id, &refs[..k], now);
-//! pipeline.flush(&refs[..k], &mut table); // one tx_burst per egress port: copy + edit once
+//! m = rx.offloads(&mut meta);             // tap, AF_PACKET: virtio-net headers; else 0
+//! pipeline.process(&topo, id, &refs[..k], &meta[..m], now);
+//! pipeline.flush(&refs[..k], &meta[..m], &mut table); // one tx_burst per egress port
 //! rx.release();                           // AF_XDP: held frames -> fill ring
 //! table.flush_all();                      // once per loop: kick TX rings still pending
 //! ```
@@ -26,6 +27,7 @@
 pub mod afxdp;
 pub mod tap;
 
+use crate::offload::Offload;
 use crate::pipeline::{TxDone, TxItem, TxPorts, MAX_BURST};
 use crate::topology::{PortId, MAX_PORTS};
 
@@ -103,6 +105,9 @@ pub struct XdpCounters {
     pub fwd_tx_bytes: u64,
     /// Frames longer than the port's AF_XDP frames, dropped (`mtu_exceeded`).
     pub oversize: u64,
+    /// Frames whose offload metadata (virtio-net header) the port could not honour,
+    /// dropped at receive (`bad_offload`).
+    pub bad_offload: u64,
     /// Frames the fast path redirected to this port that its device refused
     /// (`redirect_refused`).
     pub fwd_tx_refused: u64,
@@ -114,6 +119,12 @@ pub trait RxPort: Send {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError>;
     /// The held frames as slices (valid until [`RxPort::release`]).
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize;
+    /// The held frames' offload metadata, in the order of [`RxPort::frames`]; returns how
+    /// many it wrote: that count, or 0 when the port has none (every frame is plain, as on
+    /// AF_XDP).
+    fn offloads(&self, _out: &mut [Offload; MAX_BURST]) -> usize {
+        0
+    }
     /// Returns the held frames' buffers to the port (AF_XDP: fill ring); once per burst.
     fn release(&mut self);
     /// Whether the port can still receive: an error once its device is gone (AF_XDP: the
@@ -192,8 +203,11 @@ pub struct CpuShare {
 /// The transmit half of a port.
 pub trait TxPort: Send {
     /// Copies `items` (indices into `frames` with their VLAN edits) into the port's memory
-    /// and queues them; returns how many of `items`, in order, were taken.
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone;
+    /// and queues them; returns how many of `items`, in order, were taken. `offloads` is
+    /// empty (every frame plain) or holds each frame's [`Offload`] as received (before
+    /// the item's edit): a port that takes offloads passes them on, one that does not
+    /// segments superframes and completes partial checksums.
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone;
     /// Pushes out anything still queued (AF_XDP: reap completions, kick the TX ring if the
     /// kernel has not taken all of it). Call once per worker loop, not per frame.
     fn flush(&mut self);
@@ -249,9 +263,15 @@ impl PortTxTable {
 }
 
 impl TxPorts for PortTxTable {
-    fn tx_burst(&mut self, port: PortId, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        port: PortId,
+        frames: &[&[u8]],
+        offloads: &[Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         match self.ports[port.index()].as_deref_mut() {
-            Some(p) => p.tx_burst(frames, items),
+            Some(p) => p.tx_burst(frames, offloads, items),
             None => TxDone::default(),
         }
     }

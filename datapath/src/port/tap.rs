@@ -2,20 +2,30 @@
 //! services through its nonblocking fd. Its kernel side is an ordinary netdev: move it
 //! into a namespace, give it an address, or attach a VM to it.
 //!
-//! Cost model: a tap fd moves one frame per `read`/`write` syscall, so this backend costs
-//! one syscall per frame — inherent to the tap interface. For speed, open an AF_XDP port on
-//! the tap netdev instead (or on the VM's own tap created by QEMU/libvirt).
+//! Offloads: the device is created with `IFF_VNET_HDR` and `TUNSETOFFLOAD` (checksum,
+//! TSO4/6 with ECN, USO where the kernel has it), so whatever sits on its kernel side (a
+//! namespace's stack, a VM) sends and receives 64 KiB superframes with partial checksums,
+//! as through the Linux bridge. Each frame's `virtio_net_hdr` becomes its [`Offload`],
+//! which travels with it through the switch; frames sent to the tap carry theirs.
+//!
+//! Cost model: a tap fd moves one frame per `read`/`writev` syscall, so this backend costs
+//! one syscall per frame — inherent to the tap interface; with offloads a frame is often a
+//! 64 KiB superframe, so that is one syscall per up to 44 segments.
 //!
 //! Invariants kept here:
-//! - Buffers are allocated at create: RX holds up to [`MAX_BURST`] frames in an arena of
-//!   fixed slots of MTU + 22 bytes, TX edits each frame into one scratch slot and writes
-//!   it; no allocation per burst. They are reallocated only when the MTU changes
-//!   ([`TapControl::set_mtu`]), by the half's own thread at its next burst (the TX
-//!   scratch only grows).
+//! - Buffers are allocated at create: RX packs up to [`MAX_BURST`] frames into one arena
+//!   (each read may take a whole superframe, so a burst holds at least
+//!   [`ARENA_FRAMES`] superframes); TX writes the edited frame straight from the source's
+//!   memory with `writev` (the header, the tag bytes and the frame's pieces), no copy.
+//!   The arena is reallocated only when the MTU changes beyond a superframe
+//!   ([`TapControl::set_mtu`]), by the receive half's own thread at its next burst.
 //! - The device is up (IFF_UP) with the configured MTU once `create` returns; it
 //!   disappears when both halves are dropped (the fd is closed), unless made persistent
 //!   elsewhere. A [`TapControl`] does not keep it alive.
-//! - A frame longer than a receive slot is dropped whole and counted, never cut short.
+//! - A plain frame longer than MTU + 22 bytes is dropped whole and counted (`mtu_exceeded`),
+//!   never cut short; a superframe may be up to [`MAX_SUPERFRAME`] bytes (its segments
+//!   are what the egress MTU applies to). A header the switch cannot honour is counted
+//!   `bad_offload`.
 //! - Frames the device's kernel side could not queue for the switch (its queue full) are
 //!   counted as the port's kernel drops (`rx_ring_full`), wherever the device was moved.
 
@@ -23,13 +33,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{PortError, RxPort, TxPort, XdpCounters};
+use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::tun::TapFd;
 use crate::sys::{netdev, rtnl};
-use crate::wire::write_edited;
+use crate::wire::{edited_pieces, VLAN_TAG_LEN};
 
 /// Room for the Ethernet header and two VLAN tags beyond the MTU.
 const L2_OVERHEAD: usize = 14 + 8;
+/// Superframes one receive burst holds at least (the arena is this many of the largest
+/// reads); smaller frames pack tighter, up to [`MAX_BURST`].
+pub const ARENA_FRAMES: usize = 16;
 
 /// Configuration of a tap port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +77,16 @@ pub struct TapRx {
     shared: Arc<Shared>,
     /// The MTU `buf` is sized for.
     mtu: u32,
+    /// The arena: frames of a burst one after the other, each after its header.
     buf: Box<[u8]>,
-    lens: Box<[usize]>,
-    slot: usize,
+    /// Where each held frame starts in `buf` and its length.
+    spans: Box<[(usize, usize)]>,
+    offloads: Box<[Offload; MAX_BURST]>,
     n: usize,
-    /// Frames longer than a slot, dropped whole at read (cumulative).
+    /// Plain frames longer than MTU + 22 bytes, dropped whole at read (cumulative).
     oversize: u64,
+    /// Frames whose `virtio_net_hdr` the switch cannot honour (cumulative).
+    bad_offload: u64,
     drops: QueueDrops,
 }
 
@@ -111,9 +129,6 @@ impl QueueDrops {
 #[derive(Debug)]
 pub struct TapTx {
     shared: Arc<Shared>,
-    /// The largest MTU `scratch` was sized for (it never shrinks).
-    mtu: u32,
-    scratch: Box<[u8]>,
     errors: u64,
 }
 
@@ -193,18 +208,14 @@ impl TapPort {
                 shared: shared.clone(),
                 mtu,
                 buf: TapRx::arena(mtu),
-                lens: vec![0; MAX_BURST].into_boxed_slice(),
-                slot: slot_len(mtu),
+                spans: vec![(0, 0); MAX_BURST].into_boxed_slice(),
+                offloads: Box::new([Offload::NONE; MAX_BURST]),
                 n: 0,
                 oversize: 0,
+                bad_offload: 0,
                 drops: QueueDrops::default(),
             },
-            tx: TapTx {
-                shared,
-                mtu,
-                scratch: vec![0u8; slot_len(mtu)].into_boxed_slice(),
-                errors: 0,
-            },
+            tx: TapTx { shared, errors: 0 },
         };
         // The drop counter's starting point: the port counts from here.
         port.rx.drops.read(&port.rx.shared.fd);
@@ -244,9 +255,14 @@ impl TapPort {
     }
 }
 
-/// Bytes of one frame buffer for `mtu`.
+/// Longest plain frame for `mtu`.
 fn slot_len(mtu: u32) -> usize {
     mtu as usize + L2_OVERHEAD
+}
+
+/// Longest read for `mtu`: a header and a superframe (or a plain frame, if longer).
+fn read_len(mtu: u32) -> usize {
+    VNET_HDR_LEN + slot_len(mtu).max(MAX_SUPERFRAME)
 }
 
 impl TapControl {
@@ -301,10 +317,10 @@ impl TapControl {
 }
 
 impl TapRx {
-    /// An arena of [`MAX_BURST`] slots for `mtu`, plus one spare byte so the last slot
-    /// can detect an oversize frame too.
+    /// An arena of [`ARENA_FRAMES`] of the longest reads for `mtu`, plus one spare byte
+    /// so a read that fills its room is known to be truncated.
     fn arena(mtu: u32) -> Box<[u8]> {
-        vec![0u8; MAX_BURST * slot_len(mtu) + 1].into_boxed_slice()
+        vec![0u8; ARENA_FRAMES * read_len(mtu) + 1].into_boxed_slice()
     }
 
     /// Follows an MTU change (no frames are held when called).
@@ -312,17 +328,23 @@ impl TapRx {
     fn follow_mtu(&mut self) {
         let mtu = self.shared.mtu.load(Ordering::Acquire);
         if mtu != self.mtu {
+            if read_len(mtu) != read_len(self.mtu) {
+                self.buf = TapRx::arena(mtu);
+            }
             self.mtu = mtu;
-            self.slot = slot_len(mtu);
-            self.buf = TapRx::arena(mtu);
         }
     }
 
-    /// Frames longer than a slot (MTU + 22 bytes), dropped whole at read: never passed on
-    /// cut short. The worker counts them `mtu_exceeded` on this port (through
+    /// Plain frames longer than MTU + 22 bytes, dropped whole at read: never passed on cut
+    /// short. The worker counts them `mtu_exceeded` on this port (through
     /// [`RxPort::xdp_counters`]).
     pub fn oversize(&self) -> u64 {
         self.oversize
+    }
+
+    /// Frames dropped at read because the switch cannot honour their `virtio_net_hdr`.
+    pub fn bad_offload(&self) -> u64 {
+        self.bad_offload
     }
 }
 
@@ -331,16 +353,27 @@ impl RxPort for TapRx {
         self.n = 0;
         self.follow_mtu();
         let max = max.min(MAX_BURST);
-        while self.n < max {
-            let off = self.n * self.slot;
-            // One byte more than a slot: a read that fills it was truncated.
-            let end = off + self.slot + 1;
-            match self.shared.fd.read(&mut self.buf[off..end]) {
+        let room = read_len(self.mtu);
+        let plain_max = slot_len(self.mtu);
+        let mut off = 0;
+        // One byte more than the longest read: a read that fills it was truncated.
+        while self.n < max && off + room < self.buf.len() {
+            match self.shared.fd.read(&mut self.buf[off..=off + room]) {
                 Ok(None) => break,
-                Ok(Some(len)) if len > self.slot => self.oversize += 1,
+                Ok(Some(len)) if len > room => self.oversize += 1,
                 Ok(Some(len)) => {
-                    self.lens[self.n] = len;
-                    self.n += 1;
+                    let frame_len = len.saturating_sub(VNET_HDR_LEN);
+                    match Offload::parse(&self.buf[off..off + len]) {
+                        Ok(o) if !o.is_gso() && frame_len > plain_max => self.oversize += 1,
+                        Ok(o) => {
+                            self.offloads[self.n] = o;
+                            self.spans[self.n] = (off + VNET_HDR_LEN, frame_len);
+                            self.n += 1;
+                            // The next frame starts cache-line aligned.
+                            off = (off + len).next_multiple_of(64);
+                        }
+                        Err(_) => self.bad_offload += 1,
+                    }
                 }
                 Err(e) => {
                     if self.n > 0 {
@@ -354,10 +387,14 @@ impl RxPort for TapRx {
     }
 
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
-        for (i, slot) in out.iter_mut().enumerate().take(self.n) {
-            let off = i * self.slot;
-            *slot = &self.buf[off..off + self.lens[i]];
+        for (slot, &(off, len)) in out.iter_mut().zip(&self.spans[..self.n]) {
+            *slot = &self.buf[off..off + len];
         }
+        self.n
+    }
+
+    fn offloads(&self, out: &mut [Offload; MAX_BURST]) -> usize {
+        out[..self.n].copy_from_slice(&self.offloads[..self.n]);
         self.n
     }
 
@@ -374,6 +411,7 @@ impl RxPort for TapRx {
     fn xdp_counters(&mut self) -> XdpCounters {
         XdpCounters {
             oversize: self.oversize,
+            bad_offload: self.bad_offload,
             ..XdpCounters::default()
         }
     }
@@ -394,23 +432,20 @@ impl TapTx {
 }
 
 impl TxPort for TapTx {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone {
         let mut done = TxDone::default();
-        // Grow only: the switch may still send frames of the old, larger MTU until its
-        // topology has the new one; they must not fail to fit.
-        let mtu = self.shared.mtu.load(Ordering::Acquire);
-        if mtu > self.mtu {
-            self.mtu = mtu;
-            self.scratch = vec![0u8; slot_len(mtu)].into_boxed_slice();
-        }
         for item in items {
-            let Some(src) = frames.get(usize::from(item.frame)) else {
+            let i = usize::from(item.frame);
+            let Some(src) = frames.get(i) else {
                 break;
             };
-            let Ok(len) = write_edited(src, item.edit, &mut self.scratch) else {
+            let hdr = Offload::of(offloads, i).after_edit(item.edit).emit();
+            let mut tag = [0u8; VLAN_TAG_LEN];
+            let Ok([a, b, c]) = edited_pieces(src, item.edit, &mut tag) else {
                 break;
             };
-            match self.shared.fd.write(&self.scratch[..len]) {
+            let len = a.len() + b.len() + c.len();
+            match self.shared.fd.write(&[&hdr, a, b, c]) {
                 Ok(true) => {
                     done.sent += 1;
                     done.bytes += len as u64;
@@ -435,6 +470,9 @@ impl RxPort for TapPort {
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
         self.rx.frames(out)
     }
+    fn offloads(&self, out: &mut [Offload; MAX_BURST]) -> usize {
+        self.rx.offloads(out)
+    }
     fn release(&mut self) {
         self.rx.release()
     }
@@ -447,8 +485,8 @@ impl RxPort for TapPort {
 }
 
 impl TxPort for TapPort {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
-        self.tx.tx_burst(frames, items)
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone {
+        self.tx.tx_burst(frames, offloads, items)
     }
     fn flush(&mut self) {
         self.tx.flush()
@@ -541,7 +579,7 @@ mod tests {
             frame: 0,
             edit: crate::wire::Edit::Keep,
         }];
-        assert_eq!(tx.tx_burst(&refs, &items).sent, 1);
+        assert_eq!(tx.tx_burst(&refs, &[], &items).sent, 1);
         assert_eq!(
             host.collect_test_frames(1, Duration::from_secs(3)),
             vec![big]

@@ -53,7 +53,7 @@ fn burst_items(n: usize, edit: Edit) -> Vec<TxItem> {
 /// has had every chance to take them; returns what the burst reported.
 fn tx_once(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-    let done = tx.tx_burst(&refs, &burst_items(frames.len(), edit));
+    let done = tx.tx_burst(&refs, &[], &burst_items(frames.len(), edit));
     for _ in 0..50 {
         tx.flush();
     }
@@ -68,7 +68,7 @@ fn tx_all(tx: &mut dyn TxPort, frames: &[Vec<u8>], edit: Edit) -> TxDone {
     let mut total = TxDone::default();
     let deadline = Instant::now() + WAIT;
     while total.sent < items.len() && Instant::now() < deadline {
-        let d = tx.tx_burst(&refs, &items[total.sent..]);
+        let d = tx.tx_burst(&refs, &[], &items[total.sent..]);
         total.sent += d.sent;
         total.bytes += d.bytes;
         tx.flush();
@@ -285,7 +285,7 @@ fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
     // the rest).
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
     let items = burst_items(64, Edit::Keep);
-    let done = port.tx().tx_burst(&refs, &items);
+    let done = port.tx().tx_burst(&refs, &[], &items);
     assert_eq!(done.sent, 64);
     assert_eq!(
         done.bytes,
@@ -624,7 +624,12 @@ struct Recorder {
 }
 
 impl TxPort for Recorder {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let n = items.len().min(self.room);
         let mut d = TxDone::default();
         for it in &items[..n] {
@@ -673,14 +678,14 @@ fn tx_table_routes_bursts_by_port_and_reports_missing_ports_as_unsent() {
         },
     ];
     assert_eq!(
-        table.tx_burst(p1, &frames, &items),
+        table.tx_burst(p1, &frames, &[], &items),
         TxDone {
             sent: 1,
             bytes: 64,
             ..TxDone::default()
         }
     );
-    assert_eq!(table.tx_burst(p2, &frames, &items), TxDone::default());
+    assert_eq!(table.tx_burst(p2, &frames, &[], &items), TxDone::default());
     table.flush_all();
     assert!(table.remove(p2).is_none());
     assert!(table.remove(p1).is_some());
@@ -714,7 +719,7 @@ fn afxdp_tx_rate_on_veth() {
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < Duration::from_secs(2) {
-        sent += port.tx().tx_burst(&refs, &items).sent as u64;
+        sent += port.tx().tx_burst(&refs, &[], &items).sent as u64;
         port.tx().flush();
     }
     let secs = start.elapsed().as_secs_f64();
@@ -806,6 +811,7 @@ fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
     let f6 = test_frame(DST, SRC, 6, 9014);
     let done = port.tx().tx_burst(
         &[f6.as_slice()],
+        &[],
         &[TxItem {
             frame: 0,
             edit: Edit::Push(Tci(100)),

@@ -91,7 +91,12 @@ struct QueueTx {
 }
 
 impl TxPort for QueueTx {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         let mut done = TxDone::default();
         for it in items {
             let mut buf = vec![0u8; 10000];
@@ -468,9 +473,14 @@ struct SlowTx {
 }
 
 impl TxPort for SlowTx {
-    fn tx_burst(&mut self, frames: &[&[u8]], items: &[TxItem]) -> TxDone {
+    fn tx_burst(
+        &mut self,
+        frames: &[&[u8]],
+        _offloads: &[crate::offload::Offload],
+        items: &[TxItem],
+    ) -> TxDone {
         std::thread::sleep(self.delay);
-        self.inner.tx_burst(frames, items)
+        self.inner.tx_burst(frames, _offloads, items)
     }
     fn flush(&mut self) {}
 }
