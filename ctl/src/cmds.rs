@@ -34,7 +34,13 @@ pub struct Conn {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KindArg {
+    /// packet on a virtual device (veth, a VM's tap), afxdp on a NIC.
+    Auto,
+    /// AF_XDP (NICs; veths only with the peer's TX checksum offload off).
     Afxdp,
+    /// AF_PACKET with offloads (veth, a VM's tap): TSO and checksum offload end to end.
+    Packet,
+    /// A tap device the switch creates.
     Tap,
 }
 
@@ -50,9 +56,10 @@ pub struct AddPortArgs {
     pub bridge: String,
     pub port: String,
     /// Port backend.
-    #[arg(long = "type", value_enum, default_value = "afxdp")]
+    #[arg(long = "type", value_enum, default_value = "auto")]
     pub kind: KindArg,
-    /// Netdev (afxdp) or tap device name (tap); default: the port name.
+    /// Existing netdev (auto, afxdp, packet) or tap device to create (tap); default: the
+    /// port name.
     #[arg(long)]
     pub interface: Option<String>,
     #[arg(long, default_value_t = 1)]
@@ -313,7 +320,9 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     let mut p = PortSpec::new(
         &a.port,
         match a.kind {
+            KindArg::Auto => PortKind::Auto,
             KindArg::Afxdp => PortKind::Afxdp,
+            KindArg::Packet => PortKind::Packet,
             KindArg::Tap => PortKind::Tap,
         },
     );

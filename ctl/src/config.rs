@@ -175,16 +175,48 @@ pub struct BridgeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortKind {
-    /// AF_XDP on an existing netdev (uplink NIC, veth end, a VM's tap).
+    /// An existing netdev with the backend that suits it ([`PortKind::resolve`]): `packet`
+    /// for virtual devices (veth, a VM's tap), whose senders use checksum offload and TSO;
+    /// `afxdp` for a NIC (a device with a bus), the packet-rate path.
+    Auto,
+    /// AF_XDP on an existing netdev (uplink NIC; a veth end only when its peer sends
+    /// without TX checksum offload).
     Afxdp,
+    /// AF_PACKET with `PACKET_VNET_HDR` on an existing netdev (a pod's veth host end, a
+    /// VM's tap): superframes and partial checksums end to end.
+    Packet,
     /// A tap device the switch creates.
     Tap,
+}
+
+impl PortKind {
+    /// The backend a port of this kind uses on `interface`: `Auto` becomes `Packet` for a
+    /// virtual device (no bus device in sysfs: veth, tun/tap, macvlan, ...) and `Afxdp`
+    /// for a NIC; the others stay as they are.
+    pub fn resolve(self, interface: &str) -> PortKind {
+        match self {
+            PortKind::Auto => {
+                let nic = std::path::Path::new("/sys/class/net")
+                    .join(interface)
+                    .join("device")
+                    .exists();
+                if nic {
+                    PortKind::Afxdp
+                } else {
+                    PortKind::Packet
+                }
+            }
+            k => k,
+        }
+    }
 }
 
 impl fmt::Display for PortKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            PortKind::Auto => "auto",
             PortKind::Afxdp => "afxdp",
+            PortKind::Packet => "packet",
             PortKind::Tap => "tap",
         })
     }
@@ -634,8 +666,8 @@ impl Config {
                         p.name, p.queues
                     ));
                 }
-                if p.kind == PortKind::Tap && p.queues != 1 {
-                    return Err(format!("port {}: tap ports have one queue", p.name));
+                if matches!(p.kind, PortKind::Tap | PortKind::Packet) && p.queues != 1 {
+                    return Err(format!("port {}: {} ports have one queue", p.name, p.kind));
                 }
                 p.port_config()?;
                 let mtu = p.mtu.unwrap_or(DEFAULT_MTU);

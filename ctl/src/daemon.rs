@@ -16,6 +16,7 @@ use std::time::Duration;
 use datapath::fastpath::XdpProgram;
 use datapath::fdb::{FdbConfig, Flush};
 use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
+use datapath::port::packet::{PacketConfig, PacketPort};
 use datapath::port::tap::{TapConfig, TapControl, TapKeep, TapPort};
 use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
@@ -56,6 +57,8 @@ fn done(msg: impl Into<String>) -> Reply {
 /// A port's I/O as opened.
 #[derive(Debug, Clone)]
 struct PortIo {
+    /// The backend serving the port ("afxdp", "packet", "tap").
+    backend: PortKind,
     xdp_mode: String,
     /// An AF_XDP port served by its bridge's fast-path XDP program.
     fast_path: bool,
@@ -111,7 +114,29 @@ fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, Str
 }
 
 fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
-    match spec.kind {
+    match spec.kind.resolve(spec.interface()) {
+        PortKind::Auto => Err("no backend for the interface".into()),
+        PortKind::Packet => {
+            if spec.queues != 1 {
+                return Err(format!(
+                    "packet ports have one queue ({} asked); use --type afxdp for more",
+                    spec.queues
+                ));
+            }
+            let port = PacketPort::open(&PacketConfig::new(spec.interface()))
+                .map_err(|e| e.to_string())?;
+            let (rx, tx) = port.split();
+            Ok((
+                vec![Box::new(rx)],
+                Box::new(tx),
+                PortIo {
+                    backend: PortKind::Packet,
+                    xdp_mode: String::new(),
+                    fast_path: false,
+                    tap: None,
+                },
+            ))
+        }
         PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.interface());
             c.program = xdp.cloned();
@@ -131,6 +156,7 @@ fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, 
                 vec![Box::new(rx)],
                 Box::new(tx),
                 PortIo {
+                    backend: PortKind::Afxdp,
                     xdp_mode: mode,
                     fast_path,
                     tap: None,
@@ -153,6 +179,7 @@ fn tap_halves(port: TapPort) -> Halves {
         vec![Box::new(rx)],
         Box::new(tx),
         PortIo {
+            backend: PortKind::Tap,
             xdp_mode: String::new(),
             fast_path: false,
             tap: Some(control),
@@ -985,6 +1012,11 @@ impl Daemon {
                         name: pname.clone(),
                         id: st.id.index(),
                         kind: st.spec.kind.to_string(),
+                        backend: st
+                            .io
+                            .as_ref()
+                            .map(|i| i.backend.to_string())
+                            .unwrap_or_default(),
                         interface: st.spec.interface().to_string(),
                         vlan: st.spec.vlan().map(|v| v.to_string()).unwrap_or_default(),
                         mtu: st.spec.mtu.unwrap_or(datapath::topology::DEFAULT_MTU),

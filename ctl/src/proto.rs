@@ -221,6 +221,10 @@ pub struct PortView {
     pub id: usize,
     #[serde(rename = "type")]
     pub kind: String,
+    /// The backend serving the port: "afxdp", "packet" or "tap" (for type "auto", the one
+    /// it chose); empty while the port is down.
+    #[serde(default)]
+    pub backend: String,
     pub interface: String,
     /// OVS-style VLAN text: "access 100", "trunk 10,20 native 5".
     pub vlan: String,

@@ -25,7 +25,11 @@ pub fn show(bridges: &[BridgeView]) -> String {
             if !p.no_flood.is_empty() {
                 let _ = writeln!(s, "        no flood: {}", p.no_flood.join(" "));
             }
-            let mut detail = vec![p.kind.clone()];
+            let mut detail = vec![if p.backend.is_empty() || p.backend == p.kind {
+                p.kind.clone()
+            } else {
+                format!("{} ({})", p.backend, p.kind)
+            }];
             if !p.xdp_mode.is_empty() {
                 detail.push(format!("xdp {}", p.xdp_mode));
             }

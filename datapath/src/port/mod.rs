@@ -25,6 +25,7 @@
 //!   enforces it (`frames` borrows `&self`, `release` takes `&mut self`).
 
 pub mod afxdp;
+pub mod packet;
 pub mod tap;
 
 use crate::offload::Offload;
@@ -32,6 +33,7 @@ use crate::pipeline::{TxDone, TxItem, TxPorts, MAX_BURST};
 use crate::topology::{PortId, MAX_PORTS};
 
 pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpRx, AfXdpTx, SharedProgram, XdpMode};
+pub use packet::{PacketConfig, PacketInfo, PacketPort, PacketRx, PacketTx};
 pub use tap::{TapConfig, TapPort, TapRx, TapTx};
 
 /// Why a port could not be opened or serviced. Messages name the interface and the cause.

@@ -5,6 +5,8 @@
 //! - [`bpf`]: vswitch's own XDP program (fast path, slow-path redirect) and its maps;
 //! - [`xdp`]: querying and detaching the XDP program of an interface (libxdp);
 //! - [`netdev`]: interface index, driver name, flags, MTU, memlock limit, bpffs mount;
+//! - [`afpacket`]: AF_PACKET sockets with `PACKET_VNET_HDR` for `packet` ports
+//!   (`recvmmsg`/`sendmmsg` bursts, offloads and out-of-band tags);
 //! - [`tun`]: creating a tap device (`TUNSETIFF`) and reading/writing it;
 //! - [`netns`]: running a closure in another network namespace (test helpers);
 //! - `packet`: AF_PACKET sockets with `PACKET_AUXDATA` (test helpers);
@@ -16,6 +18,7 @@
 //! `unsafe fn` for callers; errors are `std::io::Error` with the OS error preserved so
 //! callers can map specific causes (ENOBUFS, EBUSY, ...) to their own error enums.
 
+pub mod afpacket;
 pub mod bpf;
 pub mod netdev;
 pub mod netns;

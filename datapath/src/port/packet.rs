@@ -1,0 +1,335 @@
+//! `packet` port: an existing netdev (a pod's veth host end, a VM's tap made by QEMU or
+//! libvirt) served through an AF_PACKET socket with `PACKET_VNET_HDR`: the offload-capable
+//! backend, what OVS's system ports with userspace TSO and VPP's host-interface with GSO
+//! use.
+//!
+//! Why it exists: pods and VMs send with checksum offload and TSO on. Their frames reach
+//! the host end as 64 KiB superframes with partial checksums, which AF_XDP cannot
+//! describe (TCP then moves 0 bits/s through an AF_XDP port). Through this socket each
+//! frame comes with its `virtio_net_hdr` ([`Offload`]); the switch carries it to the
+//! egress port, and frames sent here take theirs along, so TCP runs at superframe rates
+//! like through the Linux bridge.
+//!
+//! Cost model: one `recvmmsg` per receive burst and one `sendmmsg` per transmit burst of
+//! up to [`BATCH`] frames; the kernel copies each frame once each way. Transmit writes
+//! the edited frame straight from the source's memory (header, tag bytes and the frame's
+//! pieces as an iovec): no copy in the switch.
+//!
+//! Invariants kept here:
+//! - Buffers are allocated at open: [`RX_SLOTS`] receive slots of a superframe each
+//!   (about 2 MiB), no allocation per burst.
+//! - An outer tag the kernel reported out of band is put back into the bytes (the frame
+//!   then starts 4 bytes earlier in its slot) and the offsets of its offload move with it.
+//! - A frame cut short (longer than a slot) is dropped whole and counted `mtu_exceeded`;
+//!   a header the switch cannot honour is counted `bad_offload`; frames the socket's queue
+//!   had no room for are kernel drops (`rx_ring_full`).
+//! - The port's own transmissions are never received back (`PACKET_IGNORE_OUTGOING`).
+
+use std::sync::Arc;
+
+use super::{KernelDrops, PortError, RxPort, TxPort, XdpCounters};
+use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
+use crate::pipeline::{TxDone, TxItem, MAX_BURST};
+use crate::sys::afpacket::{RecvSlot, VnetSocket, BATCH, RECV_GAP};
+use crate::sys::netdev;
+use crate::wire::{edited_pieces, Edit, TPID_8021Q, VLAN_TAG_LEN};
+
+/// Receive slots: the most frames one receive burst holds.
+pub const RX_SLOTS: usize = 32;
+
+/// Configuration of a packet port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketConfig {
+    /// The existing interface to serve.
+    pub interface: String,
+}
+
+impl PacketConfig {
+    pub fn new(interface: impl Into<String>) -> PacketConfig {
+        PacketConfig {
+            interface: interface.into(),
+        }
+    }
+}
+
+/// What a packet port says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketInfo {
+    pub ifname: String,
+    pub ifindex: u32,
+    pub driver: String,
+    /// Bytes of one receive slot.
+    pub slot: usize,
+}
+
+/// Receive half of a packet port.
+#[derive(Debug)]
+pub struct PacketRx {
+    sock: Arc<VnetSocket>,
+    name: String,
+    slot: usize,
+    buf: Box<[u8]>,
+    hdrs: Box<[[u8; VNET_HDR_LEN]]>,
+    got: Box<[RecvSlot]>,
+    /// Where each held frame starts in `buf` and its length.
+    spans: Box<[(usize, usize)]>,
+    offloads: Box<[Offload; MAX_BURST]>,
+    n: usize,
+    /// Frames longer than a slot, dropped (cumulative).
+    oversize: u64,
+    /// Frames whose header the switch cannot honour (cumulative).
+    bad_offload: u64,
+    /// Socket-queue drops so far (the kernel's counter resets on each read).
+    queue_drops: u64,
+}
+
+/// Transmit half of a packet port.
+#[derive(Debug)]
+pub struct PacketTx {
+    sock: Arc<VnetSocket>,
+    /// Sends that failed with an error other than "no room" (device down, ...).
+    errors: u64,
+}
+
+/// A packet port: both halves. Use [`PacketPort::split`] to hand them to a worker.
+#[derive(Debug)]
+pub struct PacketPort {
+    info: PacketInfo,
+    rx: PacketRx,
+    tx: PacketTx,
+}
+
+impl PacketPort {
+    /// Opens the socket on an existing interface and brings the interface up.
+    pub fn open(cfg: &PacketConfig) -> Result<PacketPort, PortError> {
+        let name = cfg.interface.clone();
+        let ifindex = netdev::if_index(&name)
+            .ok_or_else(|| PortError::NoSuchInterface { ifname: name.clone() })?;
+        netdev::set_up(&name).map_err(|e| PortError::io(&name, "set up", e))?;
+        let mtu = netdev::mtu(&name).map_err(|e| PortError::io(&name, "read MTU", e))?;
+        let sock = VnetSocket::open(ifindex)
+            .map_err(|e| PortError::io(&name, "open AF_PACKET socket (PACKET_VNET_HDR)", e))?;
+        let driver = netdev::driver_name(&name).unwrap_or_default();
+        let slot = (RECV_GAP + MAX_SUPERFRAME.max(mtu as usize + 22)).next_multiple_of(64);
+        let sock = Arc::new(sock);
+        Ok(PacketPort {
+            info: PacketInfo {
+                ifname: name.clone(),
+                ifindex,
+                driver,
+                slot,
+            },
+            rx: PacketRx {
+                sock: sock.clone(),
+                name,
+                slot,
+                buf: vec![0u8; slot * RX_SLOTS].into_boxed_slice(),
+                hdrs: vec![[0u8; VNET_HDR_LEN]; RX_SLOTS].into_boxed_slice(),
+                got: vec![RecvSlot::default(); RX_SLOTS].into_boxed_slice(),
+                spans: vec![(0, 0); RX_SLOTS].into_boxed_slice(),
+                offloads: Box::new([Offload::NONE; MAX_BURST]),
+                n: 0,
+                oversize: 0,
+                bad_offload: 0,
+                queue_drops: 0,
+            },
+            tx: PacketTx { sock, errors: 0 },
+        })
+    }
+
+    pub fn info(&self) -> &PacketInfo {
+        &self.info
+    }
+    pub fn split(self) -> (PacketRx, PacketTx) {
+        (self.rx, self.tx)
+    }
+    pub fn rx(&mut self) -> &mut PacketRx {
+        &mut self.rx
+    }
+    pub fn tx(&mut self) -> &mut PacketTx {
+        &mut self.tx
+    }
+}
+
+impl PacketRx {
+    /// Frames dropped at receive because they were longer than a slot.
+    pub fn oversize(&self) -> u64 {
+        self.oversize
+    }
+    /// Frames dropped at receive because the switch cannot honour their header.
+    pub fn bad_offload(&self) -> u64 {
+        self.bad_offload
+    }
+
+    /// Puts frame `i` of the last `recvmmsg` in shape: its tag back into the bytes and
+    /// its header parsed. Returns its span and offload, or `None` if dropped (counted).
+    fn take(&mut self, i: usize) -> Option<((usize, usize), Offload)> {
+        let r = self.got[i];
+        let base = i * self.slot;
+        if r.truncated {
+            self.oversize += 1;
+            return None;
+        }
+        let Ok(mut o) = Offload::parse(&self.hdrs[i]) else {
+            self.bad_offload += 1;
+            return None;
+        };
+        let Some((tpid, tci)) = r.tag else {
+            return Some(((base + RECV_GAP, r.len), o));
+        };
+        if r.len < 12 {
+            self.oversize += 1;
+            return None;
+        }
+        // Move the MACs 4 bytes back into the gap and put the tag behind them.
+        let s = &mut self.buf[base..base + RECV_GAP + r.len];
+        s.copy_within(RECV_GAP..RECV_GAP + 12, 0);
+        s[12..14].copy_from_slice(&tpid.to_be_bytes());
+        s[14..16].copy_from_slice(&tci.to_be_bytes());
+        if tpid == TPID_8021Q {
+            // The kernel's offsets count from the frame without its tag.
+            o = o.after_edit(Edit::Push(crate::wire::Tci(tci)));
+        } else if !o.is_plain() {
+            o.csum_start = o.csum_start.saturating_add(VLAN_TAG_LEN as u16);
+            o.hdr_len = o.hdr_len.saturating_add(VLAN_TAG_LEN as u16);
+        }
+        Some(((base, r.len + VLAN_TAG_LEN), o))
+    }
+}
+
+impl RxPort for PacketRx {
+    fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
+        self.n = 0;
+        let want = max.min(RX_SLOTS).min(BATCH);
+        let got = self
+            .sock
+            .recv_burst(&mut self.buf, self.slot, &mut self.hdrs, &mut self.got[..want])
+            .map_err(|e| PortError::io(&self.name, "recvmmsg", e))?;
+        for i in 0..got {
+            if let Some((span, o)) = self.take(i) {
+                self.spans[self.n] = span;
+                self.offloads[self.n] = o;
+                self.n += 1;
+            }
+        }
+        Ok(self.n)
+    }
+
+    fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
+        for (slot, &(off, len)) in out.iter_mut().zip(&self.spans[..self.n]) {
+            *slot = &self.buf[off..off + len];
+        }
+        self.n
+    }
+
+    fn offloads(&self, out: &mut [Offload; MAX_BURST]) -> usize {
+        out[..self.n].copy_from_slice(&self.offloads[..self.n]);
+        self.n
+    }
+
+    fn release(&mut self) {
+        self.n = 0;
+    }
+
+    fn health(&mut self) -> Result<(), PortError> {
+        self.sock
+            .pending_error()
+            .map_err(|e| PortError::io(&self.name, "socket", e))
+    }
+
+    /// Frames the socket's queue had no room for.
+    fn kernel_drops(&mut self) -> KernelDrops {
+        if let Ok(n) = self.sock.take_drops() {
+            self.queue_drops += n;
+        }
+        KernelDrops {
+            rx: self.queue_drops,
+            tx: 0,
+        }
+    }
+
+    /// Frames dropped at receive: too long for a slot (`mtu_exceeded`), or with a header
+    /// the switch cannot honour (`bad_offload`).
+    fn xdp_counters(&mut self) -> XdpCounters {
+        XdpCounters {
+            oversize: self.oversize,
+            bad_offload: self.bad_offload,
+            ..XdpCounters::default()
+        }
+    }
+
+    fn wait_fds(&self) -> Option<Vec<std::os::fd::RawFd>> {
+        Some(vec![self.sock.raw_fd()])
+    }
+}
+
+impl PacketTx {
+    /// Sends that failed with an error other than "no room" (device down, ...).
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+}
+
+impl TxPort for PacketTx {
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone {
+        let mut done = TxDone::default();
+        let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH];
+        let mut tags = [[0u8; VLAN_TAG_LEN]; BATCH];
+        let mut rest = items;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(BATCH)];
+            // Headers and tags first, then the pieces that borrow them.
+            for ((h, t), item) in hdrs.iter_mut().zip(tags.iter_mut()).zip(chunk) {
+                let i = usize::from(item.frame);
+                *h = Offload::of(offloads, i).after_edit(item.edit).emit();
+                *t = [0; VLAN_TAG_LEN];
+            }
+            let mut pieces: [[&[u8]; 4]; BATCH] = [[&[]; 4]; BATCH];
+            let mut lens = [0usize; BATCH];
+            let mut n = 0;
+            for ((h, t), item) in hdrs.iter().zip(tags.iter_mut()).zip(chunk) {
+                let Some(src) = frames.get(usize::from(item.frame)) else {
+                    break;
+                };
+                let Ok([a, b, c]) = edited_pieces(src, item.edit, t) else {
+                    break;
+                };
+                pieces[n] = [h, a, b, c];
+                lens[n] = a.len() + b.len() + c.len();
+                n += 1;
+            }
+            let mut at = 0;
+            while at < n {
+                let (sent, err) = self.sock.send_burst(&pieces[at..n]);
+                done.sent += sent;
+                done.bytes += lens[at..at + sent].iter().map(|&l| l as u64).sum::<u64>();
+                at += sent;
+                match err {
+                    None if sent > 0 => {}
+                    // No room in the socket or the device: the rest is tx_ring_full.
+                    None => return done,
+                    Some(e) if e.kind() == std::io::ErrorKind::WouldBlock => return done,
+                    Some(e) => {
+                        // The frame at `at` itself was refused: count it, go on.
+                        match e.raw_os_error() {
+                            Some(libc::EMSGSIZE) => done.too_big += 1,
+                            Some(libc::EINVAL) => done.bad_offload += 1,
+                            _ => {
+                                self.errors += 1;
+                                return done;
+                            }
+                        }
+                        at += 1;
+                    }
+                }
+            }
+            if n < chunk.len() {
+                return done;
+            }
+            rest = &rest[chunk.len()..];
+        }
+        done
+    }
+
+    fn flush(&mut self) {}
+}
