@@ -1110,15 +1110,6 @@ mod tests {
         );
     }
 
-    fn any_edit() -> impl Strategy<Value = Edit> {
-        prop_oneof![
-            Just(Edit::Keep),
-            any::<u16>().prop_map(|t| Edit::Push(Tci(t))),
-            Just(Edit::Pop),
-            any::<u16>().prop_map(|t| Edit::SetTci(Tci(t))),
-        ]
-    }
-
     fn any_offload() -> impl Strategy<Value = Offload> {
         (
             (
@@ -1158,43 +1149,21 @@ mod tests {
             )
     }
 
-    /// Everything the transmit path calls, with the invariants that hold for any input:
-    /// every segment fits `max_len`, and a written segment (when it has at most one tag)
-    /// is a one-segment superframe that segments to itself.
-    fn exercise(frame: &[u8], edit: Edit, o: &Offload) {
-        let mut copy = frame.to_vec();
-        if complete_csum(&mut copy, o).is_err() || !o.needs_csum {
-            assert_eq!(copy, frame);
-        }
-        let Ok(segs) = Segments::new(frame, edit, o) else {
-            return;
-        };
-        assert!(segs.count() >= 1);
-        let max = segs.max_len();
-        let mut out = vec![0u8; max];
-        let mut again = vec![0u8; max];
-        let tagged = L2Header::parse(frame).map(|h| h.tag.is_some()) == Ok(true);
-        for i in 0..segs.count() {
-            let n = segs.write(i, &mut out).expect("every segment fits max_len");
-            assert!(n <= max);
-            if !(tagged && matches!(edit, Edit::Push(_))) {
-                let seg = &out[..n];
-                let one =
-                    Segments::new(seg, Edit::Keep, &o.after_edit(edit)).expect("a segment parses");
-                assert_eq!(one.count(), 1);
-                assert_eq!(one.write(0, &mut again), Ok(n));
-                assert_eq!(&again[..n], seg, "segment {i} is a fixed point");
+    #[test]
+    fn the_offload_fuzz_entry_point_holds_on_superframes_with_their_vnet_header() {
+        for (ip, proto, gso) in [
+            (Ip::V4, L4::Tcp, 1448),
+            (Ip::V6, L4::Tcp, 1428),
+            (Ip::V4, L4::Udp, 1400),
+            (Ip::V6, L4::Udp, 1),
+        ] {
+            for tagged in [false, true] {
+                let f = superframe(ip, tagged, proto, 3000, gso);
+                let data = [&f.o.emit()[..], &f.bytes].concat();
+                crate::fuzzing::offload(&data);
+                let f = with_ip_options(f, ip);
+                crate::fuzzing::offload(&[&f.o.emit()[..], &f.bytes].concat());
             }
-        }
-        assert!(segs.write(segs.count(), &mut out).is_err());
-        if let Some(short) = max.checked_sub(1) {
-            assert_eq!(
-                segs.write(0, &mut out[..short]),
-                Err(OffloadError::NoRoom {
-                    need: max,
-                    have: short
-                })
-            );
         }
     }
 
@@ -1204,10 +1173,10 @@ mod tests {
         #[test]
         fn nothing_panics_on_arbitrary_bytes_and_offloads(
             frame in proptest::collection::vec(any::<u8>(), 0..160),
-            edit in any_edit(),
+            tci in any::<u16>(),
             o in any_offload(),
         ) {
-            exercise(&frame, edit, &o);
+            crate::fuzzing::offload_frame(&frame, &o, Tci(tci));
         }
 
         #[test]
@@ -1215,14 +1184,14 @@ mod tests {
             (v6, tagged, udp) in (any::<bool>(), any::<bool>(), any::<bool>()),
             payload in 0usize..3000,
             gso_size in prop_oneof![1u16..8, 500u16..2000, Just(u16::MAX)],
-            edit in any_edit(),
+            tci in any::<u16>(),
             cut in proptest::option::of(0usize..3200),
             flips in proptest::collection::vec((0usize..120, any::<u8>()), 0..4),
         ) {
             let ip = if v6 { Ip::V6 } else { Ip::V4 };
             let proto = if udp { L4::Udp } else { L4::Tcp };
             let f = superframe(ip, tagged, proto, payload, gso_size);
-            exercise(&f.bytes, edit, &f.o);
+            crate::fuzzing::offload_frame(&f.bytes, &f.o, Tci(tci));
             let mut b = f.bytes.clone();
             for (at, v) in flips {
                 if let Some(x) = b.get_mut(at) {
@@ -1232,7 +1201,7 @@ mod tests {
             if let Some(cut) = cut {
                 b.truncate(cut);
             }
-            exercise(&b, edit, &f.o);
+            crate::fuzzing::offload_frame(&b, &f.o, Tci(tci));
         }
     }
 }
