@@ -710,8 +710,7 @@ mod tests {
             (Ip::V6, false),
             (Ip::V6, true),
         ] {
-            // 6 datagrams of 1400 bytes and one of 1600 - 6 * 1400 = 1600 (9,999 = 7 * 1400
-            // + 199).
+            // 7 datagrams of 1400 bytes and one of 199 (9,999 = 7 * 1400 + 199).
             let f = superframe(ip, tagged, L4::Udp, 9_999, 1400);
             for edit in edits(tagged) {
                 let lens = check_segments(&f, ip, L4::Udp, edit, 8);
