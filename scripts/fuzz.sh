@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target (datapath: parse, pipeline; ctl: proto, config) for N
+# Runs every cargo-fuzz target (datapath: parse, pipeline, offload; ctl: proto, config) for N
 # seconds each (default 600) on stable Rust (`--sanitizer none`). New corpus entries land
 # in <crate>/fuzz/corpus/<target>/ and are replayed by `make test`
 # (datapath/tests/fuzz_corpus.rs, ctl/tests/fuzz_corpus.rs). Crashes land in

@@ -5,6 +5,7 @@
 
 use crate::fdb::FdbConfig;
 use crate::mem::{MemPortConfig, MemSwitch};
+use crate::offload::{complete_csum, Offload, OffloadError, Segments, VNET_HDR_LEN};
 use crate::pipeline::Verdict;
 use crate::topology::{PortConfig, PortId, Topology};
 use crate::vlan::{NativeEgress, PortVlan, Vid, VlanSet};
@@ -49,6 +50,103 @@ pub fn parse(data: &[u8]) {
             }
         }
     }
+}
+
+/// A `virtio_net_hdr` (the first 10 bytes) and a frame (the rest) through the software
+/// offloads an egress without them applies; see [`offload_frame`].
+pub fn offload(data: &[u8]) {
+    let Some((hdr, frame)) = data.split_first_chunk::<VNET_HDR_LEN>() else {
+        return;
+    };
+    let Ok(o) = Offload::parse(hdr) else {
+        return;
+    };
+    let tci = Tci(u16::from_be_bytes([hdr[2], hdr[3]]));
+    offload_frame(frame, &o, tci);
+}
+
+/// [`complete_csum`] and [`Segments`] (for every VLAN edit, `tci` the one pushed or set) on
+/// one frame with any offload. Checks that a completed checksum verifies against the
+/// partial sum it replaced and only the field changed; that every segment fits
+/// [`Segments::max_len`], a shorter buffer is refused, and there is no segment past
+/// [`Segments::count`]; and that a written segment (with at most one tag) is a one-segment
+/// superframe that segments to itself, so its lengths and checksums are consistent.
+pub fn offload_frame(frame: &[u8], o: &Offload, tci: Tci) {
+    let mut done = frame.to_vec();
+    let completed = complete_csum(&mut done, o);
+    let start = usize::from(o.csum_start);
+    let at = start + usize::from(o.csum_offset);
+    match (completed, frame.get(at..at + 2)) {
+        (Ok(()), Some(&[hi, lo])) if o.needs_csum => {
+            assert_eq!(done.get(..at), frame.get(..at), "only the field changes");
+            assert_eq!(
+                done.get(at + 2..),
+                frame.get(at + 2..),
+                "only the field changes"
+            );
+            // A field at an even offset from the start is one 16-bit word of the sum.
+            if o.csum_offset % 2 == 0 {
+                let covered = done.get(start..).unwrap_or_default();
+                let partial = u16::from_be_bytes([hi, lo]);
+                assert_eq!(ones_sum(covered, partial), 0xffff, "the checksum verifies");
+            }
+        }
+        (Ok(()), _) => assert!(!o.needs_csum && done == frame),
+        (Err(_), _) => assert_eq!(done, frame, "a refused frame is unchanged"),
+    }
+
+    let tagged = L2Header::parse(frame).is_ok_and(|h| h.tag.is_some());
+    for edit in [Edit::Keep, Edit::Push(tci), Edit::Pop, Edit::SetTci(tci)] {
+        let Ok(segs) = Segments::new(frame, edit, o) else {
+            continue;
+        };
+        let count = segs.count();
+        let max = segs.max_len();
+        assert!(count >= 1);
+        let mut out = vec![0u8; max];
+        let mut again = vec![0u8; max];
+        for i in 0..count {
+            let n = segs.write(i, &mut out).expect("every segment fits max_len");
+            assert!(n <= max);
+            if tagged && matches!(edit, Edit::Push(_)) {
+                continue; // two tags: not a frame Segments parses
+            }
+            let seg = out.get(..n).expect("n <= max");
+            let one = Segments::new(seg, Edit::Keep, &o.after_edit(edit)).expect("segment parses");
+            assert_eq!(one.count(), 1);
+            assert_eq!(one.write(0, &mut again), Ok(n));
+            assert_eq!(again.get(..n), Some(seg), "segment {i} segments to itself");
+        }
+        assert_eq!(
+            segs.write(count, &mut out),
+            Err(OffloadError::NoSegment {
+                index: count,
+                count
+            })
+        );
+        let short = out.get_mut(..max - 1).expect("max >= 1");
+        assert_eq!(
+            segs.write(0, short),
+            Err(OffloadError::NoRoom {
+                need: max,
+                have: max - 1
+            })
+        );
+    }
+}
+
+/// `start` plus the ones' complement sum of `bytes`, folded, one byte at a time
+/// (independent of the offload code's word-at-a-time sum).
+fn ones_sum(bytes: &[u8], start: u16) -> u16 {
+    let mut s = u32::from(start);
+    for (i, b) in bytes.iter().enumerate() {
+        s += u32::from(*b) << if i % 2 == 0 { 8 } else { 0 };
+        s = (s & 0xffff) + (s >> 16);
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
 }
 
 /// A tiny cursor over fuzz input; reads zeros once exhausted.

@@ -23,6 +23,9 @@
 use crate::wire::Edit;
 use crate::wire::VLAN_TAG_LEN;
 
+pub mod segment;
+pub use segment::{complete_csum, Segments};
+
 /// Length of the `virtio_net_hdr` this switch reads and writes (no `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
 
@@ -75,6 +78,8 @@ pub enum OffloadError {
     BadHeaders(&'static str),
     #[error("segment of {need} bytes does not fit a buffer of {have}")]
     NoRoom { need: usize, have: usize },
+    #[error("no segment {index} in a superframe of {count} segments")]
+    NoSegment { index: usize, count: usize },
 }
 
 /// The meaning of one frame's `virtio_net_hdr`.

@@ -52,6 +52,20 @@ fn pipeline_corpus_replays() {
     }
 }
 
+#[test]
+fn offload_corpus_replays() {
+    let inputs = corpus("offload");
+    assert!(
+        inputs.len() >= 8,
+        "offload corpus has {} inputs",
+        inputs.len()
+    );
+    for (path, data) in inputs {
+        let r = std::panic::catch_unwind(|| datapath::fuzzing::offload(&data));
+        assert!(r.is_ok(), "offload crashed on {}", path.display());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
@@ -62,5 +76,10 @@ proptest! {
     #[test]
     fn pipeline_random(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         datapath::fuzzing::pipeline(&data);
+    }
+
+    #[test]
+    fn offload_random(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+        datapath::fuzzing::offload(&data);
     }
 }
