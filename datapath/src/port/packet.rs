@@ -103,8 +103,9 @@ impl PacketPort {
     /// Opens the socket on an existing interface and brings the interface up.
     pub fn open(cfg: &PacketConfig) -> Result<PacketPort, PortError> {
         let name = cfg.interface.clone();
-        let ifindex = netdev::if_index(&name)
-            .ok_or_else(|| PortError::NoSuchInterface { ifname: name.clone() })?;
+        let ifindex = netdev::if_index(&name).ok_or_else(|| PortError::NoSuchInterface {
+            ifname: name.clone(),
+        })?;
         netdev::set_up(&name).map_err(|e| PortError::io(&name, "set up", e))?;
         let mtu = netdev::mtu(&name).map_err(|e| PortError::io(&name, "read MTU", e))?;
         let sock = VnetSocket::open(ifindex)
@@ -203,7 +204,12 @@ impl RxPort for PacketRx {
         let want = max.min(RX_SLOTS).min(BATCH);
         let got = self
             .sock
-            .recv_burst(&mut self.buf, self.slot, &mut self.hdrs, &mut self.got[..want])
+            .recv_burst(
+                &mut self.buf,
+                self.slot,
+                &mut self.hdrs,
+                &mut self.got[..want],
+            )
             .map_err(|e| PortError::io(&self.name, "recvmmsg", e))?;
         for i in 0..got {
             if let Some((span, o)) = self.take(i) {

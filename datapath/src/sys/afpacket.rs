@@ -107,7 +107,10 @@ impl VnetSocket {
             (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
             (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
         ] {
-            if sock.set_int(libc::SOL_SOCKET, force, SOCKET_BUFFER).is_err() {
+            if sock
+                .set_int(libc::SOL_SOCKET, force, SOCKET_BUFFER)
+                .is_err()
+            {
                 sock.set_int(libc::SOL_SOCKET, plain, SOCKET_BUFFER)?;
             }
         }
@@ -264,9 +267,8 @@ impl VnetSocket {
                 let mut c = libc::CMSG_FIRSTHDR(h);
                 while !c.is_null() {
                     if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                        let a = std::ptr::read_unaligned(
-                            libc::CMSG_DATA(c).cast::<TpacketAuxdata>(),
-                        );
+                        let a =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<TpacketAuxdata>());
                         if a.tp_status & TP_STATUS_VLAN_VALID != 0 {
                             let tpid = if a.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
                                 a.tp_vlan_tpid
