@@ -92,9 +92,8 @@ impl VnetSocket {
         };
         check(fd)?;
         // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-        let sock = VnetSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        };
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sock = VnetSocket { fd };
         for opt in [
             PACKET_VNET_HDR,
             PACKET_AUXDATA,
