@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 
 use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
-use crate::offload::Offload;
+use crate::offload::{complete_csum, Offload, Segments};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::xdp::{self, AttachMode, Attached};
 use crate::sys::xsk::{self, FrameStack, SocketParams, UmemParams, XskRx, XskStats, XskTx};
 use crate::sys::{netdev, rtnl};
-use crate::wire::write_edited;
+use crate::wire::{write_edited, Edit};
 
 /// Requested XDP attach mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1235,33 +1235,104 @@ impl AfXdpTx {
     }
 }
 
+/// What [`AfXdpTx::tx_segments`] did with one superframe.
+enum Segmented {
+    /// All its segments are queued.
+    Sent { descriptors: usize, bytes: u64 },
+    /// Not enough descriptors left in this burst: nothing queued.
+    NoRoom,
+    /// A segment is longer than the port carries (`mtu_exceeded`).
+    TooBig,
+    /// Its headers do not parse as its offload says (`bad_offload`).
+    Bad,
+}
+
+impl AfXdpTx {
+    /// Queues the wire segments of superframe `src` (after `edit`): each written straight
+    /// into its own UMEM frame with its headers fixed up and its checksums complete, or
+    /// through the scratch buffer as a chain on a multi-buffer port when one segment is
+    /// longer than a UMEM frame. All or nothing within `budget` descriptors.
+    fn tx_segments(&mut self, src: &[u8], edit: Edit, o: &Offload, budget: usize) -> Segmented {
+        let Ok(segs) = Segments::new(src, edit, o) else {
+            return Segmented::Bad;
+        };
+        let room = self.info.chain_room.max(1);
+        let per = segs.max_len().div_ceil(room);
+        if per > 1 && (self.scratch.is_none() || segs.max_len() > self.info.max_frame_len) {
+            return Segmented::TooBig;
+        }
+        if segs.count() * per > budget {
+            return Segmented::NoRoom;
+        }
+        let (mut descriptors, mut bytes) = (0, 0u64);
+        for i in 0..segs.count() {
+            let queued = match (&mut self.scratch, per) {
+                (_, 1) => self
+                    .xsk
+                    .write_one(&mut self.free, &mut self.ready, |buf| {
+                        segs.write(i, buf).ok()
+                    })
+                    .map(|n| (1, n)),
+                (Some(buf), _) => segs.write(i, buf).ok().and_then(|n| {
+                    self.xsk
+                        .write_chain(&mut self.free, &mut self.ready, &buf[..n])
+                        .map(|k| (k, n))
+                }),
+                (None, _) => None,
+            };
+            match queued {
+                Some((k, n)) => {
+                    descriptors += k;
+                    bytes += n as u64;
+                }
+                // Room was checked above; a segment that still does not go out ends the
+                // superframe here (what was queued goes out).
+                None => break,
+            }
+        }
+        Segmented::Sent { descriptors, bytes }
+    }
+}
+
 impl TxPort for AfXdpTx {
-    fn tx_burst(&mut self, frames: &[&[u8]], _offloads: &[Offload], items: &[TxItem]) -> TxDone {
+    fn tx_burst(&mut self, frames: &[&[u8]], offloads: &[Offload], items: &[TxItem]) -> TxDone {
         self.xsk.reap(&mut self.free);
         if !self.ready.is_empty() {
             self.xsk.produce(&mut self.ready);
         }
-        let mut room = self
-            .xsk
-            .ring_room(items.len())
-            .saturating_sub(self.ready.len());
+        // Descriptors the burst wants: one per frame, one per segment of a superframe.
+        let want = if offloads.is_empty() {
+            items.len()
+        } else {
+            items
+                .iter()
+                .map(|it| {
+                    let i = usize::from(it.frame);
+                    let o = Offload::of(offloads, i);
+                    match (o.is_gso(), frames.get(i)) {
+                        (true, Some(f)) => f.len().div_ceil(usize::from(o.gso_size).max(1)),
+                        _ => 1,
+                    }
+                })
+                .sum()
+        };
+        let mut room = self.xsk.ring_room(want).saturating_sub(self.ready.len());
         // Backpressure instead of loss: when the ring cannot take the whole burst, make
         // the kernel transmit what is pending (copy mode sends up to 32 frames per
         // `sendto`) and reclaim completed frames, a bounded number of times. Still one
         // syscall per up to 32 frames, never per frame.
         let mut kicks = 0;
-        while (room < items.len() || self.free.len() < items.len())
+        while (room < want || self.free.len() < want)
             && kicks < MAX_KICKS_PER_FLUSH
             && self.xsk.needs_wakeup()
             && self.xsk.pending()
         {
             self.kick_and_reap();
             kicks += 1;
-            room = self
-                .xsk
-                .ring_room(items.len())
-                .saturating_sub(self.ready.len());
+            room = self.xsk.ring_room(want).saturating_sub(self.ready.len());
         }
+        // Superframes may kick more: each kick moves up to 32 segments.
+        let max_kicks = MAX_KICKS_PER_FLUSH.max(want.div_ceil(32) + MAX_KICKS_PER_FLUSH);
         // Descriptors this burst may use: ring slots, free frames, room in `ready`.
         let mut budget = room
             .min(self.free.len())
@@ -1275,11 +1346,54 @@ impl TxPort for AfXdpTx {
                 break;
             };
             let edit = item.edit;
+            let offload = Offload::of(offloads, usize::from(item.frame));
+            if offload.is_gso() {
+                // AF_XDP carries no offload metadata: cut the superframe into wire frames.
+                let mut result = self.tx_segments(src, edit, &offload, budget);
+                // A superframe needs tens of descriptors: hand what is queued to the
+                // kernel and reclaim completed frames, a bounded number of times (one
+                // syscall per up to 32 segments, never per segment).
+                while matches!(result, Segmented::NoRoom) && kicks < max_kicks {
+                    self.xsk.produce(&mut self.ready);
+                    self.kick_and_reap();
+                    kicks += 1;
+                    budget = self
+                        .xsk
+                        .ring_room(want)
+                        .saturating_sub(self.ready.len())
+                        .min(self.free.len())
+                        .min(self.ready.capacity() - self.ready.len());
+                    result = self.tx_segments(src, edit, &offload, budget);
+                }
+                match result {
+                    Segmented::Sent { descriptors, bytes } => {
+                        budget -= descriptors;
+                        done.sent += 1;
+                        done.bytes += bytes;
+                    }
+                    Segmented::NoRoom => break,
+                    Segmented::TooBig => done.too_big += 1,
+                    Segmented::Bad => done.bad_offload += 1,
+                }
+                continue;
+            }
+            // A partial checksum is completed in the copy (after the edit moved it).
+            let after = offload.after_edit(edit);
+            let mut csum_failed = false;
             // The budget covers one frame, so the only way for this to fail is a frame
-            // longer than a UMEM frame holds.
+            // longer than a UMEM frame holds (or a checksum offset outside the frame).
             let written = self.xsk.write_one(&mut self.free, &mut self.ready, |buf| {
-                write_edited(src, edit, buf).ok()
+                let n = write_edited(src, edit, buf).ok()?;
+                if complete_csum(&mut buf[..n], &after).is_err() {
+                    csum_failed = true;
+                    return None;
+                }
+                Some(n)
             });
+            if csum_failed {
+                done.bad_offload += 1;
+                continue;
+            }
             if let Some(len) = written {
                 budget -= 1;
                 done.sent += 1;
@@ -1289,6 +1403,10 @@ impl TxPort for AfXdpTx {
             // Multi-buffer port: edit into the scratch buffer, send it as a chain.
             let chained = match &mut self.scratch {
                 Some(buf) => match write_edited(src, edit, buf) {
+                    Ok(len) if complete_csum(&mut buf[..len], &after).is_err() => {
+                        done.bad_offload += 1;
+                        continue;
+                    }
                     Ok(len) if len.div_ceil(self.info.chain_room.max(1)) <= budget => self
                         .xsk
                         .write_chain(&mut self.free, &mut self.ready, &buf[..len])
