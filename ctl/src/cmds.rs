@@ -438,6 +438,20 @@ pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
+        let backend = PortKind::Auto.resolve(ifname);
+        checks.push(Check {
+            ok: true,
+            what: format!(
+                "interface {ifname}: `add-port` (type auto) serves it with {backend}{}",
+                if backend == PortKind::Packet {
+                    " (a virtual device: checksum offload and TSO end to end; `--type afxdp` \
+                     only works for TCP when its peer has TX checksum offload off)"
+                } else {
+                    " (a NIC: AF_XDP, the packet-rate path; superframes toward it are \
+                     segmented in software)"
+                }
+            ),
+        });
         let oper = read("operstate");
         checks.push(Check {
             ok: oper == "up" || oper == "unknown",

@@ -653,6 +653,23 @@ impl Daemon {
         done(message)
     }
 
+    /// The notes the workers of `bridge` keep about interface `iface`.
+    fn port_notes(&self, bridge: &str, iface: &str) -> Vec<String> {
+        let prefix = format!("{iface}: ");
+        let Some(b) = self.bridges.get(bridge) else {
+            return Vec::new();
+        };
+        let mut notes: Vec<String> =
+            b.dp.snapshot(false, WORKER_TIMEOUT)
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|w| w.stats.notes)
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+        notes.dedup();
+        notes
+    }
+
     /// (bridge, port) of every port whose I/O is open.
     fn up_ports(&self) -> Vec<(String, String)> {
         self.bridges
@@ -757,11 +774,20 @@ impl Daemon {
                     };
                 }
                 let name = port.name.clone();
+                let iface = port.interface().to_string();
                 let mut c = self.config.clone();
                 if let Some(b) = c.bridge_mut(&bridge) {
                     b.ports.push(port);
                 }
-                self.change(c, format!("port {name} added to {bridge}"))
+                self.change(c, format!("port {name} added to {bridge}"))?;
+                // What the port's worker noted about it at once (e.g. an AF_XDP port whose
+                // veth peer sends partial checksums) is said here, not only in `pmd show`.
+                let mut message = format!("port {name} added to {bridge}");
+                for n in self.port_notes(&bridge, &iface) {
+                    message.push_str("\nwarning: ");
+                    message.push_str(&n);
+                }
+                done(message)
             }
             Request::DelPort {
                 bridge,

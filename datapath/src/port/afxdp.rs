@@ -504,6 +504,11 @@ struct EgressWatch {
     retry_in: u32,
     /// `None`: the fast path may redirect into the port. `Some`: why not, for the operator.
     note: Option<String>,
+    /// Whether the port serves the fast path (else only the offload check runs).
+    fast: bool,
+    /// `Some` while the peer sends with TX checksum offload: its partial checksums cannot
+    /// cross AF_XDP, so TCP from it fails; what to do about it.
+    csum_note: Option<String>,
     /// The peer as the last check read it, and when, for the port's drop counters in the
     /// same health pass ([`EgressWatch::just_seen`]): one rtnetlink read for both.
     seen: Option<(Instant, PeerNow)>,
@@ -513,8 +518,9 @@ struct EgressWatch {
 const NETNS_RETRY_CHECKS: u32 = 10;
 
 impl EgressWatch {
-    /// Watches `ifname` if it is a veth, with its first verdict in `note`.
-    fn new(ifname: &str) -> Option<EgressWatch> {
+    /// Watches `ifname` if it is a veth, with its first verdict in `note` (`fast`: the
+    /// port serves the XDP fast path) and `csum_note`.
+    fn new(ifname: &str, fast: bool) -> Option<EgressWatch> {
         if !VethPeer::is_veth(ifname) {
             return None;
         }
@@ -524,20 +530,48 @@ impl EgressWatch {
             ethtool: None,
             retry_in: 0,
             note: None,
+            fast,
+            csum_note: None,
             seen: None,
         };
         w.note = w.check().err();
         Some(w)
     }
 
-    /// Checks again; returns the new verdict if it changed (and records it).
+    /// Checks again; returns the new fast-path verdict if it or the offload note changed
+    /// (and records it).
     fn recheck(&mut self) -> Option<Option<String>> {
+        let csum_was = self.csum_note.clone();
         let now = self.check().err();
-        if now == self.note {
+        if now == self.note && self.csum_note == csum_was {
             return None;
         }
         self.note = now.clone();
         Some(now)
+    }
+
+    /// Notes for the operator: the offload problem, then the fast-path verdict.
+    fn notes(&self) -> impl Iterator<Item = String> + '_ {
+        self.csum_note.iter().chain(&self.note).cloned()
+    }
+
+    /// Reads whether the peer `name` sends with TX checksum offload and records the note.
+    fn check_tx_csum(&mut self, peer: &PeerNow, name: &str) {
+        let ifname = self.ifname.clone();
+        let on = self
+            .ethtool_socket(peer.netnsid)
+            .ok()
+            .and_then(|fd| netdev::tx_csum_enabled_on(fd, name).ok());
+        self.csum_note = (on == Some(true)).then(|| {
+            format!(
+                "{ifname}: its veth peer {name} sends with TX checksum offload, whose partial \
+                 checksums AF_XDP cannot carry: TCP from it fails. Use a packet port \
+                 (`vswitchctl del-port BRIDGE PORT`, then `vswitchctl add-port BRIDGE PORT \
+                 --type packet --interface {ifname}`) or turn the offload off: \
+                 `ethtool -K {name} tx off`{}",
+                peer.where_()
+            )
+        });
     }
 
     fn check(&mut self) -> Result<(), String> {
@@ -561,6 +595,12 @@ impl EgressWatch {
         };
         let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
         self.seen = Some((Instant::now(), peer.clone()));
+        if let Some(name) = peer.link.name.clone() {
+            self.check_tx_csum(&peer, &name);
+        }
+        if !self.fast {
+            return Ok(());
+        }
         if !peer.link.up {
             // A veth that is down has no NAPI context either; the workers' transmit to it
             // is dropped too, but counted (tx_ring_full).
@@ -803,11 +843,9 @@ impl AfXdpPort {
         let max_rx = u32::try_from(max_frame).unwrap_or(u32::MAX);
         // The fast path redirects into this port's device only if the kernel delivers
         // such frames; otherwise frames to this port keep going through the workers.
-        let egress = if program.fast() {
-            EgressWatch::new(ifname)
-        } else {
-            None
-        };
+        // The veth peer is watched for TX checksum offload (AF_XDP cannot carry partial
+        // checksums) and, with the fast path, for what redirects need.
+        let egress = EgressWatch::new(ifname, program.fast());
         let redirect_ok = egress.as_ref().is_none_or(|w| w.note.is_none());
         let xdp_slot = program
             .register(ifindex, max_rx, redirect_ok)
@@ -1099,7 +1137,7 @@ impl RxPort for AfXdpRx {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.egress.iter().flat_map(|w| w.note.clone()).collect()
+        self.egress.iter().flat_map(|w| w.notes()).collect()
     }
 
     fn refresh(&mut self) -> bool {
@@ -1111,7 +1149,7 @@ impl RxPort for AfXdpRx {
             return false;
         };
         let g = &self._guard;
-        if g.program.set_redirect_ok(g.ifindex, now.is_none()).is_err() {
+        if w.fast && g.program.set_redirect_ok(g.ifindex, now.is_none()).is_err() {
             // The program still has the old setting: keep saying so, try again next time.
             w.note = was;
             return false;

@@ -94,6 +94,22 @@ pub fn gro_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
     Ok(v.data != 0)
 }
 
+const ETHTOOL_GTXCSUM: u32 = 0x0000_0016;
+
+/// Whether TX checksum offload is on (`ETHTOOL_GTXCSUM`) for interface `name` of the
+/// namespace `sock` (an [`ioctl_socket`]) was opened in.
+pub fn tx_csum_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
+    let mut ifr = ifreq_for(name)?;
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GTXCSUM,
+        data: 0,
+    };
+    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+    // `v` outlives the ioctl below, which writes one `struct ethtool_value`.
+    ifreq_ioctl_on(sock, libc::SIOCETHTOOL, &mut ifr)?;
+    Ok(v.data != 0)
+}
+
 /// Sets IFF_UP on an interface.
 pub fn set_up(name: &str) -> io::Result<()> {
     let mut ifr = ifreq_for(name)?;
