@@ -2,14 +2,17 @@
 # vswitch demo: the seeds' scenario on real interfaces, driven through vswitchctl.
 #
 #   Host A: vswitchd A, bridge br0
-#     vm1, vm2    access VLAN 100  (AF_XDP on veth)   vm2 runs dnsmasq, vm1 is its DHCP client
-#     vm3         access VLAN 200  (AF_XDP on veth)   tries DHCP too, must get nothing
-#     router      trunk 100,200    (AF_XDP on veth)   watches the trunk with tcpdump -e
+#     vm1, vm2    access VLAN 100  (veth, plain add-port: a packet port)  vm2 runs dnsmasq,
+#                                                    vm1 is its DHCP client
+#     vm3         access VLAN 200  (veth, packet port)  tries DHCP too, must get nothing
+#     router      trunk 100,200    (veth, packet port)  watches the trunk with tcpdump -e
 #     vm5         access VLAN 100  (tap port; the switch creates the tap, we move it to vm5)
-#     cable       trunk 100,200    -> wire -> host B
+#     cable       trunk 100,200    (AF_XDP, as an uplink NIC would be) -> wire -> host B
 #   Host B: vswitchd B, bridge br1
-#     vm4         access VLAN 100  (AF_XDP on veth)
-#     cable       trunk 100,200
+#     vm4         access VLAN 100  (veth, packet port)
+#     cable       trunk 100,200    (AF_XDP)
+#   Every host keeps the kernel's default offloads (TX checksum offload, TSO), as pods and
+#   VMs do; step 5 runs TCP (iperf3) through packet, tap and AF_XDP ports and shows the rates.
 #   wire: a VLAN-unaware Linux bridge between the two cable ends, only so that tcpdump can
 #   see the tagged frames (a capture on an end an AF_XDP socket owns sees nothing).
 #
@@ -139,12 +142,11 @@ veth_to_ns() {
   ip link set "$link" up
 }
 
-# host_if NS MAC [IP]: bring up eth0 with a fixed MAC (readable fdb), TX checksum offload off
-# (needed for TCP through AF_XDP on veth), VLAN tag offload off (tags stay in the bytes).
+# host_if NS MAC [IP]: bring up eth0 with a fixed MAC (readable fdb) and VLAN tag offload
+# off (tags stay in the bytes, for tcpdump); checksum offload and TSO stay on, as in a pod.
 host_if() {
   local ns=$1 mac=$2 ip=${3:-} dev=${4:-eth0}
   nsx "$ns" ip link set "$dev" address "$mac"
-  nsx "$ns" ethtool -K "$dev" tx off >/dev/null 2>&1 || true
   nsx "$ns" ethtool -K "$dev" txvlan off >/dev/null 2>&1 || true
   [ -n "$ip" ] && nsx "$ns" ip addr add "$ip/24" dev "$dev"
   nsx "$ns" ip link set "$dev" up
@@ -334,7 +336,7 @@ dhcp_client() {
 [ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, AF_XDP, tap)"
 [ -x "$VSWITCHD" ] && [ -x "$VSWITCHCTL" ] ||
   die "missing $VSWITCHD or $VSWITCHCTL: run 'cargo build --release -p vswitch-ctl' (or 'make demo')"
-for tool in ip ethtool tcpdump dnsmasq ping timeout; do
+for tool in ip ethtool tcpdump dnsmasq ping timeout iperf3 python3; do
   command -v "$tool" >/dev/null || die "missing $tool: run 'bash scripts/setup.sh demo'"
 done
 DHCP_CLIENT=${VSD_DEMO_DHCP:-}
@@ -367,7 +369,7 @@ printf 'vswitch demo (run %s): two vswitchd hosts, VLANs 100/200, DHCP, trunks, 
 printf 'binaries: %s, %s; DHCP client: %s\n' "$VSWITCHD" "$VSWITCHCTL" "$DHCP_CLIENT"
 
 # ---------------------------------------------------------------------------------------
-step "1. Host A: vswitchd A, bridge br0, VMs on AF_XDP veth ports and one tap port"
+step "1. Host A: vswitchd A, bridge br0, VMs on veth ports (plain add-port) and one tap port"
 # ---------------------------------------------------------------------------------------
 for ns in vm1 vm2 vm3 router vm5; do add_ns "$ns"; done
 veth_to_ns "${P}v1" vm1
@@ -382,10 +384,10 @@ note "namespaces: $NSP-{vm1,vm2,vm3,router,vm5}; switch-side veths: ${P}v1 ${P}v
 note "MACs: vm1 $MAC1, vm2 $MAC2, vm3 $MAC3, vm4 $MAC4, vm5 $MAC5, router $MACR"
 start_daemon A
 ctl A add-br br0
-ctl A add-port br0 vm1 --type afxdp --interface "${P}v1" --access 100
-ctl A add-port br0 vm2 --type afxdp --interface "${P}v2" --access 100
-ctl A add-port br0 vm3 --type afxdp --interface "${P}v3" --access 200
-ctl A add-port br0 router --type afxdp --interface "${P}r" --trunk 100,200
+ctl A add-port br0 vm1 --interface "${P}v1" --access 100
+ctl A add-port br0 vm2 --interface "${P}v2" --access 100
+ctl A add-port br0 vm3 --interface "${P}v3" --access 200
+ctl A add-port br0 router --interface "${P}r" --trunk 100,200
 ctl A add-port br0 vm5 --type tap --interface "${P}t5" --access 100
 # The switch created tap ${P}t5 and holds its fd; the kernel side moves into vm5.
 LINKS+=("${P}t5")
@@ -483,10 +485,10 @@ fi
 step "3. Same VLAN talks directly, different VLANs never leak"
 # ---------------------------------------------------------------------------------------
 note "vm1 $IP1, vm2 $IP2, vm5 $IP5 (tap) in VLAN 100; vm3 $IP3 in VLAN 200; all 10.0.0.0/24"
-ping_ok vm1 "$IP2" "VLAN 100 vm1 -> vm2 (AF_XDP <-> AF_XDP)"
+ping_ok vm1 "$IP2" "VLAN 100 vm1 -> vm2 (packet <-> packet port)"
 ping_ok vm2 "$IP1" "VLAN 100 vm2 -> vm1"
-ping_ok vm1 "$IP5" "VLAN 100 vm1 -> vm5 (AF_XDP -> tap port)"
-ping_ok vm5 "$IP2" "VLAN 100 vm5 -> vm2 (tap port -> AF_XDP)"
+ping_ok vm1 "$IP5" "VLAN 100 vm1 -> vm5 (packet -> tap port)"
+ping_ok vm5 "$IP2" "VLAN 100 vm5 -> vm2 (tap -> packet port)"
 # The failing pings wait for their deadline: run them side by side.
 ping_fails vm1 "$IP3" "VLAN 100 -> 200 vm1 -> vm3" >"$TMP/f1" &
 pf1=$!
@@ -530,7 +532,7 @@ note "cable: A ${P}ca == [ea | Linux bridge 'wire' (VLAN-unaware) | eb] == ${P}c
 note "namespace $NSP-wire only exists to let tcpdump watch the cable"
 start_daemon B
 ctl B add-br br1
-ctl B add-port br1 vm4 --type afxdp --interface "${P}v4" --access 100
+ctl B add-port br1 vm4 --interface "${P}v4" --access 100
 ctl B add-port br1 cable --type afxdp --interface "${P}cb" --trunk 100,200
 ctl A add-port br0 cable --type afxdp --interface "${P}ca" --trunk 100,200
 start_capture wire ea "$TMP/cable.icmp" 'icmp or arp'
@@ -562,7 +564,35 @@ fi
 ctl B fdb show br1
 
 # ---------------------------------------------------------------------------------------
-step "5. Host A's view: show, fdb, port stats, trace"
+step "5. TCP in VLAN 100 with default offloads (iperf3, 3 s each)"
+# ---------------------------------------------------------------------------------------
+note "every host sends with TX checksum offload and TSO on (ethtool -k: tx-checksumming on)"
+(nsx_exec vm2 timeout 60 iperf3 -s -B "$IP2" >"$TMP/iperf3.server" 2>&1) &
+BG_PIDS+=("$!")
+for ((i = 0; i < 50; i++)); do
+  nsx vm2 ss -ltn 2>/dev/null | grep -q ':5201 ' && break
+  sleep 0.1
+done
+# tcp_rate NS LABEL: iperf3 from NS to vm2; prints and checks the receiver's rate.
+tcp_rate() {
+  local ns=$1 label=$2 out gbps
+  out=$(nsx_exec "$ns" timeout 20 iperf3 -c "$IP2" -t 3 -J 2>&1) || true
+  gbps=$(printf '%s' "$out" | python3 -c 'import json,sys
+try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))
+except Exception: print("0")')
+  if awk -v g="$gbps" 'BEGIN { exit !(g > 0.1) }'; then
+    ok "$label: $gbps Gbit/s"
+  else
+    bad "$label: TCP moved $gbps Gbit/s"
+  fi
+}
+tcp_rate vm1 "vm1 -> vm2 (packet -> packet port)"
+tcp_rate vm5 "vm5 -> vm2 (tap -> packet port)"
+tcp_rate vm4 "vm4 (host B) -> vm2 (host A) across the AF_XDP trunk (superframes segmented in software)"
+ctl A port stats
+
+# ---------------------------------------------------------------------------------------
+step "6. Host A's view: show, fdb, port stats, trace"
 # ---------------------------------------------------------------------------------------
 ctl A show
 ctl A fdb show br0
