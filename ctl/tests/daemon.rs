@@ -112,8 +112,9 @@ fn cli_output_snapshots() {
     );
     let show = d.ctl(&["show", "--json"]).json();
     let port_json = |name: &str, id: usize, vlan: &str| {
-        json!({"name": name, "id": id, "type": "tap", "interface": name, "vlan": vlan,
-               "mtu": 1500, "queues": 1, "xdp_mode": "", "worker": 0, "state": "up"})
+        json!({"name": name, "id": id, "type": "tap", "backend": "tap", "interface": name,
+               "vlan": vlan, "mtu": 1500, "queues": 1, "xdp_mode": "", "worker": 0,
+               "state": "up"})
     };
     assert_eq!(
         show,
@@ -953,6 +954,8 @@ fn afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open() {
             "add-port",
             "br0",
             "x",
+            "--type",
+            "afxdp",
             "--interface",
             "vx0",
             vlan[0],
@@ -976,6 +979,8 @@ fn afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open() {
         "add-port",
         "br0",
         "x",
+        "--type",
+        "afxdp",
         "--interface",
         "vx0",
         "--access",
@@ -1040,6 +1045,8 @@ fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
         "add-port",
         "br0",
         "x",
+        "--type",
+        "afxdp",
         "--interface",
         "vr0",
         "--access",
