@@ -277,7 +277,8 @@ impl Daemon {
         self.ctl_ok(&["add-br", bridge]);
     }
 
-    /// `add-port bridge port --type afxdp --interface ifname opts...`.
+    /// `add-port bridge port --type afxdp --interface ifname opts...` (the host behind
+    /// `ifname` needs TX checksum offload off: see [`crate::Host::for_afxdp`]).
     pub fn add_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
         let mut args = vec![
             "add-port",
@@ -294,6 +295,23 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// `add-port bridge port --type packet --interface ifname opts...` (AF_PACKET with
+    /// `PACKET_VNET_HDR` on the existing interface `ifname`: superframes and partial
+    /// checksums pass through, so its peer keeps the kernel's default offloads).
+    pub fn add_packet_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
+        let mut args = vec![
+            "add-port",
+            bridge,
+            port,
+            "--type",
+            "packet",
+            "--interface",
+            ifname,
+        ];
+        args.extend_from_slice(opts);
+        self.ctl_ok(&args);
+    }
+
     /// `add-port bridge port --type tap --interface ifname opts...` (vswitchd creates the
     /// tap device `ifname` in its own namespace).
     pub fn add_tap_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {

@@ -10,8 +10,8 @@ use vswitch_tests::{assert_ping_ok, tcp_transfer, Host, PortSpec, Switch};
 const TCP_BYTES: u64 = 16 << 20;
 
 fn ping_and_tcp(workers: usize) {
-    let a = Host::new("sa", Ipv4Addr::new(10, 1, 0, 1));
-    let b = Host::new("sb", Ipv4Addr::new(10, 1, 0, 2));
+    let a = Host::for_afxdp("sa", Ipv4Addr::new(10, 1, 0, 1));
+    let b = Host::for_afxdp("sb", Ipv4Addr::new(10, 1, 0, 2));
     let sw = Switch::start(
         workers,
         vec![

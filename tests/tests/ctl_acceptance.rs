@@ -54,9 +54,9 @@ fn assert_cross_worker(dmn: &Daemon, workers: usize, a: &str, b: &str) {
 // 1. Access ports: ping, TCP, VLAN isolation.
 
 fn access_ping_tcp(workers: usize, net: u8) {
-    let a = Host::new("ca", ip(net, 1));
-    let b = Host::new("cb", ip(net, 2));
-    let c = Host::new("cc", ip(net, 3));
+    let a = Host::for_afxdp("ca", ip(net, 1));
+    let b = Host::for_afxdp("cb", ip(net, 2));
+    let c = Host::for_afxdp("cc", ip(net, 3));
     let dmn = Daemon::start(&config(workers, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "access ping/TCP", dmn.pid());
     dmn.add_br(BR);
@@ -144,10 +144,10 @@ fn assert_tagged_from(frames: &[Vec<u8>], mac: [u8; 6], vid: u16, what: &str) {
 }
 
 fn trunk_two_daemons(workers: usize, net: u8) {
-    let a100 = Host::new("ta", ip(net, 1));
-    let a200 = Host::new("tb", ip(net, 2));
-    let b100 = Host::new("tc", ip(net, 3));
-    let b200 = Host::new("td", ip(net, 4));
+    let a100 = Host::for_afxdp("ta", ip(net, 1));
+    let a200 = Host::for_afxdp("tb", ip(net, 2));
+    let b100 = Host::for_afxdp("tc", ip(net, 3));
+    let b200 = Host::for_afxdp("td", ip(net, 4));
     let wire = VethPair::new("tw");
     let host_a = Daemon::start(&config(workers, 4096));
     let host_b = Daemon::start(&config(workers, 4096));
@@ -243,8 +243,8 @@ per_workers!(trunk_two_daemons, 2);
 // 3. Tap port.
 
 fn tap_to_afxdp(workers: usize, net: u8) {
-    let a = Host::new("pa", ip(net, 1));
-    let c = Host::new("pc", ip(net, 3));
+    let a = Host::for_afxdp("pa", ip(net, 1));
+    let c = Host::for_afxdp("pc", ip(net, 3));
     let t = TapHost::new("pt", ip(net, 2));
     let dmn = Daemon::start(&config(workers, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "tap port", dmn.pid());

@@ -9,12 +9,13 @@ use datapath::port::{TapConfig, TapPort};
 use vswitch_tests::testutil::Netns;
 use vswitch_tests::{
     assert_ping_fails, assert_ping_fails_from, assert_ping_ok, assert_ping_ok_from,
-    configure_ns_if, drain, src_mac, tap_name, tcp_transfer, unique_mac, Host, PortSpec, Switch,
+    configure_ns_if, drain, src_mac, tap_name, tcp_transfer, unique_mac, Host, Offloads, PortSpec,
+    Switch,
 };
 
 fn tap_reachable(workers: usize) {
-    let veth100 = Host::new("pa", Ipv4Addr::new(10, 4, 0, 1));
-    let veth200 = Host::new("pb", Ipv4Addr::new(10, 4, 0, 3));
+    let veth100 = Host::for_afxdp("pa", Ipv4Addr::new(10, 4, 0, 1));
+    let veth200 = Host::for_afxdp("pb", Ipv4Addr::new(10, 4, 0, 3));
     // The namespace outlives the switch (declared first), so the tap device disappears
     // with the switch's fd, not with the namespace.
     let tap_ns = Netns::new("pt");
@@ -22,7 +23,7 @@ fn tap_reachable(workers: usize) {
     let tap_mac = unique_mac();
     let tap = TapPort::create(&TapConfig::new(tap_name())).expect("create tap port");
     let tap_if = tap.name().to_owned();
-    configure_ns_if(&tap_ns, &tap_if, tap_ip, tap_mac, false);
+    configure_ns_if(&tap_ns, &tap_if, tap_ip, tap_mac, Offloads::KernelDefault);
 
     let sw = Switch::start(
         workers,
