@@ -133,6 +133,8 @@ impl FastSwitch {
 
 /// Hosts a and b (namespaces `pa`, `pb`, on 10.`net`.0.1 and .2) on access-100 ports of a
 /// fast-path switch; GRO on at a's end, and at b's when `b_gro` (else the veth default).
+/// The ports are AF_XDP (the fast path is their XDP program), so both hosts send with TX
+/// checksum offload off, as AF_XDP ports need.
 fn two_hosts(pa: &str, pb: &str, net: u8, b_gro: bool) -> (Host, Host, FastSwitch) {
     let a = Host::for_afxdp(pa, Ipv4Addr::new(10, net, 0, 1));
     let b = Host::for_afxdp(pb, Ipv4Addr::new(10, net, 0, 2));
