@@ -2,8 +2,10 @@
 //! the daemon (restart, logs, port state) rather than an in-process datapath.
 //!
 //! The binaries are looked up next to the test executable (`target/<profile>/vswitchd`;
-//! `VSWITCHD` / `VSWITCHCTL` override) and built with `cargo build -p vswitch-ctl --bins`
-//! when missing. Each [`Daemon`] gets its own directory (config file, control socket) and
+//! `VSWITCHD` / `VSWITCHCTL` override) and brought up to date once per test process with
+//! `cargo build -p vswitch-ctl --bins` (a no-op when they are fresh; `cargo test` builds
+//! only the test's own crate, so a vswitchd built before a datapath change would otherwise
+//! run stale code). Explicit paths are used as they are. Each [`Daemon`] gets its own directory (config file, control socket) and
 //! kills its process and removes the directory on drop. Its stderr is collected so tests
 //! can bound the log volume.
 
@@ -28,15 +30,18 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Paths of `vswitchd` and `vswitchctl`, building them once if they are missing.
+/// Paths of `vswitchd` and `vswitchctl`, built (brought up to date) once per process
+/// unless both were given explicitly.
 pub fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BINS.get_or_init(|| {
         let dir = profile_dir();
+        let explicit =
+            std::env::var_os("VSWITCHD").is_some() && std::env::var_os("VSWITCHCTL").is_some();
         let d = std::env::var_os("VSWITCHD").map_or_else(|| dir.join("vswitchd"), PathBuf::from);
         let c =
             std::env::var_os("VSWITCHCTL").map_or_else(|| dir.join("vswitchctl"), PathBuf::from);
-        if !d.exists() || !c.exists() {
+        if !explicit || !d.exists() || !c.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let target = dir.parent().expect("target directory");
             let mut args = vec!["build", "-p", "vswitch-ctl", "--bins"];
@@ -277,7 +282,8 @@ impl Daemon {
         self.ctl_ok(&["add-br", bridge]);
     }
 
-    /// `add-port bridge port --type afxdp --interface ifname opts...`.
+    /// `add-port bridge port --type afxdp --interface ifname opts...` (the host behind
+    /// `ifname` needs TX checksum offload off: see [`crate::Host::for_afxdp`]).
     pub fn add_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
         let mut args = vec![
             "add-port",
@@ -294,6 +300,23 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// `add-port bridge port --type packet --interface ifname opts...` (AF_PACKET with
+    /// `PACKET_VNET_HDR` on the existing interface `ifname`: superframes and partial
+    /// checksums pass through, so its peer keeps the kernel's default offloads).
+    pub fn add_packet_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
+        let mut args = vec![
+            "add-port",
+            bridge,
+            port,
+            "--type",
+            "packet",
+            "--interface",
+            ifname,
+        ];
+        args.extend_from_slice(opts);
+        self.ctl_ok(&args);
+    }
+
     /// `add-port bridge port --type tap --interface ifname opts...` (vswitchd creates the
     /// tap device `ifname` in its own namespace).
     pub fn add_tap_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {

@@ -1,14 +1,19 @@
 //! Fixtures for the namespace integration tests (root only).
 //!
 //! - [`Host`]: a network namespace with one veth pair; the namespace end carries an IPv4
-//!   address, a fixed MAC and TX checksum offload off (AF_XDP on veth does not complete
-//!   partial checksums); the other end stays in the test's namespace and becomes a switch
-//!   port.
-//! - [`Switch`]: a topology plus a running [`Datapath`] whose ports are AF_XDP sockets on
-//!   interfaces of the test's namespace (or switch-owned tap devices), each placed on a
-//!   chosen worker.
-//! - [`run_timeout`], [`Host::ping`], [`tcp_transfer`]: traffic with hard timeouts, judged
-//!   by what the receiving namespace got.
+//!   address and a fixed MAC; the other end stays in the test's namespace and becomes a
+//!   switch port. [`Host::with_offloads`] keeps the kernel's default offloads (TX checksum
+//!   offload and TSO on, as pods have them): the host for `packet` and tap ports, and for
+//!   every test that moves TCP. [`Host::for_afxdp`] turns TX checksum offload off, because
+//!   an AF_XDP port cannot see partial checksums (TCP through it would move 0 bits/s): only
+//!   for hosts behind AF_XDP ports.
+//! - [`TapHost`]: a namespace whose interface is a switch-owned tap device (default
+//!   offloads: superframes pass through).
+//! - [`Switch`]: a topology plus a running [`Datapath`] whose ports are AF_XDP sockets or
+//!   `packet` sockets (AF_PACKET with `PACKET_VNET_HDR`) on interfaces of the test's
+//!   namespace, or switch-owned tap devices, each placed on a chosen worker.
+//! - [`run_timeout`], [`Host::ping`], [`tcp_transfer`] (IPv4 or IPv6): traffic with hard
+//!   timeouts, judged by what the receiving namespace got.
 //!
 //! Cleanup: every object removes what it created when dropped (also while unwinding from a
 //! failed assertion). Declare hosts and links before the switch that uses them, so the
@@ -16,12 +21,13 @@
 //! so tests run in parallel safely.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use datapath::port::{AfXdpConfig, AfXdpPort, RxPort, TapPort, TxPort};
+use datapath::counters::PortCounters;
+use datapath::port::{AfXdpConfig, AfXdpPort, PacketConfig, PacketPort, RxPort, TapPort, TxPort};
 use datapath::testutil::{unique_name, Capture, Netns, VethPair};
 use datapath::topology::{PortConfig, PortId, Topology};
 use datapath::worker::{Datapath, DatapathConfig, WorkerSnapshot};
@@ -176,8 +182,22 @@ pub struct Host {
 }
 
 impl Host {
+    /// A host with the kernel's default offloads (TX checksum offload and TSO on, as a
+    /// pod's veth has them): for `packet` and tap ports, and whenever the test moves TCP.
+    pub fn with_offloads(prefix: &str, ip: Ipv4Addr) -> Host {
+        Host::create(prefix, ip, Offloads::KernelDefault)
+    }
+
+    /// A host for an AF_XDP port: TX checksum offload off on its interface. An AF_XDP
+    /// port cannot see partial checksums (its peer's frames would reach the other side
+    /// with wrong checksums: TCP moves 0 bits/s), so this is the only reason to turn the
+    /// offload off. Tests about offloads use [`Host::with_offloads`].
+    pub fn for_afxdp(prefix: &str, ip: Ipv4Addr) -> Host {
+        Host::create(prefix, ip, Offloads::TxCsumOff)
+    }
+
     /// Creates the namespace and veth pair and configures the namespace end.
-    pub fn new(prefix: &str, ip: Ipv4Addr) -> Host {
+    fn create(prefix: &str, ip: Ipv4Addr, offloads: Offloads) -> Host {
         let ns = Netns::new(prefix);
         let veth = VethPair::new(prefix);
         let mac = unique_mac();
@@ -188,8 +208,14 @@ impl Host {
             ip,
             mac,
         };
-        configure_ns_if(&host.ns, &host.ifname, ip, mac, true);
+        configure_ns_if(&host.ns, &host.ifname, ip, mac, offloads);
         host
+    }
+
+    /// Turns IPv6 on for the host's interface and adds `ip`/64 without duplicate address
+    /// detection (usable at once).
+    pub fn add_ipv6(&self, ip: Ipv6Addr) {
+        add_ipv6(&self.ns, &self.ifname, ip);
     }
 
     /// The veth end in the test's namespace (where the switch attaches).
@@ -243,9 +269,21 @@ impl TapHost {
         }
     }
 
-    /// Moves the (existing) tap device into the namespace and configures it.
+    /// Moves the (existing) tap device into the namespace and configures it (the
+    /// kernel's default offloads).
     pub fn attach(&self) {
-        configure_ns_if(&self.ns, &self.ifname, self.ip, self.mac, false);
+        configure_ns_if(
+            &self.ns,
+            &self.ifname,
+            self.ip,
+            self.mac,
+            Offloads::KernelDefault,
+        );
+    }
+
+    /// See [`Host::add_ipv6`].
+    pub fn add_ipv6(&self, ip: Ipv6Addr) {
+        add_ipv6(&self.ns, &self.ifname, ip);
     }
 
     /// Sets the tap's MTU on its kernel side (inside the namespace).
@@ -294,9 +332,20 @@ impl TapHost {
     }
 }
 
-/// Moves interface `ifname` into `ns` (unless already there) and configures it with `ip`/24 and `mac`,
-/// brings it and `lo` up and, when `tx_off`, disables TX checksum offload.
-pub fn configure_ns_if(ns: &Netns, ifname: &str, ip: Ipv4Addr, mac: [u8; 6], tx_off: bool) {
+/// The offloads a test host's interface sends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offloads {
+    /// As the kernel sets them up: TX checksum offload and TSO on for veth and tap (pods
+    /// and VMs send this way).
+    KernelDefault,
+    /// TX checksum offload off (and with it TSO): what a host behind an AF_XDP port needs,
+    /// since AF_XDP cannot see partial checksums.
+    TxCsumOff,
+}
+
+/// Moves interface `ifname` into `ns` (unless already there) and configures it with
+/// `ip`/24 and `mac` (IPv6 off), brings it and `lo` up and sets its `offloads`.
+pub fn configure_ns_if(ns: &Netns, ifname: &str, ip: Ipv4Addr, mac: [u8; 6], offloads: Offloads) {
     if !link_in_ns(ns, ifname) {
         run_ok("ip", &["link", "set", ifname, "netns", ns.name()]);
     }
@@ -325,9 +374,34 @@ pub fn configure_ns_if(ns: &Netns, ifname: &str, ip: Ipv4Addr, mac: [u8; 6], tx_
     );
     ns_run_ok(ns, "ip", &["link", "set", "dev", ifname, "up"]);
     ns_run_ok(ns, "ip", &["link", "set", "dev", "lo", "up"]);
-    if tx_off {
+    if offloads == Offloads::TxCsumOff {
         ns_run_ok(ns, "ethtool", &["-K", ifname, "tx", "off"]);
     }
+}
+
+/// Turns IPv6 on for `ifname` in `ns` and adds `ip`/64 with `nodad` (usable at once).
+pub fn add_ipv6(ns: &Netns, ifname: &str, ip: Ipv6Addr) {
+    ns_run_ok(
+        ns,
+        "sh",
+        &[
+            "-c",
+            &format!("echo 0 > /proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        ],
+    );
+    ns_run_ok(
+        ns,
+        "ip",
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip}/64"),
+            "dev",
+            ifname,
+            "nodad",
+        ],
+    );
 }
 
 fn link_in_ns(ns: &Netns, ifname: &str) -> bool {
@@ -426,8 +500,8 @@ pub fn assert_ping_fails_from(from: &Netns, to: Ipv4Addr, count: u32) {
     );
 }
 
-/// Byte `i` of the stream [`tcp_transfer`] sends.
-fn pattern(i: u64) -> u8 {
+/// Byte `i` of the stream [`tcp_transfer`] sends (for checking captured payloads).
+pub fn tcp_pattern(i: u64) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8
 }
 
@@ -440,20 +514,21 @@ pub struct TcpResult {
     pub elapsed: Duration,
 }
 
-/// Sends `bytes` of a known pattern over TCP from namespace `from` to `to`:`port` (a
-/// listener in namespace `to_ns`) and returns what the receiver got. Every step has a
-/// timeout (`timeout` overall), so a broken path fails instead of hanging.
+/// Sends `bytes` of a known pattern ([`tcp_pattern`]) over TCP from namespace `from` to
+/// `to`:`port` (IPv4 or IPv6; a listener in namespace `to_ns`) and returns what the
+/// receiver got. Every step has a timeout (`timeout` overall), so a broken path fails
+/// instead of hanging.
 pub fn tcp_transfer(
     from: &Netns,
     to_ns: &Netns,
-    to: Ipv4Addr,
+    to: impl Into<IpAddr>,
     port: u16,
     bytes: u64,
     timeout: Duration,
 ) -> TcpResult {
     let start = Instant::now();
     let deadline = start + timeout;
-    let addr = SocketAddr::from((to, port));
+    let addr = SocketAddr::new(to.into(), port);
     // Sockets keep the namespace of the thread that created them.
     let listener = datapath::sys::netns::run_in(&to_ns.path(), move || TcpListener::bind(addr))
         .expect("enter receiver namespace")
@@ -494,7 +569,7 @@ pub fn tcp_transfer(
                 mismatch = buf[..n]
                     .iter()
                     .enumerate()
-                    .find(|(i, b)| **b != pattern(got + *i as u64))
+                    .find(|(i, b)| **b != tcp_pattern(got + *i as u64))
                     .map(|(i, _)| got + i as u64);
             }
             got += n as u64;
@@ -513,7 +588,7 @@ pub fn tcp_transfer(
         while sent < bytes {
             let n = (bytes - sent).min(chunk.len() as u64) as usize;
             for (i, b) in chunk[..n].iter_mut().enumerate() {
-                *b = pattern(sent + i as u64);
+                *b = tcp_pattern(sent + i as u64);
             }
             s.write_all(&chunk[..n])?;
             sent += n as u64;
@@ -582,6 +657,9 @@ pub enum Backend {
     AfXdp(String),
     /// A tap device the switch owns.
     Tap(TapPort),
+    /// An AF_PACKET socket with `PACKET_VNET_HDR` on this interface of the test's
+    /// namespace (superframes and partial checksums pass through).
+    Packet(String),
 }
 
 /// One port of a [`Switch`].
@@ -601,6 +679,14 @@ impl PortSpec {
             name: ifname.to_owned(),
             vlan: vlan.to_owned(),
             backend: Backend::AfXdp(ifname.to_owned()),
+            worker,
+        }
+    }
+    pub fn packet(ifname: &str, vlan: &str, worker: usize) -> PortSpec {
+        PortSpec {
+            name: ifname.to_owned(),
+            vlan: vlan.to_owned(),
+            backend: Backend::Packet(ifname.to_owned()),
             worker,
         }
     }
@@ -663,6 +749,12 @@ impl Switch {
                     let (rx, tx) = tap.split();
                     (Box::new(rx), Box::new(tx))
                 }
+                Backend::Packet(ifname) => {
+                    let port = PacketPort::open(&PacketConfig::new(ifname.clone()))
+                        .unwrap_or_else(|e| panic!("packet port on {ifname}: {e}"));
+                    let (rx, tx) = port.split();
+                    (Box::new(rx), Box::new(tx))
+                }
             };
             let worker = p.worker % workers;
             let got = dp
@@ -706,6 +798,20 @@ impl Switch {
             .expect("worker snapshot")
     }
 
+    /// Counters of port `name`, summed over the workers.
+    pub fn counters(&self, name: &str) -> PortCounters {
+        let id = self.port(name);
+        let mut c = PortCounters::default();
+        for s in self.snapshot() {
+            for (p, pc) in &s.counters {
+                if *p == id {
+                    c.accumulate(pc);
+                }
+            }
+        }
+        c
+    }
+
     /// Frames handed from one worker to another so far (all workers).
     pub fn handoffs(&self) -> u64 {
         self.snapshot().iter().map(|s| s.stats.handoff_out).sum()
@@ -743,6 +849,25 @@ pub fn test_frames_in(frames: &[Vec<u8>], range: std::ops::Range<u32>) -> Vec<&V
         .iter()
         .filter(|f| testutil::test_seq(f).is_some_and(|s| range.contains(&s)))
         .collect()
+}
+
+/// Whether the test runs as root; if not, prints why `test` is skipped. Tests that need
+/// namespaces, veth pairs and raw sockets start with
+/// `if !vswitch_tests::root_or_skip("name") { return; }`.
+pub fn root_or_skip(test: &str) -> bool {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .and_then(|u| u.parse::<u32>().ok());
+    if euid == Some(0) {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces, veth, AF_XDP, AF_PACKET)");
+    false
 }
 
 /// Keeps a test from running past `limit`: when it is dropped late, or never, the

@@ -14,19 +14,25 @@ use datapath::port::{TapConfig, TapPort};
 use datapath::worker::DatapathConfig;
 use vswitch_tests::testutil::Netns;
 use vswitch_tests::{
-    assert_ping_ok, assert_ping_ok_from, configure_ns_if, tap_name, unique_mac, Host, PortSpec,
-    Switch,
+    assert_ping_ok, assert_ping_ok_from, configure_ns_if, tap_name, unique_mac, Host, Offloads,
+    PortSpec, Switch,
 };
 
 #[test]
 fn idle_workers_block_and_wake_on_frames_handoffs_and_commands() {
-    let a = Host::new("ia", Ipv4Addr::new(10, 12, 0, 1));
-    let b = Host::new("ib", Ipv4Addr::new(10, 12, 0, 2));
+    let a = Host::for_afxdp("ia", Ipv4Addr::new(10, 12, 0, 1));
+    let b = Host::for_afxdp("ib", Ipv4Addr::new(10, 12, 0, 2));
     let tap_ns = Netns::new("it");
     let tap_ip = Ipv4Addr::new(10, 12, 0, 3);
     let tap = TapPort::create(&TapConfig::new(tap_name())).expect("create tap port");
     let tap_if = tap.name().to_owned();
-    configure_ns_if(&tap_ns, &tap_if, tap_ip, unique_mac(), false);
+    configure_ns_if(
+        &tap_ns,
+        &tap_if,
+        tap_ip,
+        unique_mac(),
+        Offloads::KernelDefault,
+    );
 
     let config = DatapathConfig {
         workers: 2,

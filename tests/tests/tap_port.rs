@@ -1,6 +1,10 @@
 //! Scenario 4: a switch-owned tap port whose kernel side lives in a namespace with an
-//! address is reachable from a namespace behind an AF_XDP veth port of the same VLAN
-//! (ping both ways, a TCP transfer), and not from a host in another VLAN.
+//! address is reachable from a namespace behind a `packet` veth port of the same VLAN
+//! (ping both ways, a TCP transfer each way), and not from a host in another VLAN.
+//!
+//! Every host keeps the kernel's default offloads (TX checksum offload and TSO on): both
+//! the tap and the packet port carry superframes and partial checksums through. (Tap to
+//! AF_XDP, where the switch segments, is in `offloads.rs` and `ctl_acceptance.rs`.)
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -9,12 +13,13 @@ use datapath::port::{TapConfig, TapPort};
 use vswitch_tests::testutil::Netns;
 use vswitch_tests::{
     assert_ping_fails, assert_ping_fails_from, assert_ping_ok, assert_ping_ok_from,
-    configure_ns_if, drain, src_mac, tap_name, tcp_transfer, unique_mac, Host, PortSpec, Switch,
+    configure_ns_if, drain, src_mac, tap_name, tcp_transfer, unique_mac, Host, Offloads, PortSpec,
+    Switch,
 };
 
 fn tap_reachable(workers: usize) {
-    let veth100 = Host::new("pa", Ipv4Addr::new(10, 4, 0, 1));
-    let veth200 = Host::new("pb", Ipv4Addr::new(10, 4, 0, 3));
+    let veth100 = Host::with_offloads("pa", Ipv4Addr::new(10, 4, 0, 1));
+    let veth200 = Host::with_offloads("pb", Ipv4Addr::new(10, 4, 0, 3));
     // The namespace outlives the switch (declared first), so the tap device disappears
     // with the switch's fd, not with the namespace.
     let tap_ns = Netns::new("pt");
@@ -22,14 +27,14 @@ fn tap_reachable(workers: usize) {
     let tap_mac = unique_mac();
     let tap = TapPort::create(&TapConfig::new(tap_name())).expect("create tap port");
     let tap_if = tap.name().to_owned();
-    configure_ns_if(&tap_ns, &tap_if, tap_ip, tap_mac, false);
+    configure_ns_if(&tap_ns, &tap_if, tap_ip, tap_mac, Offloads::KernelDefault);
 
     let sw = Switch::start(
         workers,
         vec![
-            PortSpec::afxdp(veth100.switch_if(), "access 100", 0),
+            PortSpec::packet(veth100.switch_if(), "access 100", 0),
             PortSpec::tap(tap, "access 100", 1),
-            PortSpec::afxdp(veth200.switch_if(), "access 200", 0),
+            PortSpec::packet(veth200.switch_if(), "access 200", 0),
         ],
     );
     if workers == 2 {
@@ -50,6 +55,16 @@ fn tap_reachable(workers: usize) {
         Duration::from_secs(30),
     );
     assert_eq!(r.received, bytes, "bytes received behind the tap");
+    assert_eq!(r.first_mismatch, None, "received bytes equal the sent ones");
+    let r = tcp_transfer(
+        &tap_ns,
+        &veth100.ns,
+        veth100.ip,
+        5302,
+        bytes,
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.received, bytes, "bytes the tap host sent received");
     assert_eq!(r.first_mismatch, None, "received bytes equal the sent ones");
 
     // Another VLAN does not reach the tap host, nor does the tap host's traffic leak there.

@@ -56,10 +56,10 @@ fn check_trunk(frames: &[Vec<u8>], who: &str, h100: &Host, h200: &Host) {
 }
 
 fn wiretap(workers: usize) {
-    let a100 = Host::new("wa", Ipv4Addr::new(10, 5, 0, 1));
-    let a200 = Host::new("wb", Ipv4Addr::new(10, 5, 0, 2));
-    let b100 = Host::new("wc", Ipv4Addr::new(10, 5, 0, 3));
-    let b200 = Host::new("wd", Ipv4Addr::new(10, 5, 0, 4));
+    let a100 = Host::for_afxdp("wa", Ipv4Addr::new(10, 5, 0, 1));
+    let a200 = Host::for_afxdp("wb", Ipv4Addr::new(10, 5, 0, 2));
+    let b100 = Host::for_afxdp("wc", Ipv4Addr::new(10, 5, 0, 3));
+    let b200 = Host::for_afxdp("wd", Ipv4Addr::new(10, 5, 0, 4));
     let to_a = VethPair::new("wx");
     let to_b = VethPair::new("wy");
     let wire = Netns::new("ww");

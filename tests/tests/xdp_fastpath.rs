@@ -133,9 +133,11 @@ impl FastSwitch {
 
 /// Hosts a and b (namespaces `pa`, `pb`, on 10.`net`.0.1 and .2) on access-100 ports of a
 /// fast-path switch; GRO on at a's end, and at b's when `b_gro` (else the veth default).
+/// The ports are AF_XDP (the fast path is their XDP program), so both hosts send with TX
+/// checksum offload off, as AF_XDP ports need.
 fn two_hosts(pa: &str, pb: &str, net: u8, b_gro: bool) -> (Host, Host, FastSwitch) {
-    let a = Host::new(pa, Ipv4Addr::new(10, net, 0, 1));
-    let b = Host::new(pb, Ipv4Addr::new(10, net, 0, 2));
+    let a = Host::for_afxdp(pa, Ipv4Addr::new(10, net, 0, 1));
+    let b = Host::for_afxdp(pb, Ipv4Addr::new(10, net, 0, 2));
     gro_on(&a.ns, &a.ifname);
     if b_gro {
         gro_on(&b.ns, &b.ifname);
@@ -192,9 +194,9 @@ fn send_paced(from: &Capture, frame: impl Fn(u32) -> Vec<u8>) {
 
 #[test]
 fn fast_path_pops_and_pushes_tags_and_follows_moves() {
-    let h1 = Host::new("fx1", Ipv4Addr::new(10, 71, 0, 1));
-    let h2 = Host::new("fx2", Ipv4Addr::new(10, 71, 0, 2));
-    let other = Host::new("fxo", Ipv4Addr::new(10, 71, 0, 3));
+    let h1 = Host::for_afxdp("fx1", Ipv4Addr::new(10, 71, 0, 1));
+    let h2 = Host::for_afxdp("fx2", Ipv4Addr::new(10, 71, 0, 2));
+    let other = Host::for_afxdp("fxo", Ipv4Addr::new(10, 71, 0, 3));
     let wire = Wire::new("fxw");
     for (ns, ifname) in [
         (&h1.ns, &h1.ifname),
