@@ -167,7 +167,8 @@ impl Offload {
     /// The `virtio_net_hdr` for this offload (native byte order).
     pub fn emit(&self) -> [u8; VNET_HDR_LEN] {
         let mut b = [0u8; VNET_HDR_LEN];
-        b[0] = u8::from(self.needs_csum) * F_NEEDS_CSUM | u8::from(self.data_valid) * F_DATA_VALID;
+        b[0] =
+            (u8::from(self.needs_csum) * F_NEEDS_CSUM) | (u8::from(self.data_valid) * F_DATA_VALID);
         b[1] = match self.gso {
             Gso::None => GSO_NONE,
             Gso::TcpV4 => GSO_TCPV4,
