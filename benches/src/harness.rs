@@ -149,7 +149,8 @@ pub fn is_stale_name(name: &str, prefixes: &[&str], pid_alive: impl Fn(&str) -> 
     digits(pid) && digits(tail) && !pid_alive(pid)
 }
 
-fn pid_alive(pid: &str) -> bool {
+/// Whether process `pid` (decimal) exists.
+pub fn pid_running(pid: &str) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
@@ -161,7 +162,8 @@ pub fn remove_stale(prefixes: &[&str]) -> Vec<String> {
     if let Ok(out) = sh_out("ip", &["netns", "list"]) {
         for line in out.lines() {
             let name = line.split_whitespace().next().unwrap_or("");
-            if is_stale_name(name, prefixes, pid_alive) && sh("ip", &["netns", "del", name]).is_ok()
+            if is_stale_name(name, prefixes, pid_running)
+                && sh("ip", &["netns", "del", name]).is_ok()
             {
                 removed.push(name.to_owned());
             }
@@ -174,7 +176,8 @@ pub fn remove_stale(prefixes: &[&str]) -> Vec<String> {
                 .nth(1)
                 .map(|s| s.trim().split('@').next().unwrap_or(""))
                 .unwrap_or("");
-            if is_stale_name(name, prefixes, pid_alive) && sh("ip", &["link", "del", name]).is_ok()
+            if is_stale_name(name, prefixes, pid_running)
+                && sh("ip", &["link", "del", name]).is_ok()
             {
                 removed.push(name.to_owned());
             }
