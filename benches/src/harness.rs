@@ -149,9 +149,17 @@ pub fn is_stale_name(name: &str, prefixes: &[&str], pid_alive: impl Fn(&str) -> 
     digits(pid) && digits(tail) && !pid_alive(pid)
 }
 
-/// Whether process `pid` (decimal) exists.
+/// Whether process `pid` (decimal) exists and has not exited (a zombie waiting for its
+/// parent to reap it has).
 pub fn pid_running(pid: &str) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| process_state(&stat) != Some('Z'))
+}
+
+/// The state letter of a /proc/PID/stat line (`PID (COMM) STATE ...`; COMM may hold
+/// spaces and parentheses, the state follows the last `)`).
+pub fn process_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Removes namespaces and links (in the current namespace) left by earlier runs of a
@@ -203,6 +211,13 @@ mod tests {
         assert_eq!(effective_uid(status), Some(0));
         assert_eq!(effective_uid("Uid:\t1000\t1000\t1000\t1000\n"), Some(1000));
         assert_eq!(effective_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn process_state_follows_the_last_parenthesis() {
+        assert_eq!(process_state("20003 (tcprate) Z 1 20003 0 0"), Some('Z'));
+        assert_eq!(process_state("77 (a) b (c)) S 1 77"), Some('S'));
+        assert_eq!(process_state("garbage"), None);
     }
 
     #[test]

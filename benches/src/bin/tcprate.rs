@@ -118,7 +118,8 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
             .context("directory of this binary")?
             .to_path_buf(),
     };
-    let stale = harness::remove_stale(&PREFIXES);
+    let mut stale = tcprate::vswitchd::remove_stale();
+    stale.extend(harness::remove_stale(&PREFIXES));
     if !stale.is_empty() {
         eprintln!(
             "tcprate: removed leftovers of killed runs: {}",

@@ -8,7 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use vswitch_benches::harness::check_interrupted;
+use vswitch_benches::harness::{check_interrupted, pid_running};
+
+/// Prefix of the temporary directory of a run's daemons: `tcprate-PID-`.
+const DIR_PREFIX: &str = "tcprate-";
 
 /// The daemon's configuration: one worker, pinned to `cpu`.
 pub fn config_toml(cpu: usize) -> String {
@@ -41,7 +44,7 @@ impl Vswitchd {
             }
         }
         let dir = tempfile::Builder::new()
-            .prefix(&format!("tcprate-{}-", std::process::id()))
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .context("temporary directory")?;
         let config = dir.path().join("vswitchd.toml");
@@ -150,6 +153,51 @@ impl Drop for Vswitchd {
     }
 }
 
+/// The harness PID in a path holding `tcprate-PID-`, if any.
+fn owner_pid(path: &str) -> Option<&str> {
+    let rest = &path[path.find(DIR_PREFIX)? + DIR_PREFIX.len()..];
+    let (pid, _) = rest.split_once('-')?;
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then_some(pid)
+}
+
+/// The harness PID of a vswitchd command line (`/proc/PID/cmdline`, NUL-separated)
+/// started by this harness (its `--config` is in a `tcprate-PID-` directory).
+pub fn daemon_owner(cmdline: &str) -> Option<&str> {
+    let mut args = cmdline.split('\0');
+    if !args.next()?.ends_with("vswitchd") {
+        return None;
+    }
+    args.find_map(owner_pid)
+}
+
+/// Stops daemons, and removes temporary directories, of runs killed without cleaning up
+/// (their harness PID is gone). Returns what was stopped or removed.
+pub fn remove_stale() -> Vec<String> {
+    let mut done = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read_to_string(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if daemon_owner(&cmdline).is_some_and(|o| !pid_running(o)) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            done.push(format!("vswitchd {pid}"));
+        }
+    }
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(DIR_PREFIX) && owner_pid(&name).is_some_and(|o| !pid_running(o)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+            done.push(entry.path().display().to_string());
+        }
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +205,18 @@ mod tests {
     #[test]
     fn config_pins_one_worker() {
         assert_eq!(config_toml(1), "[datapath]\nworkers = 1\ncpus = [1]\n");
+    }
+
+    #[test]
+    fn daemons_of_this_harness_are_told_by_their_config_path() {
+        let ours = "/work/wt-bench/target/release/vswitchd\0--config\0/tmp/tcprate-19251-pR9F5S/vswitchd.toml\0--socket\0/tmp/tcprate-19251-pR9F5S/vswitchd.sock\0";
+        assert_eq!(daemon_owner(ours), Some("19251"));
+        let theirs = "/work/main/target/release/vswitchd\0--config\0/tmp/tmp.SAxVcRo3dP/c.toml\0";
+        assert_eq!(daemon_owner(theirs), None);
+        let not_a_daemon = "vim\0/tmp/tcprate-19251-x/vswitchd.toml\0";
+        assert_eq!(daemon_owner(not_a_daemon), None);
+        assert_eq!(owner_pid("tcprate-12-abc"), Some("12"));
+        assert_eq!(owner_pid("tcprate--abc"), None);
+        assert_eq!(owner_pid("tcprate-try.json"), None);
     }
 }
