@@ -162,17 +162,26 @@ pub fn process_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
-/// Removes namespaces and links (in the current namespace) left by earlier runs of a
-/// harness that died without cleaning up (SIGKILL), recognized by [`is_stale_name`].
-/// Returns the names removed.
+/// Removes namespaces (killing the processes still in them) and links (in the current
+/// namespace) left by earlier runs of a harness that died without cleaning up (SIGKILL),
+/// recognized by [`is_stale_name`]. Returns what was removed.
 pub fn remove_stale(prefixes: &[&str]) -> Vec<String> {
     let mut removed = Vec::new();
     if let Ok(out) = sh_out("ip", &["netns", "list"]) {
         for line in out.lines() {
             let name = line.split_whitespace().next().unwrap_or("");
-            if is_stale_name(name, prefixes, pid_running)
-                && sh("ip", &["netns", "del", name]).is_ok()
-            {
+            if !is_stale_name(name, prefixes, pid_running) {
+                continue;
+            }
+            // Children of the killed run (traffic generators, iperf3, ping) outlive it
+            // and would keep running, some spinning, once their interfaces are gone.
+            if let Ok(pids) = sh_out("ip", &["netns", "pids", name]) {
+                for pid in pids.split_whitespace() {
+                    let _ = sh("kill", &["-KILL", pid]);
+                    removed.push(format!("process {pid}"));
+                }
+            }
+            if sh("ip", &["netns", "del", name]).is_ok() {
                 removed.push(name.to_owned());
             }
         }
