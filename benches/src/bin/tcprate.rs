@@ -151,6 +151,14 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     )
     .map(|s| s.trim().to_owned())
     .unwrap_or_default();
+    // Other work on the machine skews the numbers: the load average before and after says
+    // whether there was any.
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = loadavg();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
@@ -201,12 +209,14 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
         }
     }
 
+    let load_after = loadavg();
     let rows = report::summarize(&cases, &rounds);
     let mut out = String::new();
     out.push_str(&format!(
         "\nTCP h1 -> h2 (iperf3, receiver's rate over {} s after {} s warm-up; median of {} \
          round(s)); RTT: {} pings every 5 ms on the idle link (median of the rounds' \
-         percentiles); switch worker / OVS PMD on CPU {}.\n\n",
+         percentiles); switch worker / OVS PMD on CPU {}; load average before {load_before}, \
+         after {load_after}.\n\n",
         args.seconds, args.warmup, args.repeat, args.pings, args.cpu
     ));
     out.push_str(&report::markdown_table(&rows));
@@ -238,6 +248,8 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
                 "tcp_congestion_control": congestion,
                 "bridge_nf": hosts.bridge_nf,
                 "ovs": ovs_desc,
+                "loadavg_before": load_before,
+                "loadavg_after": load_after,
             },
             "summary": rows,
             "rounds": rounds,
