@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate soak fuzz clean
+.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate tcprate soak fuzz clean
 
 all: build
 
@@ -45,6 +45,16 @@ bench: setup
 PKTRATE_ARGS ?=
 pktrate: setup
 	$(CARGO) run --release -p vswitch-benches --bin pktrate -- $(PKTRATE_ARGS)
+
+## tcprate: TCP throughput (iperf3, 1 and 4 streams) and ping RTT between two namespaces
+## through a veth pair, the Linux bridge, vswitch and Open vSwitch 3.1's userspace datapath
+## (root; installs OVS if it can; docs/tcprate.md), e.g.
+## TCPRATE_ARGS="--repeat 3 --seconds 5 --cases direct,bridge,vswitch-tap --json tcprate.json".
+TCPRATE_ARGS ?=
+tcprate:
+	@bash scripts/setup.sh bench
+	$(CARGO) build --release -p vswitch-ctl -p vswitch-benches
+	$(CARGO) run --release -p vswitch-benches --bin tcprate -- $(TCPRATE_ARGS)
 
 ## soak: SOAK_SECONDS (default 60) of mixed traffic with 2 workers at half the measured
 ## maximum (SOAK_PPS per sender overrides): zero loss, no memory

@@ -2,7 +2,10 @@
 # Installs what `make demo` and `make test` need on a fresh Debian machine.
 # Idempotent: packages already present are not reinstalled, `apt-get update` runs
 # at most once per call and only when something is missing.
-# Usage: scripts/setup.sh [build|test|demo|qemu]
+# Usage: scripts/setup.sh [build|test|demo|qemu|bench]
+# Profile `bench` (make tcprate) also tries to install Open vSwitch 3.1 with its userspace
+# datapath (openvswitch-switch-dpdk) as a reference switch; if that fails it only warns
+# (tcprate then reports the OVS cases as unavailable).
 set -euo pipefail
 
 profile=${1:-test}
@@ -11,6 +14,8 @@ profile=${1:-test}
 pkgs_build=(clang llvm libclang-dev libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make)
 pkgs_net=(iproute2 ethtool tcpdump iperf3 iputils-ping strace dnsmasq-base)
 pkgs_qemu=(busybox-static cpio)
+# Best effort (profile bench): a failure to install these is a warning, not an error.
+pkgs_optional=()
 # scripts/demo.sh: udhcpc as the DHCP client. Any busybox will do; installing
 # busybox-static would remove an installed busybox (they conflict), so only when none is.
 pkgs_demo=()
@@ -22,15 +27,21 @@ case "$profile" in
   test) want+=("${pkgs_net[@]}") ;;
   demo) want+=("${pkgs_net[@]}" "${pkgs_demo[@]}") ;;
   qemu) want+=("${pkgs_net[@]}" "${pkgs_qemu[@]}") ;;
-  *) echo "setup.sh: unknown profile '$profile' (build|test|demo|qemu)" >&2; exit 2 ;;
+  bench) want+=("${pkgs_net[@]}"); pkgs_optional+=(openvswitch-switch-dpdk) ;;
+  *) echo "setup.sh: unknown profile '$profile' (build|test|demo|qemu|bench)" >&2; exit 2 ;;
 esac
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
 for p in "${want[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
+  installed "$p" || missing+=("$p")
 done
+missing_optional=()
+for p in "${pkgs_optional[@]}"; do
+  installed "$p" || missing_optional+=("$p")
+done
+updated=
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -40,7 +51,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  updated=1
   apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+if [ ${#missing_optional[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: warning: ${missing_optional[*]} not installed (needs root); skipping" >&2
+  else
+    echo "setup.sh: installing ${missing_optional[*]} (optional)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { [ -n "$updated" ] || apt-get update -qq; } ||
+      ! apt-get install -y -qq --no-install-recommends "${missing_optional[@]}" </dev/null; then
+      echo "setup.sh: warning: could not install ${missing_optional[*]}; continuing without" >&2
+    fi
+  fi
 fi
 
 # libxdp loads programs without its dispatcher when bpffs is missing; mount it when we can.

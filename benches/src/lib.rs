@@ -1,6 +1,8 @@
 //! Shared fixtures for vswitch's benchmarks: frame builders and a transmit sink that
 //! copies frames into preallocated memory the way a port writes into its UMEM.
 
+pub mod harness;
+
 use datapath::pipeline::{TxDone, TxItem, TxPorts};
 use datapath::topology::PortId;
 use datapath::wire::{write_edited, EthernetRepr, MacAddr, Tci};

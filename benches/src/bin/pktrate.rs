@@ -10,7 +10,6 @@
 #[path = "../pktrate/mod.rs"]
 mod pktrate;
 
-use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
@@ -105,47 +104,9 @@ struct Args {
 }
 
 /// Removes namespaces and links left by earlier runs of this harness that died without
-/// cleaning up (SIGKILL): names are PREFIX PID x N with a PID that no longer exists.
+/// cleaning up (SIGKILL).
 fn remove_stale() {
-    let is_stale = |name: &str| -> bool {
-        let Some(rest) = ["pg", "pm", "ps", "pd"]
-            .iter()
-            .find_map(|p| name.strip_prefix(p))
-        else {
-            return false;
-        };
-        let Some((pid, tail)) = rest.split_once('x') else {
-            return false;
-        };
-        let tail = tail.trim_end_matches(['a', 'b']);
-        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    };
-    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let name = line.split_whitespace().next().unwrap_or("");
-            if is_stale(name) {
-                let _ = Command::new("ip").args(["netns", "del", name]).output();
-            }
-        }
-    }
-    if let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let name = line
-                .split(':')
-                .nth(1)
-                .map(|s| s.trim().split('@').next().unwrap_or(""))
-                .unwrap_or("");
-            if is_stale(name) {
-                let _ = Command::new("ip").args(["link", "del", name]).output();
-            }
-        }
-    }
+    vswitch_benches::harness::remove_stale(&["pg", "pm", "ps", "pd"]);
 }
 
 fn main() {
@@ -163,12 +124,7 @@ fn main() {
         return;
     }
     // First Ctrl-C: stop at the next check and clean up; second: leave at once.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupted: cleaning up (Ctrl-C again to exit at once)");
-    });
+    vswitch_benches::harness::on_ctrl_c();
     match real_main(&args) {
         Ok(()) => {}
         Err(e) => {

@@ -14,10 +14,9 @@
 //! Deleting a namespace destroys the veth ends inside it and therefore their peers; the
 //! [`VethPair`] guards cover a failure before the ends were moved.
 
-use std::process::Command;
-
-use anyhow::{bail, Context};
+use anyhow::Context;
 use datapath::testutil::{unique_name, Netns, VethPair};
+use vswitch_benches::harness::sh;
 
 /// Kernel counters of one interface (from /proc/net/dev of its namespace).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -37,21 +36,6 @@ impl DevStats {
             tx_dropped: self.tx_dropped.saturating_sub(b.tx_dropped),
         }
     }
-}
-
-fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("spawn {cmd}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// Reads the counters of `ifname` inside namespace `ns` (a thread joins the namespace and
@@ -224,35 +208,7 @@ impl Lab {
 
     /// Turns bridge netfilter calls off in the middle namespace if br_netfilter is there.
     fn disable_bridge_nf(&self) -> String {
-        let keys = [
-            "net.bridge.bridge-nf-call-iptables",
-            "net.bridge.bridge-nf-call-ip6tables",
-            "net.bridge.bridge-nf-call-arptables",
-        ];
-        let mut done = Vec::new();
-        for k in keys {
-            let ok = sh(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    self.mid.name(),
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    &format!("{k}=0"),
-                ],
-            )
-            .is_ok();
-            if ok {
-                done.push(k);
-            }
-        }
-        if done.is_empty() {
-            "br_netfilter not present (nothing to disable)".to_owned()
-        } else {
-            format!("{} = 0 in the middle namespace", done.join(", "))
-        }
+        vswitch_benches::harness::disable_bridge_nf(self.mid.name())
     }
 
     /// Generator end of the direct pair (in `gen`) and its peer (in `sink`).

@@ -4,18 +4,7 @@ use std::fmt::Write as _;
 
 use super::run::{Case, Sample, ZeroLoss, MIN_SCHEDULE_HELD};
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
+pub use vswitch_benches::harness::median;
 
 /// Medians of one case over its repeats.
 #[derive(Debug, Clone, serde::Serialize)]

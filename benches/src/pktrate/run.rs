@@ -1,7 +1,7 @@
 //! One measured case: set up the path (direct, bridge, switch), run the generator, read
 //! the counters over a steady-state window, tear the path down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,8 +17,7 @@ use super::frames::DST_MAC;
 use super::gen::{GenConfig, Generator};
 use super::lab::{DevStats, Lab};
 
-/// Set by the Ctrl-C handler; every wait checks it.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub use vswitch_benches::harness::{sleep_checked, INTERRUPTED};
 
 /// The VLAN of the switch cases.
 pub const VID: u16 = 100;
@@ -142,19 +141,6 @@ pub struct Sample {
     /// ns, measured just before the generator started and just after it stopped
     /// ([`super::xfer`]).
     pub xfer_ns: [f64; 2],
-}
-
-/// Sleeps `secs`, waking early (with an error) on Ctrl-C.
-pub fn sleep_checked(secs: f64) -> anyhow::Result<()> {
-    let end = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
-    while Instant::now() < end {
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            anyhow::bail!("interrupted");
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
-    Ok(())
 }
 
 /// A running vswitch between the two middle veth ends.
