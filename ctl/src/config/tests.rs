@@ -300,3 +300,44 @@ fn xdp_fast_path_bad_values_name_the_line_and_type() {
     );
     assert!(e.to_string().contains("line 2"), "{e}");
 }
+
+#[test]
+fn port_types_parse_and_one_queue_backends_refuse_more() {
+    let port = |kind: &str, queues: u32| {
+        format!(
+            "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p\"\ntype = \"{kind}\"\n\
+             queues = {queues}\naccess = 10\n"
+        )
+    };
+    for (text, kind) in [
+        ("auto", PortKind::Auto),
+        ("packet", PortKind::Packet),
+        ("afxdp", PortKind::Afxdp),
+        ("tap", PortKind::Tap),
+    ] {
+        let c = parse(&port(text, 1)).expect(text);
+        assert_eq!(c.bridges[0].ports[0].kind, kind);
+        assert_eq!(kind.to_string(), text);
+    }
+    for text in ["packet", "tap"] {
+        let e = parse(&port(text, 2)).expect_err(text);
+        assert!(
+            e.to_string()
+                .contains(&format!("port p: {text} ports have one queue")),
+            "{e}"
+        );
+    }
+    // auto and afxdp may have several queues (auto on a NIC becomes afxdp).
+    assert!(parse(&port("auto", 2)).is_ok());
+    let e = parse(&port("system", 1)).expect_err("unknown type");
+    assert!(e.to_string().contains("unknown variant `system`"), "{e}");
+}
+
+#[test]
+fn auto_resolves_to_packet_for_a_virtual_device_and_keeps_explicit_kinds() {
+    // `lo` has no bus device: a virtual device.
+    assert_eq!(PortKind::Auto.resolve("lo"), PortKind::Packet);
+    for k in [PortKind::Afxdp, PortKind::Packet, PortKind::Tap] {
+        assert_eq!(k.resolve("lo"), k);
+    }
+}
