@@ -30,7 +30,7 @@ use std::sync::Arc;
 use super::{KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
-use crate::sys::afpacket::{RecvSlot, VnetSocket, BATCH, RECV_GAP};
+use crate::sys::afpacket::{RecvRing, VnetSocket, BATCH, RECV_GAP};
 use crate::sys::netdev;
 use crate::wire::{edited_pieces, Edit, TPID_8021Q, VLAN_TAG_LEN};
 
@@ -67,11 +67,8 @@ pub struct PacketInfo {
 pub struct PacketRx {
     sock: Arc<VnetSocket>,
     name: String,
-    slot: usize,
-    buf: Box<[u8]>,
-    hdrs: Box<[[u8; VNET_HDR_LEN]]>,
-    got: Box<[RecvSlot]>,
-    /// Where each held frame starts in `buf` and its length.
+    ring: RecvRing,
+    /// Where each held frame starts in the ring's memory and its length.
     spans: Box<[(usize, usize)]>,
     offloads: Box<[Offload; MAX_BURST]>,
     n: usize,
@@ -123,10 +120,7 @@ impl PacketPort {
             rx: PacketRx {
                 sock: sock.clone(),
                 name,
-                slot,
-                buf: vec![0u8; slot * RX_SLOTS].into_boxed_slice(),
-                hdrs: vec![[0u8; VNET_HDR_LEN]; RX_SLOTS].into_boxed_slice(),
-                got: vec![RecvSlot::default(); RX_SLOTS].into_boxed_slice(),
+                ring: RecvRing::new(RX_SLOTS, slot),
                 spans: vec![(0, 0); RX_SLOTS].into_boxed_slice(),
                 offloads: Box::new([Offload::NONE; MAX_BURST]),
                 n: 0,
@@ -165,13 +159,13 @@ impl PacketRx {
     /// Puts frame `i` of the last `recvmmsg` in shape: its tag back into the bytes and
     /// its header parsed. Returns its span and offload, or `None` if dropped (counted).
     fn take(&mut self, i: usize) -> Option<((usize, usize), Offload)> {
-        let r = self.got[i];
-        let base = i * self.slot;
+        let r = self.ring.got(i);
+        let base = self.ring.offset(i);
         if r.truncated {
             self.oversize += 1;
             return None;
         }
-        let Ok(mut o) = Offload::parse(&self.hdrs[i]) else {
+        let Ok(mut o) = Offload::parse(self.ring.header(i)) else {
             self.bad_offload += 1;
             return None;
         };
@@ -183,7 +177,7 @@ impl PacketRx {
             return None;
         }
         // Move the MACs 4 bytes back into the gap and put the tag behind them.
-        let s = &mut self.buf[base..base + RECV_GAP + r.len];
+        let s = &mut self.ring.slot_mut(i)[..RECV_GAP + r.len];
         s.copy_within(RECV_GAP..RECV_GAP + 12, 0);
         s[12..14].copy_from_slice(&tpid.to_be_bytes());
         s[14..16].copy_from_slice(&tci.to_be_bytes());
@@ -201,15 +195,9 @@ impl PacketRx {
 impl RxPort for PacketRx {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
         self.n = 0;
-        let want = max.min(RX_SLOTS).min(BATCH);
         let got = self
             .sock
-            .recv_burst(
-                &mut self.buf,
-                self.slot,
-                &mut self.hdrs,
-                &mut self.got[..want],
-            )
+            .recv_burst(&mut self.ring, max)
             .map_err(|e| PortError::io(&self.name, "recvmmsg", e))?;
         for i in 0..got {
             if let Some((span, o)) = self.take(i) {
@@ -223,7 +211,7 @@ impl RxPort for PacketRx {
 
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
         for (slot, &(off, len)) in out.iter_mut().zip(&self.spans[..self.n]) {
-            *slot = &self.buf[off..off + len];
+            *slot = self.ring.bytes(off..off + len);
         }
         self.n
     }

@@ -62,6 +62,149 @@ pub struct RecvSlot {
 /// Bytes left free at the start of each receive slot for an out-of-band tag.
 pub const RECV_GAP: usize = 4;
 
+/// Bytes of control data room per received message (a `tpacket_auxdata` cmsg).
+const CTRL_BYTES: usize = 64;
+
+/// Receive memory for [`VnetSocket::recv_burst`], set up once: `slots` frame slots of
+/// `slot` bytes (each frame lands at byte [`RECV_GAP`] of its slot), their headers,
+/// control buffers, and the `recvmmsg` message headers and iovecs that point at them, so
+/// that a burst costs no set-up beyond resetting each message's lengths.
+pub struct RecvRing {
+    slot: usize,
+    buf: Box<[u8]>,
+    hdrs: Box<[[u8; VNET_HDR_LEN]]>,
+    ctrl: Box<[[u64; CTRL_BYTES / 8]]>,
+    iov: Box<[[libc::iovec; 2]]>,
+    msgs: Box<[libc::mmsghdr]>,
+    got: Box<[RecvSlot]>,
+}
+
+// SAFETY: the raw pointers in `iov` and `msgs` point only into the heap allocations of
+// the same `RecvRing` (`buf`, `hdrs`, `ctrl`, `iov`), which move with it and are never
+// shared; sending the ring to another thread moves all of them together.
+unsafe impl Send for RecvRing {}
+
+impl std::fmt::Debug for RecvRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvRing")
+            .field("slots", &self.msgs.len())
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl RecvRing {
+    /// `slots` slots of `slot` bytes each (`slot` > [`RECV_GAP`]; `slots` at most
+    /// [`BATCH`]).
+    pub fn new(slots: usize, slot: usize) -> RecvRing {
+        let slots = slots.clamp(1, BATCH);
+        let slot = slot.max(RECV_GAP + 1);
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut r = RecvRing {
+            slot,
+            buf: vec![0u8; slots * slot].into_boxed_slice(),
+            hdrs: vec![[0u8; VNET_HDR_LEN]; slots].into_boxed_slice(),
+            ctrl: vec![[0u64; CTRL_BYTES / 8]; slots].into_boxed_slice(),
+            iov: vec![[empty; 2]; slots].into_boxed_slice(),
+            // SAFETY: mmsghdr is plain data (integers and pointers); all-zero is valid.
+            msgs: (0..slots)
+                .map(|_| unsafe { std::mem::zeroed::<libc::mmsghdr>() })
+                .collect(),
+            got: vec![RecvSlot::default(); slots].into_boxed_slice(),
+        };
+        for i in 0..slots {
+            let data = &mut r.buf[i * slot + RECV_GAP..(i + 1) * slot];
+            r.iov[i] = [
+                libc::iovec {
+                    iov_base: r.hdrs[i].as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: data.as_mut_ptr().cast(),
+                    iov_len: data.len(),
+                },
+            ];
+            let h = &mut r.msgs[i].msg_hdr;
+            h.msg_iov = r.iov[i].as_mut_ptr();
+            h.msg_iovlen = 2;
+            h.msg_control = r.ctrl[i].as_mut_ptr().cast();
+            h.msg_controllen = CTRL_BYTES;
+        }
+        r
+    }
+
+    /// Number of slots (the most frames one burst receives).
+    pub fn slots(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// What the last burst said about frame `i`.
+    pub fn got(&self, i: usize) -> RecvSlot {
+        self.got.get(i).copied().unwrap_or_default()
+    }
+
+    /// The `virtio_net_hdr` of frame `i` of the last burst.
+    pub fn header(&self, i: usize) -> &[u8; VNET_HDR_LEN] {
+        &self.hdrs[i.min(self.hdrs.len() - 1)]
+    }
+
+    /// Slot `i`, whole (its gap, then the frame as received).
+    pub fn slot_mut(&mut self, i: usize) -> &mut [u8] {
+        let i = i.min(self.msgs.len() - 1);
+        &mut self.buf[i * self.slot..(i + 1) * self.slot]
+    }
+
+    /// Bytes `range` of the ring's memory (frames are found with [`RecvRing::offset`]).
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        self.buf.get(range).unwrap_or(&[])
+    }
+
+    /// Where slot `i` starts in the ring's memory.
+    pub fn offset(&self, i: usize) -> usize {
+        i * self.slot
+    }
+
+    /// Size of one slot.
+    pub fn slot_len(&self) -> usize {
+        self.slot
+    }
+
+    /// Reads message `i` after `recvmmsg` filled it.
+    fn parse(&self, i: usize) -> RecvSlot {
+        let m = &self.msgs[i];
+        let h = &m.msg_hdr;
+        let mut tag = None;
+        // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR walk only within
+        // msg_control/msg_controllen, and the auxdata payload is read unaligned.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                    let a = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<TpacketAuxdata>());
+                    if a.tp_status & TP_STATUS_VLAN_VALID != 0 {
+                        let tpid = if a.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                            a.tp_vlan_tpid
+                        } else {
+                            ETH_P_8021Q
+                        };
+                        tag = Some((tpid, a.tp_vlan_tci));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        let len = (m.msg_len as usize).saturating_sub(VNET_HDR_LEN);
+        RecvSlot {
+            len: len.min(self.slot - RECV_GAP),
+            tag,
+            truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+        }
+    }
+}
+
 /// A nonblocking AF_PACKET socket bound to one interface, with `PACKET_VNET_HDR`,
 /// `PACKET_AUXDATA`, `PACKET_IGNORE_OUTGOING` (its own transmissions are not received) and
 /// `PACKET_QDISC_BYPASS` (sends go straight to the driver, as AF_XDP does).
@@ -188,65 +331,31 @@ impl VnetSocket {
         Ok(())
     }
 
-    /// Receives up to `out.len()` (at most [`BATCH`]) frames in one `recvmmsg`: frame `i`
-    /// goes into `slots[i * slot ..][.. slot]` at byte [`RECV_GAP`], its header into
-    /// `hdrs[i]`, what is known of it into `out[i]`. Returns how many arrived (0: none
-    /// queued).
-    pub fn recv_burst(
-        &self,
-        slots: &mut [u8],
-        slot: usize,
-        hdrs: &mut [[u8; VNET_HDR_LEN]],
-        out: &mut [RecvSlot],
-    ) -> io::Result<usize> {
-        let n = out
-            .len()
-            .min(hdrs.len())
-            .min(BATCH)
-            .min(slots.len() / slot.max(1));
-        if n == 0 || slot <= RECV_GAP {
+    /// Receives up to `max` (at most [`RecvRing::slots`]) frames into `ring` in one
+    /// `recvmmsg`; returns how many arrived (0: none queued). Frame `i` is then
+    /// [`RecvRing::frame`]`(i)`.
+    pub fn recv_burst(&self, ring: &mut RecvRing, max: usize) -> io::Result<usize> {
+        let n = max.min(ring.msgs.len());
+        if n == 0 {
             return Ok(0);
         }
-        let empty = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let mut iov = [[empty; 2]; BATCH];
-        // u64 storage keeps each control buffer aligned for cmsghdr (room for auxdata).
-        let mut ctrl = [[0u64; 8]; BATCH];
-        // SAFETY: mmsghdr is plain data; all-zero is valid.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, ((hdr, chunk), (v, c))) in hdrs
-            .iter_mut()
-            .zip(slots.chunks_exact_mut(slot))
-            .zip(iov.iter_mut().zip(ctrl.iter_mut()))
-            .take(n)
-            .enumerate()
-        {
-            v[0] = libc::iovec {
-                iov_base: hdr.as_mut_ptr().cast(),
-                iov_len: VNET_HDR_LEN,
-            };
-            let data = &mut chunk[RECV_GAP..];
-            v[1] = libc::iovec {
-                iov_base: data.as_mut_ptr().cast(),
-                iov_len: data.len(),
-            };
-            let h = &mut msgs[i].msg_hdr;
-            h.msg_iov = v.as_mut_ptr();
-            h.msg_iovlen = 2;
-            h.msg_control = c.as_mut_ptr().cast();
-            h.msg_controllen = std::mem::size_of_val(c);
+        for m in &mut ring.msgs[..n] {
+            // The kernel shortens these to what it wrote; give each message its room back.
+            m.msg_hdr.msg_controllen = CTRL_BYTES;
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
         }
-        // SAFETY: the first `n` headers point at live, disjoint buffers (header, slot
-        // past its gap, control) of the lengths given, which outlive the call.
+        // SAFETY: the first `n` headers point at buffers `ring` owns (header, slot past
+        // its gap, control; see `RecvRing::new`), disjoint and of the lengths given, which
+        // outlive the call. The raw syscall skips libc's cancellation-point wrapper.
         let r = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 self.fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
+                ring.msgs.as_mut_ptr(),
                 n as libc::c_uint,
                 libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if r < 0 {
@@ -256,36 +365,9 @@ impl VnetSocket {
                 _ => Err(e),
             };
         }
-        let got = r as usize;
-        for (m, o) in msgs.iter().zip(out.iter_mut()).take(got) {
-            let h = &m.msg_hdr;
-            let mut tag = None;
-            // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR walk only within
-            // msg_control/msg_controllen, and the auxdata payload is read unaligned.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(h);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                        let a =
-                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<TpacketAuxdata>());
-                        if a.tp_status & TP_STATUS_VLAN_VALID != 0 {
-                            let tpid = if a.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
-                                a.tp_vlan_tpid
-                            } else {
-                                ETH_P_8021Q
-                            };
-                            tag = Some((tpid, a.tp_vlan_tci));
-                        }
-                    }
-                    c = libc::CMSG_NXTHDR(h, c);
-                }
-            }
-            let len = (m.msg_len as usize).saturating_sub(VNET_HDR_LEN);
-            *o = RecvSlot {
-                len: len.min(slot - RECV_GAP),
-                tag,
-                truncated: h.msg_flags & libc::MSG_TRUNC != 0,
-            };
+        let got = (r as usize).min(n);
+        for i in 0..got {
+            ring.got[i] = ring.parse(i);
         }
         Ok(got)
     }
@@ -321,8 +403,10 @@ impl VnetSocket {
         }
         // SAFETY: the first `n` headers point at iovecs over live slices valid for reads
         // of their lengths for the call; sendmmsg only reads through them.
+        // (The raw syscall skips libc's cancellation-point wrapper.)
         let r = unsafe {
-            libc::sendmmsg(
+            libc::syscall(
+                libc::SYS_sendmmsg,
                 self.fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 n as libc::c_uint,
