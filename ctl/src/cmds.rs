@@ -361,6 +361,49 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// For a veth: whether an AF_XDP port on it could carry TCP, i.e. whether its peer sends
+/// with TX checksum offload (partial checksums AF_XDP cannot describe). The peer is looked
+/// up by index in this namespace; in another namespace the check says how to look.
+fn veth_peer_tx_csum(ifname: &str, read: &dyn Fn(&str) -> String) -> Option<Check> {
+    use datapath::sys::netdev;
+    if netdev::driver_name(ifname).ok()? != "veth" {
+        return None;
+    }
+    let peer_index = read("iflink");
+    let peer = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| {
+            n != ifname
+                && std::fs::read_to_string(format!("/sys/class/net/{n}/ifindex"))
+                    .is_ok_and(|i| i.trim() == peer_index)
+        });
+    let Some(peer) = peer else {
+        return Some(Check {
+            ok: true,
+            what: format!(
+                "interface {ifname}: veth whose peer (ifindex {peer_index}) is in another namespace; for an AF_XDP port on it, `ethtool -k PEER` there must show tx-checksumming off (a packet port needs nothing)"
+            ),
+        });
+    };
+    let on = netdev::ioctl_socket()
+        .ok()
+        .and_then(|fd| netdev::tx_csum_enabled_on(&fd, &peer).ok())?;
+    Some(Check {
+        ok: true,
+        what: if on {
+            format!(
+                "interface {ifname}: its veth peer {peer} sends with TX checksum offload: serve it with a packet port (the default); an AF_XDP port would break TCP unless `ethtool -K {peer} tx off`"
+            )
+        } else {
+            format!(
+                "interface {ifname}: its veth peer {peer} has TX checksum offload off: AF_XDP or packet ports both carry TCP"
+            )
+        },
+    })
+}
+
 /// One pre-flight check.
 struct Check {
     ok: bool,
@@ -452,6 +495,9 @@ pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
                 }
             ),
         });
+        if let Some(c) = veth_peer_tx_csum(ifname, &read) {
+            checks.push(c);
+        }
         let oper = read("operstate");
         checks.push(Check {
             ok: oper == "up" || oper == "unknown",

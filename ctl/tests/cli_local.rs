@@ -105,4 +105,32 @@ fn doctor_mtu_check_is_the_afxdp_maximum() {
             .any(|l| l == format!("[FAIL] interface db: MTU 9217 {why}")),
         "{out}"
     );
+    // A veth: type auto picks a packet port; its peer (default offloads) would break TCP
+    // through an AF_XDP port, and doctor says so with the fix.
+    assert!(
+        out.lines()
+            .any(|l| l
+                .starts_with("[ ok ] interface da: `add-port` (type auto) serves it with packet")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l
+            == "[ ok ] interface da: its veth peer db sends with TX checksum offload: serve \
+                it with a packet port (the default); an AF_XDP port would break TCP unless \
+                `ethtool -K db tx off`"),
+        "{out}"
+    );
+    exec(&["ethtool", "-K", "db", "tx", "off"]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_vswitchctl")])
+        .args(["doctor", "da"])
+        .output()
+        .expect("run vswitchctl doctor");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.lines().any(|l| l
+            == "[ ok ] interface da: its veth peer db has TX checksum offload off: AF_XDP \
+                or packet ports both carry TCP"),
+        "{out}"
+    );
 }
