@@ -25,6 +25,7 @@
 //!   enforces it (`frames` borrows `&self`, `release` takes `&mut self`).
 
 pub mod afxdp;
+mod held;
 pub mod packet;
 pub mod tap;
 

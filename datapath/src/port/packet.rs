@@ -27,6 +27,7 @@
 
 use std::sync::Arc;
 
+use super::held::Held;
 use super::{KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
@@ -68,10 +69,8 @@ pub struct PacketRx {
     sock: Arc<VnetSocket>,
     name: String,
     ring: RecvRing,
-    /// Where each held frame starts in the ring's memory and its length.
-    spans: Box<[(usize, usize)]>,
-    offloads: Box<[Offload; MAX_BURST]>,
-    n: usize,
+    /// The frames of the burst in hand (spans of the ring's memory).
+    held: Held,
     /// Frames longer than a slot, dropped (cumulative).
     oversize: u64,
     /// Frames whose header the switch cannot honour (cumulative).
@@ -121,9 +120,7 @@ impl PacketPort {
                 sock: sock.clone(),
                 name,
                 ring: RecvRing::new(RX_SLOTS, slot),
-                spans: vec![(0, 0); RX_SLOTS].into_boxed_slice(),
-                offloads: Box::new([Offload::NONE; MAX_BURST]),
-                n: 0,
+                held: Held::new(),
                 oversize: 0,
                 bad_offload: 0,
                 queue_drops: 0,
@@ -194,35 +191,29 @@ impl PacketRx {
 
 impl RxPort for PacketRx {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
-        self.n = 0;
+        self.held.clear();
         let got = self
             .sock
             .recv_burst(&mut self.ring, max)
             .map_err(|e| PortError::io(&self.name, "recvmmsg", e))?;
         for i in 0..got {
-            if let Some((span, o)) = self.take(i) {
-                self.spans[self.n] = span;
-                self.offloads[self.n] = o;
-                self.n += 1;
+            if let Some(((start, len), o)) = self.take(i) {
+                self.held.push(start, len, o);
             }
         }
-        Ok(self.n)
+        Ok(self.held.len())
     }
 
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
-        for (slot, &(off, len)) in out.iter_mut().zip(&self.spans[..self.n]) {
-            *slot = self.ring.bytes(off..off + len);
-        }
-        self.n
+        self.held.frames(self.ring.memory(), out)
     }
 
     fn offloads(&self, out: &mut [Offload; MAX_BURST]) -> usize {
-        out[..self.n].copy_from_slice(&self.offloads[..self.n]);
-        self.n
+        self.held.offloads(out)
     }
 
     fn release(&mut self) {
-        self.n = 0;
+        self.held.clear();
     }
 
     fn health(&mut self) -> Result<(), PortError> {

@@ -32,6 +32,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
+use super::held::Held;
 use super::{PortError, RxPort, TxPort, XdpCounters};
 use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
@@ -79,10 +80,8 @@ pub struct TapRx {
     mtu: u32,
     /// The arena: frames of a burst one after the other, each after its header.
     buf: Box<[u8]>,
-    /// Where each held frame starts in `buf` and its length.
-    spans: Box<[(usize, usize)]>,
-    offloads: Box<[Offload; MAX_BURST]>,
-    n: usize,
+    /// The frames of the burst in hand (spans of `buf`).
+    held: Held,
     /// Plain frames longer than MTU + 22 bytes, dropped whole at read (cumulative).
     oversize: u64,
     /// Frames whose `virtio_net_hdr` the switch cannot honour (cumulative).
@@ -208,9 +207,7 @@ impl TapPort {
                 shared: shared.clone(),
                 mtu,
                 buf: TapRx::arena(mtu),
-                spans: vec![(0, 0); MAX_BURST].into_boxed_slice(),
-                offloads: Box::new([Offload::NONE; MAX_BURST]),
-                n: 0,
+                held: Held::new(),
                 oversize: 0,
                 bad_offload: 0,
                 drops: QueueDrops::default(),
@@ -350,14 +347,14 @@ impl TapRx {
 
 impl RxPort for TapRx {
     fn rx_burst(&mut self, max: usize) -> Result<usize, PortError> {
-        self.n = 0;
+        self.held.clear();
         self.follow_mtu();
         let max = max.min(MAX_BURST);
         let room = read_len(self.mtu);
         let plain_max = slot_len(self.mtu);
         let mut off = 0;
         // One byte more than the longest read: a read that fills it was truncated.
-        while self.n < max && off + room < self.buf.len() {
+        while self.held.len() < max && off + room < self.buf.len() {
             match self.shared.fd.read(&mut self.buf[off..=off + room]) {
                 Ok(None) => break,
                 Ok(Some(len)) if len > room => self.oversize += 1,
@@ -366,9 +363,7 @@ impl RxPort for TapRx {
                     match Offload::parse(&self.buf[off..off + len]) {
                         Ok(o) if !o.is_gso() && frame_len > plain_max => self.oversize += 1,
                         Ok(o) => {
-                            self.offloads[self.n] = o;
-                            self.spans[self.n] = (off + VNET_HDR_LEN, frame_len);
-                            self.n += 1;
+                            self.held.push(off + VNET_HDR_LEN, frame_len, o);
                             // The next frame starts cache-line aligned.
                             off = (off + len).next_multiple_of(64);
                         }
@@ -376,30 +371,26 @@ impl RxPort for TapRx {
                     }
                 }
                 Err(e) => {
-                    if self.n > 0 {
+                    if self.held.len() > 0 {
                         break;
                     }
                     return Err(PortError::io(self.shared.fd.name(), "read tap", e));
                 }
             }
         }
-        Ok(self.n)
+        Ok(self.held.len())
     }
 
     fn frames<'a>(&'a self, out: &mut [&'a [u8]; MAX_BURST]) -> usize {
-        for (slot, &(off, len)) in out.iter_mut().zip(&self.spans[..self.n]) {
-            *slot = &self.buf[off..off + len];
-        }
-        self.n
+        self.held.frames(&self.buf, out)
     }
 
     fn offloads(&self, out: &mut [Offload; MAX_BURST]) -> usize {
-        out[..self.n].copy_from_slice(&self.offloads[..self.n]);
-        self.n
+        self.held.offloads(out)
     }
 
     fn release(&mut self) {
-        self.n = 0;
+        self.held.clear();
     }
 
     /// A tap has no XDP program; its only counter here is the frames too long for the

@@ -10,16 +10,17 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::check;
 use crate::offload::VNET_HDR_LEN;
 
-const PACKET_AUXDATA: libc::c_int = 8;
+pub(crate) const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const TP_STATUS_VLAN_VALID: u32 = 0x10;
-const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
-const ETH_P_ALL: u16 = 0x0003;
+pub(crate) const TP_STATUS_VLAN_VALID: u32 = 0x10;
+pub(crate) const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_8021Q: u16 = 0x8100;
 /// Bytes the kernel may queue on the socket: 64 superframes. SO_RCVBUFFORCE (root).
 const SOCKET_BUFFER: libc::c_int = 4 << 20;
@@ -29,14 +30,14 @@ pub const BATCH: usize = 64;
 /// `struct tpacket_auxdata` from linux/if_packet.h.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct TpacketAuxdata {
-    tp_status: u32,
-    tp_len: u32,
-    tp_snaplen: u32,
-    tp_mac: u16,
-    tp_net: u16,
-    tp_vlan_tci: u16,
-    tp_vlan_tpid: u16,
+pub(crate) struct TpacketAuxdata {
+    pub(crate) tp_status: u32,
+    pub(crate) tp_len: u32,
+    pub(crate) tp_snaplen: u32,
+    pub(crate) tp_mac: u16,
+    pub(crate) tp_net: u16,
+    pub(crate) tp_vlan_tci: u16,
+    pub(crate) tp_vlan_tpid: u16,
 }
 
 /// `struct tpacket_stats` from linux/if_packet.h.
@@ -157,9 +158,9 @@ impl RecvRing {
         &mut self.buf[i * self.slot..(i + 1) * self.slot]
     }
 
-    /// Bytes `range` of the ring's memory (frames are found with [`RecvRing::offset`]).
-    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
-        self.buf.get(range).unwrap_or(&[])
+    /// The ring's memory: every slot (frames are found with [`RecvRing::offset`]).
+    pub fn memory(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Where slot `i` starts in the ring's memory.
@@ -211,14 +212,6 @@ impl RecvRing {
 #[derive(Debug)]
 pub struct VnetSocket {
     fd: OwnedFd,
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 impl VnetSocket {

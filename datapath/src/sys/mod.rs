@@ -33,6 +33,15 @@ pub mod xsk;
 use std::ffi::CString;
 use std::io;
 
+/// `Ok` for a syscall's non-negative return, else the OS error it set.
+pub(crate) fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// An interface name as a C string, checked for length and interior NULs.
 pub(crate) fn ifname_cstr(name: &str) -> io::Result<CString> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {

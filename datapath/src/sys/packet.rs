@@ -6,37 +6,16 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-const PACKET_AUXDATA: libc::c_int = 8;
-const TP_STATUS_VLAN_VALID: u32 = 0x10;
-const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
-const ETH_P_ALL: u16 = 0x0003;
-
-/// `struct tpacket_auxdata` from linux/if_packet.h.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TpacketAuxdata {
-    tp_status: u32,
-    tp_len: u32,
-    tp_snaplen: u32,
-    tp_mac: u16,
-    tp_net: u16,
-    tp_vlan_tci: u16,
-    tp_vlan_tpid: u16,
-}
+use super::afpacket::{
+    TpacketAuxdata, ETH_P_ALL, PACKET_AUXDATA, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
+};
+use super::check;
 
 /// A raw AF_PACKET socket bound to one interface.
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 impl PacketSocket {
