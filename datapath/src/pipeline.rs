@@ -76,15 +76,26 @@ pub struct TxDone {
     /// whose headers do not parse, a checksum offset outside the frame): counted
     /// `bad_offload`; the items after them were still tried.
     pub bad_offload: usize,
+    /// Items not sent because the port's device is down (counted `port_down`).
+    pub port_down: usize,
 }
 
-/// Counts the items of `done` a port skipped as too big or with bad offload metadata.
+/// Items of `done` accounted for: sent, or skipped for a reason of their own.
+fn unsent_known(done: &TxDone) -> usize {
+    done.sent + done.too_big + done.bad_offload + done.port_down
+}
+
+/// Counts the items of `done` a port skipped as too big, with bad offload metadata, or
+/// because its device is down.
 fn count_unsendable(c: &mut PortCounters, done: &TxDone) {
     if done.too_big > 0 {
         c.drop_n(DropReason::MtuExceeded, done.too_big as u64);
     }
     if done.bad_offload > 0 {
         c.drop_n(DropReason::BadOffload, done.bad_offload as u64);
+    }
+    if done.port_down > 0 {
+        c.drop_n(DropReason::PortDown, done.port_down as u64);
     }
 }
 
@@ -436,7 +447,7 @@ impl Pipeline {
             count_unsendable(c, &done);
             let unsent = list
                 .len
-                .saturating_sub(done.sent + done.handed_off + done.too_big + done.bad_offload);
+                .saturating_sub(unsent_known(&done) + done.handed_off);
             if unsent > 0 {
                 c.drop_n(DropReason::TxRingFull, unsent as u64);
             }
@@ -452,7 +463,7 @@ impl Pipeline {
         c.tx_packets += done.sent as u64;
         c.tx_bytes += done.bytes;
         count_unsendable(c, &done);
-        let unsent = attempted.saturating_sub(done.sent + done.too_big + done.bad_offload);
+        let unsent = attempted.saturating_sub(unsent_known(&done));
         if unsent > 0 {
             c.drop_n(DropReason::TxRingFull, unsent as u64);
         }

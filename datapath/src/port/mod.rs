@@ -28,6 +28,7 @@ pub mod afxdp;
 mod held;
 pub mod packet;
 pub mod tap;
+mod veth;
 
 use crate::offload::Offload;
 use crate::pipeline::{TxDone, TxItem, TxPorts, MAX_BURST};

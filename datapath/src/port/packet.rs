@@ -22,12 +22,18 @@
 //!   then starts 4 bytes earlier in its slot) and the offsets of its offload move with it.
 //! - A frame cut short (longer than a slot) is dropped whole and counted `mtu_exceeded`;
 //!   a header the switch cannot honour is counted `bad_offload`; frames the socket's queue
-//!   had no room for are kernel drops (`rx_ring_full`).
+//!   had no room for are kernel drops (`rx_ring_full`), and so, on a veth, are frames its
+//!   peer could not hand over. Frames the device could not hand on (a veth's peer ring
+//!   full or the peer down: the kernel takes the frame, drops it and counts it in the
+//!   device's `tx_dropped`) are `tx_ring_full`, read once a second, and in `tx_packets`
+//!   too, as for AF_XDP ports; frames the socket had no room for are `tx_ring_full` at
+//!   once.
 //! - The port's own transmissions are never received back (`PACKET_IGNORE_OUTGOING`).
 
 use std::sync::Arc;
 
 use super::held::Held;
+use super::veth::PeerDrops;
 use super::{KernelDrops, PortError, RxPort, TxPort, XdpCounters};
 use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
@@ -77,6 +83,8 @@ pub struct PacketRx {
     bad_offload: u64,
     /// Socket-queue drops so far (the kernel's counter resets on each read).
     queue_drops: u64,
+    /// On a veth: what the device and its peer dropped on the way to and from the switch.
+    peer: Option<PeerDrops>,
 }
 
 /// Transmit half of a packet port.
@@ -124,6 +132,7 @@ impl PacketPort {
                 oversize: 0,
                 bad_offload: 0,
                 queue_drops: 0,
+                peer: PeerDrops::find(&cfg.interface),
             },
             tx: PacketTx { sock, errors: 0 },
         })
@@ -222,14 +231,17 @@ impl RxPort for PacketRx {
             .map_err(|e| PortError::io(&self.name, "socket", e))
     }
 
-    /// Frames the socket's queue had no room for.
+    /// Frames the socket's queue had no room for and, on a veth, what the peer could not
+    /// hand over (`rx`) and what the device could not hand to the peer (`tx`: the peer's
+    /// ring full, or the peer down).
     fn kernel_drops(&mut self) -> KernelDrops {
         if let Ok(n) = self.sock.take_drops() {
             self.queue_drops += n;
         }
+        let peer = self.peer.as_mut().map(|p| p.read(None)).unwrap_or_default();
         KernelDrops {
-            rx: self.queue_drops,
-            tx: 0,
+            rx: self.queue_drops + peer.rx,
+            tx: peer.tx,
         }
     }
 
@@ -289,24 +301,37 @@ impl TxPort for PacketTx {
                 done.sent += sent;
                 done.bytes += lens[at..at + sent].iter().map(|&l| l as u64).sum::<u64>();
                 at += sent;
-                match err {
-                    None if sent > 0 => {}
-                    // No room in the socket or the device: the rest is tx_ring_full.
-                    None => return done,
-                    Some(e) if e.kind() == std::io::ErrorKind::WouldBlock => return done,
-                    Some(e) => {
-                        // The frame at `at` itself was refused: count it, go on.
-                        match e.raw_os_error() {
-                            Some(libc::EMSGSIZE) => done.too_big += 1,
-                            Some(libc::EINVAL) => done.bad_offload += 1,
-                            _ => {
-                                self.errors += 1;
-                                return done;
-                            }
-                        }
-                        at += 1;
+                let Some(e) = err else {
+                    if sent == 0 {
+                        return done; // nothing taken: the rest is tx_ring_full
+                    }
+                    continue;
+                };
+                match e.raw_os_error() {
+                    // No room in the socket: the rest is tx_ring_full.
+                    Some(libc::EAGAIN) => return done,
+                    // The device layer took the frame and dropped it (no carrier: a veth
+                    // whose peer is down; counted in the device's tx_dropped, which
+                    // `kernel_drops` reports): sent, like the rest of the burst would be.
+                    Some(libc::ENOBUFS) => {
+                        done.sent += 1;
+                        done.bytes += lens[at] as u64;
+                        return done;
+                    }
+                    // The frame at `at` itself was refused: count it, go on.
+                    Some(libc::EMSGSIZE) => done.too_big += 1,
+                    Some(libc::EINVAL) => done.bad_offload += 1,
+                    // The device is down or gone: so is every frame of this burst to it.
+                    Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV) => {
+                        done.port_down += rest.len() - at;
+                        return done;
+                    }
+                    _ => {
+                        self.errors += 1;
+                        return done;
                     }
                 }
+                at += 1;
             }
             if n < chunk.len() {
                 return done;

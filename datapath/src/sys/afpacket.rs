@@ -367,9 +367,9 @@ impl VnetSocket {
 
     /// Sends frames given as consecutive pieces each (header first; empty pieces are
     /// skipped), at most [`BATCH`], in one `sendmmsg`. Returns how many were sent, and
-    /// the error of the first that was not: `WouldBlock` when the socket or the device
-    /// has no room (EAGAIN, ENOBUFS), else the frame's own error (EMSGSIZE, EINVAL for a
-    /// header the kernel refuses, ENETDOWN, ...).
+    /// the error of the first that was not: EAGAIN when the socket has no room, ENOBUFS
+    /// when the device layer dropped it, else the frame's own error (EMSGSIZE, EINVAL for
+    /// a header the kernel refuses, ENETDOWN, ...).
     pub fn send_burst(&self, frames: &[[&[u8]; 4]]) -> (usize, Option<io::Error>) {
         let n = frames.len().min(BATCH);
         if n == 0 {
@@ -407,13 +407,7 @@ impl VnetSocket {
             )
         };
         if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::ENOBUFS) => {
-                    (0, Some(io::Error::from(io::ErrorKind::WouldBlock)))
-                }
-                _ => (0, Some(e)),
-            };
+            return (0, Some(io::Error::last_os_error()));
         }
         (r as usize, None)
     }
