@@ -486,9 +486,14 @@ fn tap_to_tap(workers: usize, net: u8) {
     assert_fewer_than_segments(&sw, &t2.ifname, bytes, "tap -> tap");
     assert_no_offload_drops(&sw, &[&t1.ifname, &t2.ifname], "tap -> tap");
     if workers == 2 {
-        assert_ne!(sw.owner(&t1.ifname), sw.owner(&t2.ifname));
-        assert!(sw.handoffs() > 0, "superframes crossed between the workers");
+        assert_crossed_workers(&sw, &t1.ifname, &t2.ifname);
     }
+}
+
+/// The two ports sit on different workers and superframes crossed the lanes between them.
+fn assert_crossed_workers(sw: &Switch, p1: &str, p2: &str) {
+    assert_ne!(sw.owner(p1), sw.owner(p2));
+    assert!(sw.handoffs() > 0, "superframes crossed between the workers");
 }
 
 #[test]
@@ -531,8 +536,7 @@ fn packet_access(workers: usize, net: u8) {
     assert_intact(&r, bytes, "b -> a over packet ports");
     assert_no_offload_drops(&sw, &[a.switch_if(), b.switch_if()], "packet access");
     if workers == 2 {
-        assert_ne!(sw.owner(a.switch_if()), sw.owner(b.switch_if()));
-        assert!(sw.handoffs() > 0, "superframes crossed between the workers");
+        assert_crossed_workers(&sw, a.switch_if(), b.switch_if());
     }
 }
 
