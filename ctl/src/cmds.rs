@@ -13,6 +13,7 @@ use ctl::config::{
 };
 use ctl::proto::*;
 use ctl::render;
+use datapath::worker::PollMode;
 
 /// Exit codes (documented in the README).
 pub const EXIT_OK: u8 = 0;
@@ -245,6 +246,16 @@ pub enum PmdCmd {
         #[arg(value_enum)]
         state: OnOff,
     },
+    /// What idle workers do: spin (lowest latency, a busy CPU per worker), adaptive (spin
+    /// while traffic flows, block after --window-us without any) or sleep (least CPU);
+    /// persisted; applies at once without a restart or a lost frame.
+    SetPollMode {
+        /// spin, adaptive or sleep.
+        mode: PollMode,
+        /// adaptive: microseconds to keep polling after the last frame (at most 1000000).
+        #[arg(long)]
+        window_us: Option<u64>,
+    },
 }
 
 /// A switch's state on the command line.
@@ -305,7 +316,9 @@ pub fn call(conn: &Conn, req: Request, json: bool) -> Result<u8> {
                 Response::Pmd {
                     workers,
                     xdp_fast_path,
-                } => render::pmd(workers, *xdp_fast_path),
+                    poll_mode,
+                    adaptive_window_us,
+                } => render::pmd(workers, *xdp_fast_path, *poll_mode, *adaptive_window_us),
                 Response::Trace { trace } => render::trace(trace),
             };
             let mut out = std::io::stdout().lock();

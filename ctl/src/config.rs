@@ -14,10 +14,12 @@ use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use datapath::topology::{FloodPolicy, PortConfig, StormPolicy, DEFAULT_MTU};
 use datapath::vlan::{NativeEgress, PortVlan, Vid, VlanSet};
 use datapath::wire::MacAddr;
+use datapath::worker::{PollMode, PollPolicy};
 use serde::{Deserialize, Serialize};
 
 /// Errors of loading, validating or saving a configuration.
@@ -101,6 +103,16 @@ pub struct DatapathSection {
     /// `datapath::fastpath`. Changing it restarts the bridges.
     #[serde(default)]
     pub xdp_fast_path: bool,
+    /// What an idle worker does: `spin` (never blocks; lowest latency, a busy CPU per
+    /// worker), `adaptive` (spins for `adaptive_window_us` after the last frame, then
+    /// blocks), `sleep` (blocks almost at once; least CPU). Changing it does not restart
+    /// anything: the workers switch at their next burst.
+    #[serde(default, with = "poll_mode_serde")]
+    pub poll_mode: PollMode,
+    /// `adaptive`: microseconds a worker keeps polling after the last frame it moved
+    /// (at most 1 s).
+    #[serde(default = "DatapathSection::default_adaptive_window_us")]
+    pub adaptive_window_us: u64,
 }
 
 impl DatapathSection {
@@ -109,6 +121,41 @@ impl DatapathSection {
     }
     fn default_burst() -> usize {
         32
+    }
+    fn default_adaptive_window_us() -> u64 {
+        datapath::worker::poll::ADAPTIVE_WINDOW.as_micros() as u64
+    }
+
+    /// The workers' poll policy.
+    pub fn poll(&self) -> PollPolicy {
+        PollPolicy {
+            mode: self.poll_mode,
+            adaptive_window: Duration::from_micros(self.adaptive_window_us),
+        }
+    }
+
+    /// Equal but for what running workers change without a restart (the poll policy).
+    pub fn same_workers(&self, other: &DatapathSection) -> bool {
+        let mut o = other.clone();
+        o.poll_mode = self.poll_mode;
+        o.adaptive_window_us = self.adaptive_window_us;
+        *self == o
+    }
+}
+
+/// `poll_mode` as its name (`"spin"`, `"adaptive"`, `"sleep"`) in the config file and
+/// the control protocol.
+pub mod poll_mode_serde {
+    use datapath::worker::PollMode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &PollMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PollMode, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -119,6 +166,8 @@ impl Default for DatapathSection {
             cpus: Vec::new(),
             burst: 32,
             xdp_fast_path: false,
+            poll_mode: PollMode::default(),
+            adaptive_window_us: DatapathSection::default_adaptive_window_us(),
         }
     }
 }
@@ -596,6 +645,9 @@ impl Config {
                 d.burst,
                 datapath::pipeline::MAX_BURST
             ));
+        }
+        if let Err(e) = d.poll().validate() {
+            return Err(format!("datapath.adaptive_window_us: {e}"));
         }
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         if let Some(c) = d.cpus.iter().find(|c| **c >= ncpu) {

@@ -22,7 +22,7 @@ use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
 use datapath::vlan::PortVlan;
 use datapath::wire::MacAddr;
-use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp};
+use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp, PollMode};
 
 use crate::config::{
     BridgeConfig, Config, ConfigError, PortKind, PortSpec, StaticMac, XdpModeSpec,
@@ -219,6 +219,7 @@ fn datapath_config(c: &Config, xdp: Option<SharedProgram>) -> DatapathConfig {
         workers: c.datapath.workers,
         cpus: c.datapath.cpus.clone(),
         burst: c.datapath.burst,
+        poll: c.datapath.poll(),
         fdb: FdbConfig {
             capacity: c.fdb.capacity,
             aging_secs: c.fdb.aging_secs,
@@ -318,7 +319,8 @@ impl Daemon {
     pub fn apply(&mut self, new: Config, strict: bool) -> Result<Vec<String>, ErrorReply> {
         new.validate().map_err(usage)?;
         let mut problems = Vec::new();
-        let global_changed = new.datapath != self.config.datapath || new.fdb != self.config.fdb;
+        let global_changed =
+            !new.datapath.same_workers(&self.config.datapath) || new.fdb != self.config.fdb;
         // Bridges that go away (or all of them when worker/FDB parameters change).
         let doomed: Vec<String> = self
             .bridges
@@ -477,6 +479,15 @@ impl Daemon {
             }
             let mut problems_b = self.sync_bridge(b, &mut opened);
             problems.append(&mut problems_b);
+        }
+        // Running workers take a new poll policy at their next burst (no restart).
+        let poll = new.datapath.poll();
+        for (name, b) in &mut self.bridges {
+            if b.dp.config().poll != poll {
+                if let Err(e) = b.dp.set_poll(poll) {
+                    problems.push(format!("bridge {name}: poll mode: {e}"));
+                }
+            }
         }
         self.config = new;
         Ok(problems)
@@ -975,6 +986,28 @@ impl Daemon {
                 c.datapath.cpus = cpus;
                 self.change(c, "PMD CPUs set".into())
             }
+            Request::PmdSetPollMode {
+                mode,
+                adaptive_window_us,
+            } => {
+                let mut c = self.config.clone();
+                c.datapath.poll_mode = mode;
+                if let Some(w) = adaptive_window_us {
+                    c.datapath.adaptive_window_us = w;
+                }
+                let p = c.datapath.poll();
+                let what = match mode {
+                    PollMode::Adaptive => format!(
+                        "poll mode {mode} (window {} us)",
+                        p.adaptive_window.as_micros()
+                    ),
+                    _ => format!("poll mode {mode}"),
+                };
+                if c.datapath == self.config.datapath {
+                    return done(format!("{what} already set"));
+                }
+                self.change(c, format!("{what} set"))
+            }
             Request::PmdSetFastPath { enabled } => {
                 let state = if enabled { "on" } else { "off" };
                 if self.config.datapath.xdp_fast_path == enabled {
@@ -1150,6 +1183,8 @@ impl Daemon {
                     handoff_full: st.handoff_full,
                     lane_waits: st.lane_waits,
                     idle_waits: st.idle_waits,
+                    poll_mode: st.poll_mode,
+                    shares_cpu: st.shares_cpu,
                     xdp_fast_path: b.xdp.is_some(),
                     xdp_fast_path_error: b.xdp_error.clone(),
                     xdp_fdb_entries: mirror.entries as u64,
@@ -1162,6 +1197,8 @@ impl Daemon {
         Ok(Response::Pmd {
             workers,
             xdp_fast_path: self.config.datapath.xdp_fast_path,
+            poll_mode: self.config.datapath.poll_mode,
+            adaptive_window_us: self.config.datapath.adaptive_window_us,
         })
     }
 

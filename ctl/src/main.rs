@@ -259,6 +259,14 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
                 },
                 false,
             ),
+            PmdCmd::SetPollMode { mode, window_us } => call(
+                conn,
+                Request::PmdSetPollMode {
+                    mode,
+                    adaptive_window_us: window_us,
+                },
+                false,
+            ),
         },
         Command::Trace {
             bridge,

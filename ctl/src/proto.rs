@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PortSpec;
+use datapath::worker::PollMode;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest accepted request line, in bytes.
@@ -117,6 +118,14 @@ pub enum Request {
     PmdSetFastPath {
         enabled: bool,
     },
+    /// Sets the workers' poll mode (`datapath.poll_mode`, and with `adaptive_window_us`
+    /// the adaptive window), persisted; running workers switch at their next burst.
+    PmdSetPollMode {
+        #[serde(with = "crate::config::poll_mode_serde")]
+        mode: PollMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adaptive_window_us: Option<u64>,
+    },
     /// Explains what the switch would do with `frame` (hex) arriving on `port`.
     Trace {
         bridge: String,
@@ -203,6 +212,11 @@ pub enum Response {
         /// `datapath.xdp_fast_path` as configured.
         #[serde(default)]
         xdp_fast_path: bool,
+        /// `datapath.poll_mode` and `datapath.adaptive_window_us` as configured.
+        #[serde(default, with = "crate::config::poll_mode_serde")]
+        poll_mode: PollMode,
+        #[serde(default)]
+        adaptive_window_us: u64,
     },
     Trace {
         trace: TraceView,
@@ -312,6 +326,12 @@ pub struct PmdView {
     /// Times the idle worker blocked until frames, handoffs or a command arrived.
     #[serde(default)]
     pub idle_waits: u64,
+    /// The poll mode the worker runs in.
+    #[serde(default, with = "crate::config::poll_mode_serde")]
+    pub poll_mode: PollMode,
+    /// Kernel threads feeding the worker share its CPU: it yields instead of spinning.
+    #[serde(default)]
+    pub shares_cpu: bool,
     /// The worker's bridge runs the XDP fast path (bridge-wide, repeated per worker).
     #[serde(default)]
     pub xdp_fast_path: bool,

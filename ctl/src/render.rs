@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::proto::*;
+use datapath::worker::PollMode;
 
 /// `show`: an indented tree like `ovs-vsctl show`.
 pub fn show(bridges: &[BridgeView]) -> String {
@@ -128,8 +129,21 @@ pub fn fdb_stats(st: &FdbStatsView) -> String {
 /// `pmd show`: per-worker placement and load, like `ovs-appctl dpif-netdev/pmd-rxq-show`.
 /// With the XDP fast path configured, a first line says so and each worker says whether
 /// its bridge runs it; without, the output is as before the fast path existed.
-pub fn pmd(workers: &[PmdView], xdp_fast_path: bool) -> String {
+pub fn pmd(
+    workers: &[PmdView],
+    xdp_fast_path: bool,
+    poll_mode: PollMode,
+    adaptive_window_us: u64,
+) -> String {
     let mut s = String::new();
+    match poll_mode {
+        PollMode::Adaptive => {
+            let _ = writeln!(s, "poll mode: adaptive (window {adaptive_window_us} us)");
+        }
+        m => {
+            let _ = writeln!(s, "poll mode: {m}");
+        }
+    }
     if xdp_fast_path {
         let _ = writeln!(s, "xdp fast path: on");
     }
@@ -174,7 +188,17 @@ pub fn pmd(workers: &[PmdView], xdp_fast_path: bool) -> String {
             w.fdb_updates_sent,
             w.fdb_updates_dropped
         );
-        let _ = writeln!(s, "  idle waits: {}", w.idle_waits);
+        let _ = writeln!(
+            s,
+            "  poll mode: {}{}  idle waits: {}",
+            w.poll_mode,
+            if w.shares_cpu {
+                " (yields: kernel threads share its CPU)"
+            } else {
+                ""
+            },
+            w.idle_waits
+        );
         match (&w.xdp_fast_path_error, w.xdp_fast_path) {
             (Some(e), _) => {
                 let _ = writeln!(s, "  xdp fast path: unavailable: {e}");

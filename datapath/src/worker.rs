@@ -37,6 +37,10 @@ use crate::sys::wait::{self, Doorbell, Woken};
 use crate::topology::{PortId, Topology, MAX_PORTS};
 use crate::wire::{write_edited, Edit, MacAddr};
 
+pub mod poll;
+use poll::{Idle, IdleClock};
+pub use poll::{PollMode, PollPolicy};
+
 /// Default of [`DatapathConfig::lane_wait_max`]. While a worker holds back, its frames
 /// wait in its receive rings (AF_XDP: 8192 deep, 40 ms at 0.2 Mpps per port), so waiting
 /// longer than the peer's usual absences costs latency, not frames. On this project's
@@ -59,11 +63,14 @@ pub struct DatapathConfig {
     /// Frames per receive burst (1..=MAX_BURST).
     pub burst: usize,
     pub fdb: FdbConfig,
-    /// After this many consecutive empty polls a worker blocks until work arrives: in
-    /// `poll` on its receive descriptors and its doorbell (rung by other workers handing
-    /// it frames and by control commands), for at most `idle_wait_max`; when a port
-    /// cannot be waited on, it sleeps `idle_sleep` instead. Syscalls only when idle.
-    /// `idle_sleep` of `Duration::ZERO` spins forever (pure PMD).
+    /// What an idle worker does: spin, spin for a window after traffic, or block (see
+    /// [`PollMode`]); changed on running workers with [`Datapath::set_poll`].
+    pub poll: PollPolicy,
+    /// A worker that blocks waits in `poll` on its receive descriptors and its doorbell
+    /// (rung by other workers handing it frames and by control commands), for at most
+    /// `idle_wait_max`; when a port cannot be waited on, it sleeps `idle_sleep` instead.
+    /// Syscalls only when idle. In `sleep` mode it blocks after `idle_polls` consecutive
+    /// empty polls.
     pub idle_polls: u32,
     pub idle_sleep: Duration,
     /// Longest an idle worker blocks before it looks at its clock (FDB aging, port
@@ -94,6 +101,7 @@ impl Default for DatapathConfig {
             cpus: Vec::new(),
             burst: 32,
             fdb: FdbConfig::default(),
+            poll: PollPolicy::default(),
             idle_polls: 1024,
             idle_sleep: Duration::from_micros(50),
             idle_wait_max: Duration::from_millis(100),
@@ -112,6 +120,8 @@ impl Default for DatapathConfig {
 pub enum DatapathError {
     #[error("invalid datapath configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Poll(#[from] poll::WindowTooLong),
     #[error("worker {0} does not exist (have {1})")]
     NoSuchWorker(usize, usize),
     #[error("port {0} is not in the current configuration")]
@@ -136,6 +146,11 @@ pub struct WorkerStats {
     pub id: usize,
     /// CPU the worker is pinned to, if pinning succeeded.
     pub cpu: Option<usize>,
+    /// The poll mode the worker runs in now.
+    pub poll_mode: PollMode,
+    /// Kernel threads that feed this worker's queues run on its CPU (see
+    /// [`crate::port::CpuShare`]): it yields instead of spinning.
+    pub shares_cpu: bool,
     /// Frames received by this worker's queues.
     pub packets: u64,
     /// Non-empty receive bursts.
@@ -239,6 +254,7 @@ enum Command {
         entries: bool,
         reply: Sender<WorkerSnapshot>,
     },
+    SetPoll(PollPolicy),
     Stop,
 }
 
@@ -367,6 +383,7 @@ impl Datapath {
                 config.burst
             )));
         }
+        config.poll.validate()?;
         let n = config.workers;
         let epoch = Instant::now();
         let bells = (0..n)
@@ -452,6 +469,17 @@ impl Datapath {
             .send(c)
             .map_err(|_| DatapathError::WorkerGone(worker))?;
         self.bells[worker].ring();
+        Ok(())
+    }
+
+    /// Changes the poll mode of every worker (each at its next burst boundary; nothing is
+    /// dropped or reordered: queues and lanes stay as they are).
+    pub fn set_poll(&mut self, poll: PollPolicy) -> Result<(), DatapathError> {
+        poll.validate()?;
+        for w in 0..self.commands.len() {
+            self.send(w, Command::SetPoll(poll))?;
+        }
+        self.config.poll = poll;
         Ok(())
     }
 
@@ -682,6 +710,8 @@ struct Worker {
     id: usize,
     cpu: Option<usize>,
     burst: usize,
+    poll: PollPolicy,
+    idle: IdleClock,
     idle_polls: u32,
     idle_sleep: Duration,
     idle_wait_max: Duration,
@@ -733,6 +763,8 @@ impl Worker {
             id,
             cpu,
             burst: c.burst,
+            poll: c.poll,
+            idle: IdleClock::default(),
             idle_polls: c.idle_polls,
             idle_sleep: c.idle_sleep,
             idle_wait_max: c.idle_wait_max,
@@ -748,6 +780,7 @@ impl Worker {
             epoch,
             stats: WorkerStats {
                 id,
+                poll_mode: c.poll.mode,
                 ..WorkerStats::default()
             },
             last_age: 0,
@@ -767,7 +800,6 @@ impl Worker {
             let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
             self.stats.cpu = pinned.then_some(cpu);
         }
-        let mut empty_polls = 0u32;
         let mut t0 = Instant::now();
         loop {
             // Burst boundary: control commands first.
@@ -792,16 +824,20 @@ impl Worker {
                 // Waiting for another worker to drain its lane: stay awake, but let a
                 // thread sharing this CPU run.
                 self.stats.busy_ns += dt;
-                empty_polls = 0;
+                self.idle.work(clock_ns);
                 std::thread::yield_now();
             } else if work > 0 {
                 self.stats.busy_ns += dt;
-                empty_polls = 0;
+                self.idle.work(clock_ns);
             } else {
                 self.stats.idle_ns += dt;
-                empty_polls = empty_polls.saturating_add(1);
-                if !self.idle_sleep.is_zero() && empty_polls >= self.idle_polls {
-                    self.idle_wait(now);
+                let next =
+                    self.idle
+                        .empty(&self.poll, self.idle_polls, self.stats.shares_cpu, clock_ns);
+                match next {
+                    Idle::Poll => {}
+                    Idle::Yield => std::thread::yield_now(),
+                    Idle::Block => self.idle_wait(now),
                 }
             }
             t0 = t1;
@@ -1120,7 +1156,7 @@ impl Worker {
                             // The kernel's fast-path threads run on this CPU too: stop
                             // spinning as soon as a poll finds nothing.
                             if share.kernel_threads {
-                                self.idle_polls = 1;
+                                self.stats.shares_cpu = true;
                             }
                             setup_notes.extend(share.note);
                         }
@@ -1197,6 +1233,12 @@ impl Worker {
                     generation: self.topo.generation(),
                 };
                 let _ = reply.send(snap);
+            }
+            Command::SetPoll(p) => {
+                self.poll = p;
+                self.stats.poll_mode = p.mode;
+                // `adaptive` counts its window from the switch (as if a frame came now).
+                self.idle.work(self.epoch.elapsed().as_nanos() as u64);
             }
             Command::Stop => return false,
         }

@@ -775,6 +775,11 @@ impl Switch {
         &self.dp
     }
 
+    /// Changes the workers' poll mode while they run.
+    pub fn set_poll(&mut self, poll: datapath::worker::PollPolicy) {
+        self.dp.set_poll(poll).expect("set poll mode");
+    }
+
     /// Port id of the port named `name`.
     pub fn port(&self, name: &str) -> PortId {
         let i = self

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use datapath::port::{TapConfig, TapPort};
-use datapath::worker::DatapathConfig;
+use datapath::worker::{DatapathConfig, PollMode, PollPolicy};
 use vswitch_tests::testutil::Netns;
 use vswitch_tests::{
     assert_ping_ok, assert_ping_ok_from, configure_ns_if, tap_name, unique_mac, Host, Offloads,
@@ -36,6 +36,10 @@ fn idle_workers_block_and_wake_on_frames_handoffs_and_commands() {
 
     let config = DatapathConfig {
         workers: 2,
+        poll: PollPolicy {
+            mode: PollMode::Sleep,
+            ..PollPolicy::default()
+        },
         idle_polls: 1,
         idle_sleep: Duration::from_micros(200),
         idle_wait_max: Duration::from_secs(30),

@@ -68,7 +68,7 @@ struct Args {
     /// Worker receive burst size.
     #[arg(long, default_value_t = 32)]
     burst: usize,
-    /// Worker spins when idle (pure PMD) instead of the default idle back-off sleep.
+    /// Worker in `spin` poll mode (pure PMD) instead of the default (`adaptive`).
     #[arg(long)]
     spin: bool,
     /// XDP attach mode of the switch's ports: native, generic or auto.

@@ -10,7 +10,7 @@ use datapath::port::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
 use datapath::topology::{PortConfig, PortId, Topology};
 use datapath::vlan::PortVlan;
 use datapath::wire::MacAddr;
-use datapath::worker::{Datapath, DatapathConfig, FdbOp, WorkerSnapshot};
+use datapath::worker::{Datapath, DatapathConfig, FdbOp, PollMode, WorkerSnapshot};
 
 use super::cpu::{CpuShare, CpuStat, ThreadDelta, ThreadTimes};
 use super::frames::DST_MAC;
@@ -180,7 +180,7 @@ impl Switch {
             ..DatapathConfig::default()
         };
         if p.spin {
-            cfg.idle_sleep = Duration::ZERO;
+            cfg.poll.mode = PollMode::Spin;
         }
         let program = if case.is_fast() {
             Some(SharedProgram(

@@ -341,3 +341,50 @@ fn auto_resolves_to_packet_for_a_virtual_device_and_keeps_explicit_kinds() {
         assert_eq!(k.resolve("lo"), k);
     }
 }
+
+#[test]
+fn poll_mode_parses_validates_and_round_trips() {
+    use datapath::worker::PollMode;
+    let d = parse("").expect("empty").datapath;
+    assert_eq!(
+        (d.poll_mode, d.adaptive_window_us),
+        (PollMode::Adaptive, 20_000)
+    );
+    for m in PollMode::ALL {
+        let c = parse(&format!("[datapath]\npoll_mode = \"{m}\"\n")).expect("mode");
+        assert_eq!(c.datapath.poll_mode, m);
+        let text = c.to_toml();
+        assert!(text.contains(&format!("poll_mode = \"{m}\"")), "{text}");
+        assert_eq!(parse(&text).expect("reparse"), c);
+    }
+    let c =
+        parse("[datapath]\npoll_mode = \"adaptive\"\nadaptive_window_us = 500\n").expect("window");
+    assert_eq!(
+        c.datapath.poll().adaptive_window,
+        std::time::Duration::from_micros(500)
+    );
+    // The poll policy is the one datapath setting running workers change in place.
+    let mut other = c.datapath.clone();
+    other.poll_mode = PollMode::Spin;
+    other.adaptive_window_us = 1;
+    assert!(c.datapath.same_workers(&other));
+    other.burst = 16;
+    assert!(!c.datapath.same_workers(&other));
+
+    match parse("[datapath]\nworkers = 1\npoll_mode = \"busy\"\n") {
+        Err(ConfigError::Parse { line, reason, .. }) => {
+            assert_eq!(line, 3, "{reason}");
+            assert!(
+                reason.contains("unknown poll mode \"busy\" (expected spin, adaptive or sleep)"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    let e = parse("[datapath]\nadaptive_window_us = 1000001\n").expect_err("too long");
+    assert_eq!(
+        e.to_string(),
+        "test.toml: line 2: datapath.adaptive_window_us: adaptive poll window 1.000001s is \
+         longer than the maximum 1s"
+    );
+}
