@@ -17,8 +17,10 @@ use anyhow::Context;
 use clap::Parser;
 use vswitch_benches::harness;
 
+use datapath::worker::PollMode;
 use tcprate::case::{Case, Env};
 use tcprate::iperf::TcpParams;
+use tcprate::latency::{self, LatencyParams, LatencyRound};
 use tcprate::ovs::Ovs;
 use tcprate::report;
 use tcprate::run::{self, Params};
@@ -52,6 +54,14 @@ struct Args {
     /// Directory holding vswitchd and vswitchctl (default: this binary's directory).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Measure latency instead of TCP: ping RTT p50/p99/p99.9 on the idle link and under
+    /// 64-byte UDP load at 50% of the path's maximum, vswitch in each of --poll-modes,
+    /// and the switch daemon's idle CPU (docs/tcprate.md).
+    #[arg(long)]
+    latency: bool,
+    /// Poll modes of the vswitch cases with --latency.
+    #[arg(long, value_delimiter = ',', default_value = "spin,adaptive,sleep")]
+    poll_modes: Vec<PollMode>,
     /// Also write everything measured as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -102,7 +112,9 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.pings > 0, "--pings must be at least 1");
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     anyhow::ensure!(args.cpu < ncpu, "--cpu {} but only {ncpu} CPUs", args.cpu);
-    let cases: Vec<Case> = if args.cases.is_empty() {
+    let cases: Vec<Case> = if args.cases.is_empty() && args.latency {
+        Case::LATENCY.to_vec()
+    } else if args.cases.is_empty() {
         Case::ALL.to_vec()
     } else {
         args.cases.clone()
@@ -153,11 +165,6 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     .unwrap_or_default();
     // Other work on the machine skews the numbers: the load average before and after says
     // whether there was any.
-    let loadavg = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
-    };
     let load_before = loadavg();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
@@ -175,6 +182,9 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
         ),
         Err(why) => format!("unavailable: {why}"),
     };
+    if args.latency {
+        return latency_main(args, &cases, &hosts, &env, &load_before);
+    }
     let p = Params {
         tcp: TcpParams {
             seconds: args.seconds,
@@ -260,5 +270,84 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
     }
     drop(env);
     drop(hosts);
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `--latency`: every case (vswitch cases once per poll mode) in each round.
+fn latency_main(
+    args: &Args,
+    cases: &[Case],
+    hosts: &Hosts,
+    env: &Env,
+    load_before: &str,
+) -> anyhow::Result<()> {
+    let p = LatencyParams {
+        pings: args.pings,
+        interval: Duration::from_millis(5),
+        idle_settle: Duration::from_millis(1500),
+        idle_window: Duration::from_secs(3),
+        probe_secs: 2,
+        reach_secs: 10,
+    };
+    eprintln!(
+        "tcprate --latency: {} round(s); {} pings every 5 ms idle and under 64-byte UDP at 50% \
+         of each path's flood rate; poll modes {:?}; switch worker / OVS PMD on CPU {}",
+        args.repeat, args.pings, args.poll_modes, args.cpu
+    );
+    let mut rounds: Vec<LatencyRound> = Vec::new();
+    for r in 0..args.repeat {
+        for &case in cases {
+            let modes: Vec<Option<PollMode>> = if case.is_vswitch() {
+                args.poll_modes.iter().copied().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for mode in modes {
+                let result = match (&env.ovs, case.is_ovs()) {
+                    (Err(why), true) => Err(format!("unavailable: {why}")),
+                    _ => latency::measure(case, mode, hosts, env, &p).map_err(|e| format!("{e:#}")),
+                };
+                harness::check_interrupted()?;
+                let round = LatencyRound {
+                    case,
+                    poll_mode: mode.map(|m| m.name().to_owned()),
+                    round: r,
+                    result,
+                };
+                eprintln!("  {}", latency::round_line(&round));
+                rounds.push(round);
+            }
+        }
+    }
+    let rows = latency::summarize(&rounds);
+    let mut out = format!(
+        "\nRTT h1 -> h2 (ping, {} every 5 ms; medians of {} round(s)): idle, and while iperf3 \
+         sends 64-byte UDP h1 -> h2 at 50% of what the path delivered when flooded; idle CPU: \
+         the switch daemon's CPU time over 3 s starting 1.5 s after the last frame, percent of \
+         one CPU; switch worker / OVS PMD on CPU {}; load average before {load_before}, after \
+         {}.\n\n",
+        args.pings,
+        args.repeat,
+        args.cpu,
+        loadavg()
+    );
+    out.push_str(&latency::markdown_table(&rows));
+    out.push_str("\nPer round:\n");
+    for r in &rounds {
+        out.push_str(&latency::round_line(r));
+        out.push('\n');
+    }
+    print!("{out}");
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({"summary": rows, "rounds": rounds});
+        let text = serde_json::to_string_pretty(&doc).context("serialize JSON")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+    }
     Ok(())
 }

@@ -69,6 +69,23 @@ impl Case {
         )
     }
 
+    pub fn is_vswitch(self) -> bool {
+        matches!(
+            self,
+            Case::VswitchPacket | Case::VswitchTap | Case::VswitchAfxdpOffloadsOff
+        )
+    }
+
+    /// The cases of `tcprate --latency` when none are named.
+    pub const LATENCY: [Case; 6] = [
+        Case::Direct,
+        Case::Bridge,
+        Case::VswitchPacket,
+        Case::VswitchTap,
+        Case::VswitchAfxdpOffloadsOff,
+        Case::OvsAfxdp,
+    ];
+
     pub fn is_ovs(self) -> bool {
         matches!(self, Case::OvsSystemTso | Case::OvsAfxdp)
     }

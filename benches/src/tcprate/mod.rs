@@ -13,6 +13,7 @@
 pub mod case;
 pub mod child;
 pub mod iperf;
+pub mod latency;
 pub mod ovs;
 pub mod ping;
 pub mod report;

@@ -67,6 +67,7 @@ pub struct Rtt {
     pub received: u64,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
     pub min_us: Option<f64>,
     pub max_us: Option<f64>,
 }
@@ -82,6 +83,7 @@ pub fn parse_ping(text: &str) -> Rtt {
         received: rtts.len() as u64,
         p50_us: us(percentile(&rtts, 50.0)),
         p99_us: us(percentile(&rtts, 99.0)),
+        p999_us: us(percentile(&rtts, 99.9)),
         min_us: us(rtts.first().copied()),
         max_us: us(rtts.last().copied()),
     }
@@ -176,6 +178,7 @@ mod tests {
                 received: 20,
                 p50_us: Some(7.0),
                 p99_us: Some(155.0),
+                p999_us: Some(155.0),
                 min_us: Some(5.0),
                 max_us: Some(155.0),
             }

@@ -290,6 +290,7 @@ mod tests {
                     received: 100,
                     p50_us: Some(p50),
                     p99_us: Some(p99),
+                    p999_us: Some(p99),
                     min_us: Some(p50),
                     max_us: Some(p99),
                 },

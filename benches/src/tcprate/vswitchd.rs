@@ -114,6 +114,11 @@ impl Vswitchd {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The daemon's process id (None once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The last `n` lines of the daemon's log, joined with " | ".
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -107,8 +107,11 @@ impl PollPolicy {
 pub enum Idle {
     /// Poll again at once.
     Poll,
-    /// Poll again after letting another thread on this CPU run (`sched_yield`): the
-    /// kernel threads that feed the worker's queues may share its CPU.
+    /// Poll again after letting any other runnable thread on this CPU run first
+    /// (`sched_yield`; returns at once when there is none). A worker that spins without
+    /// yielding keeps a thread that shares its CPU (a pod's process, a softirq thread,
+    /// the ping whose reply it forwards) waiting for the scheduler's time slice:
+    /// milliseconds.
     Yield,
     /// Block until work arrives (or the idle timeout).
     Block,
@@ -128,10 +131,10 @@ impl IdleClock {
         self.last_work_ns = now_ns;
     }
 
-    /// A pass at `now_ns` found nothing: what to do next. `idle_polls` is the run of
-    /// empty passes after which `sleep` blocks; `shares_cpu` says kernel threads that
-    /// feed this worker run on its CPU, so a spinning worker yields and a sleeping one
-    /// blocks at the first empty pass.
+    /// A pass at `now_ns` found nothing: what to do next. Spinning is polling with a
+    /// yield between empty passes. `idle_polls` is the run of empty passes after which
+    /// `sleep` blocks; `shares_cpu` says kernel threads that feed this worker run on its
+    /// CPU, so `sleep` blocks at the first empty pass.
     pub fn empty(
         &mut self,
         policy: &PollPolicy,
@@ -140,13 +143,12 @@ impl IdleClock {
         now_ns: u64,
     ) -> Idle {
         self.empty_polls = self.empty_polls.saturating_add(1);
-        let spin = if shares_cpu { Idle::Yield } else { Idle::Poll };
         match policy.mode {
-            PollMode::Spin => spin,
+            PollMode::Spin => Idle::Yield,
             PollMode::Adaptive => {
                 let window = u64::try_from(policy.adaptive_window.as_nanos()).unwrap_or(u64::MAX);
                 if now_ns.saturating_sub(self.last_work_ns) < window {
-                    spin
+                    Idle::Yield
                 } else {
                     Idle::Block
                 }
@@ -194,7 +196,7 @@ mod tests {
         let mut c = IdleClock::default();
         let p = policy(PollMode::Spin, 20);
         for i in 0..100_000u64 {
-            assert_eq!(c.empty(&p, 1, false, i * MS), Idle::Poll);
+            assert_eq!(c.empty(&p, 1, false, i * MS), Idle::Yield);
         }
         assert_eq!(c.empty(&p, 1, true, 10_000 * MS), Idle::Yield);
     }
@@ -220,7 +222,7 @@ mod tests {
         c.work(100 * MS);
         // Many empty passes inside the window: keep polling (no idle_polls limit).
         for t in 0..20_000u64 {
-            assert_eq!(c.empty(&p, 1, false, 100 * MS + t * 999), Idle::Poll);
+            assert_eq!(c.empty(&p, 1, false, 100 * MS + t * 999), Idle::Yield);
         }
         assert_eq!(c.empty(&p, 1, true, 119 * MS), Idle::Yield);
         assert_eq!(c.empty(&p, 1, false, 120 * MS), Idle::Block);
@@ -229,7 +231,7 @@ mod tests {
         for k in 0..10u64 {
             let t = 600 * MS + k * 10 * MS;
             c.work(t);
-            assert_eq!(c.empty(&p, 1, false, t + 9 * MS), Idle::Poll);
+            assert_eq!(c.empty(&p, 1, false, t + 9 * MS), Idle::Yield);
         }
     }
 
