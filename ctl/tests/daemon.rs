@@ -368,7 +368,12 @@ fn exit_codes_and_idempotent_flags() {
         ),
         (
             &["trace", "br0", "p1", "zz"][..],
-            Some("vswitchctl: frame: 'zz' is not a hex byte\n"),
+            Some("vswitchctl: frame: 'z' (character 1) is not a hex digit\n"),
+        ),
+        // Non-ASCII once panicked the daemon's hex parser (a byte slice through 'é').
+        (
+            &["trace", "br0", "p1", "aéa"][..],
+            Some("vswitchctl: frame: 'é' (character 2) is not a hex digit\n"),
         ),
         (
             &[
