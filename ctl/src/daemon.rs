@@ -734,6 +734,7 @@ impl Daemon {
 
     /// Handles one request.
     pub fn handle(&mut self, req: Request) -> Reply {
+        req.check_fdb_vlan().map_err(usage)?;
         match req {
             Request::AddBr { bridge, may_exist } => {
                 if self.config.bridge(&bridge).is_some() {

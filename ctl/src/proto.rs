@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use datapath::vlan::Vid;
+
 use crate::config::PortSpec;
 use datapath::worker::PollMode;
 
@@ -134,6 +136,25 @@ pub enum Request {
     },
     /// Re-reads the configuration file and applies the difference (like SIGHUP).
     Reload {},
+}
+
+impl Request {
+    /// Checks the VLAN of an FDB removal (`fdb del`, `fdb flush --vlan`): 1-4094, the
+    /// rule `fdb add` applies to the entries it creates. The workers key their tables by
+    /// the VLAN's low 12 bits and the XDP fast path's mirror by the whole value, so an
+    /// unchecked `fdb del --vlan 4106` removed VLAN 10's entry from the workers only.
+    pub fn check_fdb_vlan(&self) -> Result<(), String> {
+        let (what, vlan) = match self {
+            Request::FdbDel { vlan, .. } => ("fdb del", *vlan),
+            Request::FdbFlush {
+                vlan: Some(vlan), ..
+            } => ("fdb flush", *vlan),
+            _ => return Ok(()),
+        };
+        Vid::new(u32::from(vlan))
+            .map(|_| ())
+            .map_err(|e| format!("{what}: {e}"))
+    }
 }
 
 /// A reply as sent on the wire.
@@ -475,6 +496,58 @@ mod tests {
             let line = encode_request(&r);
             assert!(line.ends_with('\n'));
             assert_eq!(decode_request(line.trim_end().as_bytes()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn fdb_removals_name_a_vlan_outside_1_to_4094() {
+        let del = |vlan| Request::FdbDel {
+            bridge: "br0".into(),
+            vlan,
+            mac: "02:00:00:00:00:01".into(),
+        };
+        let flush = |vlan| Request::FdbFlush {
+            bridge: "br0".into(),
+            port: None,
+            vlan,
+            mac: None,
+        };
+        // 4106 and 65535 have low 12 bits 10 and 4095: what the workers' table keys on.
+        for (req, want) in [
+            (
+                del(4106),
+                Err("fdb del: VLAN 4106 is out of range; use 1-4094"),
+            ),
+            (
+                del(65535),
+                Err("fdb del: VLAN 65535 is out of range; use 1-4094"),
+            ),
+            (
+                del(0),
+                Err(
+                    "fdb del: VLAN 0 is not a VLAN (VID 0 marks priority-tagged frames); \
+                     use 1-4094",
+                ),
+            ),
+            (
+                del(4095),
+                Err("fdb del: VLAN 4095 is reserved by 802.1Q; use 1-4094"),
+            ),
+            (
+                flush(Some(5000)),
+                Err("fdb flush: VLAN 5000 is out of range; use 1-4094"),
+            ),
+            (del(1), Ok(())),
+            (del(4094), Ok(())),
+            (flush(Some(10)), Ok(())),
+            (flush(None), Ok(())),
+            (Request::Show {}, Ok(())),
+        ] {
+            assert_eq!(
+                req.check_fdb_vlan(),
+                want.map_err(str::to_string),
+                "{req:?}"
+            );
         }
     }
 

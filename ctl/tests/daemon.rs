@@ -374,7 +374,12 @@ fn exit_codes_and_idempotent_flags() {
         ),
         (
             &["trace", "br0", "p1", "zz"][..],
-            Some("vswitchctl: frame: 'zz' is not a hex byte\n"),
+            Some("vswitchctl: frame: 'z' (character 1) is not a hex digit\n"),
+        ),
+        // Non-ASCII once panicked the daemon's hex parser (a byte slice through 'é').
+        (
+            &["trace", "br0", "p1", "aéa"][..],
+            Some("vswitchctl: frame: 'é' (character 2) is not a hex digit\n"),
         ),
         (
             &[
@@ -393,6 +398,24 @@ fn exit_codes_and_idempotent_flags() {
         (
             &["pmd", "set-cpus", "x"][..],
             Some("vswitchctl: pmd set-cpus: 'x' is not a CPU number\n"),
+        ),
+        // VLAN 4106 is VLAN 10 in the workers' 12-bit keys: unchecked, it removed the
+        // static entry of VLAN 10 from them (and not from the XDP mirror).
+        (
+            &[
+                "fdb",
+                "del",
+                "br0",
+                "--vlan",
+                "4106",
+                "--mac",
+                "02:00:00:00:00:5e",
+            ][..],
+            Some("vswitchctl: fdb del: VLAN 4106 is out of range; use 1-4094\n"),
+        ),
+        (
+            &["fdb", "flush", "br0", "--vlan", "5000"][..],
+            Some("vswitchctl: fdb flush: VLAN 5000 is out of range; use 1-4094\n"),
         ),
     ] {
         let r = d.ctl(args);
@@ -449,6 +472,12 @@ fn exit_codes_and_idempotent_flags() {
     let show = d.ctl(&["show", "--json"]).json();
     assert_eq!(show[0]["ports"][0]["vlan"], "access 10");
     assert_eq!(show[0]["ports"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        d.ctl(&["fdb", "show", "br0", "--json", "--mac", "02:00:00:00:00:5e"])
+            .json(),
+        json!([{"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0}]),
+        "the refused fdb del left VLAN 10's static entry"
+    );
 }
 
 /// The tap's ifindex inside the daemon's namespace (None: no such device).

@@ -121,8 +121,14 @@ fn now_ns() -> u64 {
     bpf::monotonic_ns()
 }
 
+/// The program's FDB key: the VLAN's low 12 bits, as the workers' [`crate::fdb::Fdb`] keys
+/// it, so that an operation names the same entry in both (a VID above 4095 from the
+/// control plane must not remove one entry from the workers and another, or none, here).
 fn key(vid: u16, mac: MacAddr) -> FdbKey {
-    FdbKey { mac: mac.0, vid }
+    FdbKey {
+        mac: mac.0,
+        vid: vid & 0x0fff,
+    }
 }
 
 fn set_bit(set: &mut [u64; 64], vid: u16) {
@@ -655,6 +661,48 @@ mod tests {
         let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");
         assert_eq!(r.action, bpf::XDP_PASS);
         assert_eq!(r.frame, frame(B, A, Some(100)));
+    }
+
+    /// A control-plane operation names the same entry in the mirror as in the workers'
+    /// tables, whose keys hold the VLAN's low 12 bits: `Remove` with VLAN 4196 removes
+    /// VLAN 100's entry from both, and a static added with VLAN 4196 is VLAN 100's.
+    #[test]
+    fn fdb_ops_key_the_vlan_like_the_workers() {
+        use crate::fdb::{Fdb, FdbConfig};
+        use crate::topology::PortId;
+        let f = FastPathPair::new("fk", A, B);
+        let p = &f.program;
+        let at = |mac: MacAddr, vid: u16| {
+            p.obj
+                .fdb_get(&FdbKey { mac: mac.0, vid })
+                .expect("lookup")
+                .map(|v| v.port)
+        };
+        assert_eq!((at(A, 100), at(B, 100)), (Some(0), Some(1)));
+        let mut workers = Fdb::new(FdbConfig::default());
+        let (trunk, access) = (PortId::new(0).expect("id"), PortId::new(1).expect("id"));
+        workers.add_static(100, A, trunk).expect("static A");
+        workers.add_static(100, B, access).expect("static B");
+
+        let remove = FdbOp::Remove {
+            vid: 100 + 4096,
+            mac: A,
+        };
+        p.fdb_op(&remove);
+        assert!(
+            workers.remove(100 + 4096, A),
+            "workers key VLAN 4196 as 100"
+        );
+        assert_eq!((at(A, 100), at(B, 100)), (None, Some(1)));
+        assert_eq!(p.stats().entries, 1);
+
+        p.fdb_op(&FdbOp::AddStatic {
+            vid: 100 + 4096,
+            mac: A,
+            port: trunk,
+        });
+        assert_eq!((at(A, 100), at(A, 100 + 4096)), (Some(0), None));
+        assert_eq!(p.stats().entries, 2);
     }
 
     /// Frames the program redirected to a veth whose peer has no NAPI context (GRO off) are

@@ -8,7 +8,11 @@
 //!   settings journaled are the ones that took effect (a refused setting is not desired);
 //! - every kernel or driver error names the PF, the VF and the setting;
 //! - a restore is verified by reading the VF back; the journal entry is removed only
-//!   when every journaled field matches the original again.
+//!   when every journaled field matches the original again;
+//! - a journal entry is used (restored, or extended by a change) only on the PCI device
+//!   it was recorded for: after interface renames the name may be another NIC's;
+//! - [`Host::restore_all`] restores every readable entry; an unreadable one is an error
+//!   for its VF alone.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -115,6 +119,22 @@ pub enum VfError {
         vf: u32,
         /// State directory.
         dir: String,
+    },
+    /// The journal entry was recorded for the PF at another PCI address: the name now
+    /// belongs to another device (interfaces renamed), whose VFs it must not touch.
+    #[error(
+        "pf {pf} vf {vf}: journal entry was recorded for the PF at PCI {journaled}, \
+         but {pf} is now the device at PCI {current} (interface renamed?); not using it"
+    )]
+    PciMismatch {
+        /// PF name.
+        pf: String,
+        /// VF index.
+        vf: u32,
+        /// PCI address in the journal entry.
+        journaled: String,
+        /// PCI address of the device called `pf` now.
+        current: String,
     },
     /// After a restore the VF still differs from its original state.
     #[error("pf {pf} vf {vf}: restore incomplete, still different: {fields}")]
@@ -366,11 +386,12 @@ impl<R: Rtnl> Host<R> {
     }
 
     fn view(&self, dev: PfDevice, states: Vec<VfState>) -> Result<PfView, VfError> {
+        // A VF with an entry file is journaled, even when the entry cannot be read.
         let journaled: Vec<u32> = self
             .journal
-            .entries(&dev.name)?
+            .scan(&dev.name)?
             .iter()
-            .map(|e| e.vf)
+            .map(|(vf, _)| *vf)
             .collect();
         let vfs = states
             .into_iter()
@@ -423,9 +444,10 @@ impl<R: Rtnl> Host<R> {
         let previous = self.sysfs.set_num_vfs(pf, n)?;
         let mut dropped = Vec::new();
         if previous != n {
-            for e in self.journal.entries(pf)? {
-                self.journal.remove(pf, e.vf)?;
-                dropped.push(e.vf);
+            // Unreadable entries go too: their VFs are gone as well.
+            for (vf, _) in self.journal.scan(pf)? {
+                self.journal.remove(pf, vf)?;
+                dropped.push(vf);
             }
         }
         Ok(NumVfsChange {
@@ -476,6 +498,7 @@ impl<R: Rtnl> Host<R> {
     fn journal_before_change(&self, live: &LiveVf) -> Result<JournalEntry, VfError> {
         let pf = &live.pf.name;
         if let Some(e) = self.journal.load(pf, live.state.vf)? {
+            check_pci(&e, &live.pf)?;
             return Ok(e);
         }
         let entry = JournalEntry {
@@ -606,6 +629,7 @@ impl<R: Rtnl> Host<R> {
 
     /// Returns VF `vf` of `pf` to its journaled original state, checks it by reading
     /// the VF back, then removes the journal entry. Returns the settings changed.
+    /// Refused, with nothing sent, when the entry was recorded for another PCI device.
     pub fn restore(&mut self, pf: &str, vf: u32) -> Result<Vec<&'static str>, VfError> {
         let entry = self
             .journal
@@ -615,6 +639,13 @@ impl<R: Rtnl> Host<R> {
                 vf,
                 dir: self.journal.dir().display().to_string(),
             })?;
+        self.restore_entry(&entry)
+    }
+
+    fn restore_entry(&mut self, entry: &JournalEntry) -> Result<Vec<&'static str>, VfError> {
+        let (pf, vf) = (entry.pf.as_str(), entry.vf);
+        // Before reading the VF: another device may not even have this VF.
+        check_pci(entry, &self.sysfs.pf(pf)?)?;
         let live = self.read_vf(pf, vf)?;
         let actions = restore_plan(&entry.original, &live.state);
         let (done, result) = self.execute(&live, &actions);
@@ -632,13 +663,18 @@ impl<R: Rtnl> Host<R> {
         Ok(done)
     }
 
-    /// Restores every journaled VF of `pf`; one result per VF, in VF order.
+    /// Restores every journaled VF of `pf`; one result per VF, in VF order. An entry
+    /// that cannot be read is that VF's error (the entry stays for inspection); the
+    /// others are restored all the same.
     pub fn restore_all(&mut self, pf: &str) -> Result<Vec<RestoreOutcome>, VfError> {
         self.sysfs.check_pf(pf)?;
-        let entries = self.journal.entries(pf)?;
+        let entries = self.journal.scan(pf)?;
         Ok(entries
             .into_iter()
-            .map(|e| (e.vf, self.restore(pf, e.vf)))
+            .map(|(vf, entry)| match entry {
+                Ok(e) => (vf, self.restore_entry(&e)),
+                Err(e) => (vf, Err(e.into())),
+            })
             .collect())
     }
 
@@ -711,6 +747,26 @@ impl<R: Rtnl> Host<R> {
         let outcome = self.execute(&live, &actions);
         self.finish(&live, &d.config, outcome)
     }
+}
+
+/// The entry was recorded for the device `dev` (same PCI address).
+fn check_pci(entry: &JournalEntry, dev: &PfDevice) -> Result<(), VfError> {
+    if entry.pf_pci == dev.pci {
+        return Ok(());
+    }
+    let shown = |pci: &str| {
+        if pci.is_empty() {
+            "(unknown)".to_string()
+        } else {
+            pci.to_string()
+        }
+    };
+    Err(VfError::PciMismatch {
+        pf: entry.pf.clone(),
+        vf: entry.vf,
+        journaled: shown(&entry.pf_pci),
+        current: shown(&dev.pci),
+    })
 }
 
 fn missing(pf: &str, vf: u32) -> Drift {

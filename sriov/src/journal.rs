@@ -5,7 +5,9 @@
 //! Invariants: an entry is written before the change it protects; a write is
 //! tmp file + fsync + rename + fsync of the directory, so after a crash a reader sees
 //! either the old entry or the new one, never a torn file; `original` is never
-//! overwritten once written (only [`Journal::remove`] after a restore drops it).
+//! overwritten once written (only [`Journal::remove`] after a restore drops it); an entry
+//! is read back only from its own file (`<pf>/vf<N>.json` must hold PF `pf` VF `N`), and
+//! one unreadable entry does not hide the others ([`Journal::scan`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -59,6 +61,10 @@ pub struct JournalEntry {
     pub desired: VfConfig,
 }
 
+/// One entry file found by [`Journal::scan`]: the VF index its name gives, and the
+/// entry or the error reading it.
+pub type ScannedEntry = (u32, Result<JournalEntry, JournalError>);
+
 /// The journal directory.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -91,14 +97,16 @@ impl Journal {
     pub fn load(&self, pf: &str, vf: u32) -> Result<Option<JournalEntry>, JournalError> {
         let path = self.entry_path(pf, vf)?;
         match fs::read(&path) {
-            Ok(bytes) => decode(&path, &bytes).map(Some),
+            Ok(bytes) => decode(&path, pf, vf, &bytes).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(JournalError::Io { path, source }),
         }
     }
 
-    /// All entries of `pf`, in VF order.
-    pub fn entries(&self, pf: &str) -> Result<Vec<JournalEntry>, JournalError> {
+    /// Every entry file of `pf`, in VF order: the VF index its name gives, and the entry
+    /// or why it cannot be read (a corrupt entry does not hide the others). Fails as a
+    /// whole only when the PF's directory cannot be listed.
+    pub fn scan(&self, pf: &str) -> Result<Vec<ScannedEntry>, JournalError> {
         let dir = self.pf_dir(pf)?;
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
@@ -112,22 +120,34 @@ impl Journal {
                 source,
             })?;
             let name = ent.file_name().to_string_lossy().into_owned();
-            let is_entry = name
+            let Some(vf) = name
                 .strip_prefix("vf")
                 .and_then(|n| n.strip_suffix(".json"))
-                .is_some_and(|n| n.parse::<u32>().is_ok());
-            if !is_entry {
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `vf007.json` is not the file of VF 7: only the canonical name is an entry.
+            if name != format!("vf{vf}.json") {
                 continue;
             }
             let path = ent.path();
-            let bytes = fs::read(&path).map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            out.push(decode(&path, &bytes)?);
+            let entry = fs::read(&path)
+                .map_err(|source| JournalError::Io {
+                    path: path.clone(),
+                    source,
+                })
+                .and_then(|bytes| decode(&path, pf, vf, &bytes));
+            out.push((vf, entry));
         }
-        out.sort_by_key(|e| e.vf);
+        out.sort_by_key(|(vf, _)| *vf);
         Ok(out)
+    }
+
+    /// All entries of `pf`, in VF order; the first unreadable one fails the whole list
+    /// ([`Journal::scan`] reports each).
+    pub fn entries(&self, pf: &str) -> Result<Vec<JournalEntry>, JournalError> {
+        self.scan(pf)?.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Writes `entry` atomically (tmp + fsync + rename + fsync dir).
@@ -170,11 +190,20 @@ impl Journal {
     }
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<JournalEntry, JournalError> {
-    serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
+/// Decodes the entry file of `pf` VF `vf`, which must name that PF and VF.
+fn decode(path: &Path, pf: &str, vf: u32, bytes: &[u8]) -> Result<JournalEntry, JournalError> {
+    let corrupt = |reason: String| JournalError::Corrupt {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let e: JournalEntry = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if (e.pf.as_str(), e.vf) != (pf, vf) {
+        return Err(corrupt(format!(
+            "holds pf {} vf {}, not pf {pf} vf {vf}",
+            e.pf, e.vf
+        )));
+    }
+    Ok(e)
 }
 
 fn create_dir_durable(dir: &Path) -> Result<(), JournalError> {
@@ -288,5 +317,58 @@ mod tests {
             Err(JournalError::Corrupt { .. })
         ));
         assert!(matches!(j.load("../etc", 0), Err(JournalError::BadName(_))));
+    }
+
+    /// Each entry file on its own: a corrupt one, or one holding another VF's entry, is an
+    /// error for that VF only; `entries` still fails on the first.
+    #[test]
+    fn scan_reports_each_entry_on_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::new(dir.path());
+        j.save(&entry(0)).expect("save 0");
+        j.save(&entry(2)).expect("save 2");
+        j.save(&entry(5)).expect("save 5");
+        let pf_dir = dir.path().join("eth0");
+        fs::write(pf_dir.join("vf1.json"), b"{not json").expect("corrupt");
+        fs::copy(pf_dir.join("vf5.json"), pf_dir.join("vf3.json")).expect("copy");
+        fs::copy(pf_dir.join("vf5.json"), pf_dir.join("vf05.json")).expect("copy");
+        let text = |r: &Result<JournalEntry, JournalError>| match r {
+            Ok(e) => format!("vf {}", e.vf),
+            Err(e) => e.to_string(),
+        };
+        let got: Vec<(u32, String)> = j
+            .scan("eth0")
+            .expect("scan")
+            .iter()
+            .map(|(vf, r)| (*vf, text(r)))
+            .collect();
+        let path = |n: &str| pf_dir.join(n).display().to_string();
+        assert_eq!(
+            got,
+            vec![
+                (0, "vf 0".to_string()),
+                (
+                    1,
+                    format!(
+                        "journal {}: corrupt entry: key must be a string at line 1 column 2",
+                        path("vf1.json")
+                    )
+                ),
+                (2, "vf 2".to_string()),
+                (
+                    3,
+                    format!(
+                        "journal {}: corrupt entry: holds pf eth0 vf 5, not pf eth0 vf 3",
+                        path("vf3.json")
+                    )
+                ),
+                (5, "vf 5".to_string()),
+            ]
+        );
+        assert_eq!(
+            j.load("eth0", 3).expect_err("vf 5's entry").to_string(),
+            got[3].1
+        );
+        assert_eq!(j.entries("eth0").expect_err("strict").to_string(), got[1].1);
     }
 }

@@ -256,6 +256,120 @@ fn a_failed_restore_keeps_the_journal() {
     assert!(f.host.journal().load("eth0", 2).expect("load").is_some());
 }
 
+/// Two `ip link set name`: the interfaces `a` and `b` swap names, in sysfs and in the
+/// driver (each keeps its PCI address, ifindex and VFs).
+fn swap_names(f: &mut Fixture, a: &str, b: &str) {
+    let class = f.root.join("class/net");
+    let (ta, tb) = (
+        fs::read_link(class.join(a)).expect("link a"),
+        fs::read_link(class.join(b)).expect("link b"),
+    );
+    for (name, target) in [(a, tb), (b, ta)] {
+        fs::remove_file(class.join(name)).expect("unlink");
+        std::os::unix::fs::symlink(target, class.join(name)).expect("symlink");
+    }
+    let pfs = &mut f.host.rtnl().pfs;
+    let (da, db) = (pfs.remove(a).expect("a"), pfs.remove(b).expect("b"));
+    pfs.insert(a.to_string(), db);
+    pfs.insert(b.to_string(), da);
+}
+
+/// Results of `restore_all` with errors as their messages.
+fn outcomes(
+    results: Vec<(u32, Result<Vec<&'static str>, VfError>)>,
+) -> Vec<(u32, Result<Vec<&'static str>, String>)> {
+    results
+        .into_iter()
+        .map(|(vf, r)| (vf, r.map_err(|e| e.to_string())))
+        .collect()
+}
+
+#[test]
+fn an_entry_recorded_for_another_pci_device_is_not_used() {
+    let mut f = fixture();
+    let cfg = VfConfig {
+        vlan: access(10, 3),
+        ..VfConfig::default()
+    };
+    f.host.set("eth0", 1, &cfg).expect("set");
+    // eth0 (igb, 0000:01:00.0) and p1 (mlx5, 0000:05:00.0) swap names: the journal's
+    // eth0 entries are now about p1, and eth0 is a device they must not touch.
+    swap_names(&mut f, "eth0", "p1");
+    f.host.rtnl().sent.clear();
+    let refused = "pf eth0 vf 1: journal entry was recorded for the PF at PCI 0000:01:00.0, \
+                   but eth0 is now the device at PCI 0000:05:00.0 (interface renamed?); \
+                   not using it";
+    let err = f.host.restore("eth0", 1).expect_err("another device");
+    assert!(matches!(err, VfError::PciMismatch { .. }), "{err:?}");
+    assert_eq!(err.to_string(), refused);
+    assert_eq!(
+        outcomes(f.host.restore_all("eth0").expect("restore all")),
+        vec![(1, Err(refused.to_string()))]
+    );
+    // A change through the stale entry is refused as well (its original is not this
+    // device's).
+    let err = f.host.set("eth0", 1, &cfg).expect_err("another device");
+    assert_eq!(err.to_string(), refused);
+    assert!(f.host.rtnl().sent.is_empty(), "{:?}", f.host.rtnl().sent);
+    assert_eq!(f.host.rtnl().vf("eth0", 1), default_vf(1));
+    assert_eq!(
+        f.host.rtnl().vf("p1", 1).vlan,
+        10,
+        "the igb VF is untouched"
+    );
+    let entry = f
+        .host
+        .journal()
+        .load("eth0", 1)
+        .expect("load")
+        .expect("kept");
+    assert_eq!(entry.pf_pci, "0000:01:00.0");
+
+    // Named back, the entry restores its own device.
+    swap_names(&mut f, "eth0", "p1");
+    assert_eq!(f.host.restore("eth0", 1).expect("restore"), vec!["vlan"]);
+    assert_eq!(f.host.rtnl().vf("eth0", 1), default_vf(1));
+    assert_eq!(f.host.journal().load("eth0", 1).expect("load"), None);
+}
+
+#[test]
+fn restore_all_reports_a_corrupt_entry_and_restores_the_others() {
+    let mut f = fixture();
+    for vf in 0..3 {
+        let cfg = VfConfig {
+            vlan: access(10 + vf as u16, 0),
+            ..VfConfig::default()
+        };
+        f.host.set("eth0", vf, &cfg).expect("set");
+    }
+    let corrupt = f.state.join("eth0/vf1.json");
+    fs::write(&corrupt, b"{not json").expect("corrupt");
+    assert_eq!(
+        outcomes(f.host.restore_all("eth0").expect("restore all")),
+        vec![
+            (0, Ok(vec!["vlan"])),
+            (
+                1,
+                Err(format!(
+                    "journal {}: corrupt entry: key must be a string at line 1 column 2",
+                    corrupt.display()
+                ))
+            ),
+            (2, Ok(vec!["vlan"])),
+        ]
+    );
+    assert_eq!(f.host.rtnl().vf("eth0", 0), default_vf(0));
+    assert_eq!(f.host.rtnl().vf("eth0", 1).vlan, 11, "left as it is");
+    assert_eq!(f.host.rtnl().vf("eth0", 2), default_vf(2));
+    // The corrupt entry stays for inspection and still marks its VF as journaled.
+    assert_eq!(fs::read(&corrupt).expect("kept"), b"{not json");
+    let view = f.host.show("eth0").expect("show");
+    assert_eq!(
+        view.vfs.iter().map(|v| v.journaled).collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
+}
+
 #[test]
 fn driver_errors_name_pf_vf_setting_and_driver() {
     let mut f = fixture();

@@ -5,6 +5,12 @@
 //! interfaces of the ports that share it. The map value layouts below are `#[repr(C)]`
 //! mirrors of the C structs (no padding: every field is naturally aligned), which is what
 //! makes their byte views sound ([`Plain`]).
+//!
+//! The map syscalls take bare pointers: the kernel copies the map's `key_size` bytes from
+//! the key and `value_size` bytes (per-CPU maps: rounded up to 8, once per possible CPU)
+//! from or to the value, knowing nothing of the buffers behind them. So every map access
+//! first checks the Rust types against the sizes the kernel reported for that map when
+//! the object was loaded ([`Map`]); a mismatch is an error, never a short buffer.
 
 use std::ffi::CString;
 use std::io;
@@ -196,6 +202,107 @@ fn possible_cpus() -> io::Result<usize> {
     Ok(n.max(1))
 }
 
+/// One map of the loaded object: its descriptor and the sizes the kernel copies for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Map {
+    name: &'static str,
+    fd: c_int,
+    key_size: usize,
+    value_size: usize,
+    /// Lookups and updates move one value per possible CPU, each `value_size` rounded up
+    /// to 8 bytes.
+    per_cpu: bool,
+}
+
+impl Map {
+    /// Before loading: no descriptor, nothing fits.
+    const UNSET: Map = Map {
+        name: "",
+        fd: -1,
+        key_size: 0,
+        value_size: 0,
+        per_cpu: false,
+    };
+
+    /// The map `name` with descriptor `fd`, as the kernel describes it.
+    fn from_fd(name: &'static str, fd: c_int) -> io::Result<Map> {
+        let info = map_info(fd)?;
+        Ok(Map {
+            name,
+            fd,
+            key_size: info.key_size as usize,
+            value_size: info.value_size as usize,
+            per_cpu: matches!(
+                info.type_,
+                lx::bpf_map_type_BPF_MAP_TYPE_PERCPU_HASH
+                    | lx::bpf_map_type_BPF_MAP_TYPE_PERCPU_ARRAY
+                    | lx::bpf_map_type_BPF_MAP_TYPE_LRU_PERCPU_HASH
+                    | lx::bpf_map_type_BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
+            ),
+        })
+    }
+
+    fn mismatch(&self, what: String) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("BPF map {}: {what}", self.name),
+        )
+    }
+
+    /// `K` is exactly the map's key: the kernel reads `key_size` bytes from a key and
+    /// writes that many into a next-key buffer.
+    fn check_key<K>(&self) -> io::Result<()> {
+        let got = std::mem::size_of::<K>();
+        if got != self.key_size {
+            return Err(self.mismatch(format!(
+                "key of {got} bytes, the map's key_size is {}",
+                self.key_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// `V` is exactly one of the map's values: `value_size` bytes for a plain map; for a
+    /// per-CPU map (`per_cpu`: the caller passes one `V` per possible CPU) `value_size`
+    /// rounded up to 8, the kernel's stride between the CPUs' values.
+    fn check_value<V>(&self, per_cpu: bool) -> io::Result<()> {
+        if per_cpu != self.per_cpu {
+            return Err(self.mismatch(if self.per_cpu {
+                "per-CPU map accessed with a single value".to_string()
+            } else {
+                "not a per-CPU map".to_string()
+            }));
+        }
+        let got = std::mem::size_of::<V>();
+        let want = if per_cpu {
+            self.value_size.next_multiple_of(8)
+        } else {
+            self.value_size
+        };
+        if got != want {
+            return Err(self.mismatch(format!(
+                "value of {got} bytes, the map's value_size is {}",
+                self.value_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the kernel says about the map behind `fd`.
+fn map_info(fd: c_int) -> io::Result<lx::bpf_map_info> {
+    // SAFETY: bpf_map_info is a plain C struct for which zero bytes are valid.
+    let mut info: lx::bpf_map_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<lx::bpf_map_info>() as u32;
+    // SAFETY: info is a zeroed bpf_map_info of `len` bytes owned by us; the kernel writes
+    // at most `len` bytes into it.
+    let r = unsafe { lx::bpf_map_get_info_by_fd(fd, &mut info, &mut len) };
+    if r != 0 {
+        return Err(last_os_error_or(r));
+    }
+    Ok(info)
+}
+
 /// The loaded program and the descriptors of its maps. Closing it (drop) releases the
 /// maps and the program once no interface holds the program any more.
 #[derive(Debug)]
@@ -203,14 +310,15 @@ pub struct XdpObject {
     obj: *mut lx::bpf_object,
     prog_fd: c_int,
     prog_id: u32,
-    ports: c_int,
-    ifslots: c_int,
-    ifslots_far: c_int,
-    fdb: c_int,
-    xsks: c_int,
-    devs: c_int,
-    stats: c_int,
-    config: c_int,
+    ports: Map,
+    ifslots: Map,
+    ifslots_far: Map,
+    fdb: Map,
+    xsks: Map,
+    devs: Map,
+    stats: Map,
+    config: Map,
+    /// Possible CPUs: at least the kernel's count of per-CPU values.
     ncpus: usize,
     /// The attached tracing program counting refused redirects (null: not attached).
     refused: *mut lx::bpf_link,
@@ -242,14 +350,14 @@ impl XdpObject {
             obj,
             prog_fd: -1,
             prog_id: 0,
-            ports: -1,
-            ifslots: -1,
-            ifslots_far: -1,
-            fdb: -1,
-            xsks: -1,
-            devs: -1,
-            stats: -1,
-            config: -1,
+            ports: Map::UNSET,
+            ifslots: Map::UNSET,
+            ifslots_far: Map::UNSET,
+            fdb: Map::UNSET,
+            xsks: Map::UNSET,
+            devs: Map::UNSET,
+            stats: Map::UNSET,
+            config: Map::UNSET,
             ncpus,
             refused: std::ptr::null_mut(),
         };
@@ -284,7 +392,7 @@ impl XdpObject {
         if r != 0 {
             return Err(last_os_error_or(r));
         }
-        let mut ident: c_int = -1;
+        let mut ident = Map::UNSET;
         let pname = CString::new(PROG_NAME).expect("no NUL");
         // SAFETY: obj is loaded; the name is a valid C string.
         let prog = unsafe { lx::bpf_object__find_program_by_name(me.obj, pname.as_ptr()) };
@@ -313,7 +421,7 @@ impl XdpObject {
             if fd < 0 {
                 return Err(io::Error::other(format!("XDP object has no {name} map")));
             }
-            *slot = fd;
+            *slot = Map::from_fd(name, fd)?;
         }
         // SAFETY: bpf_prog_info is a plain C struct for which zero bytes are valid.
         let mut info: lx::bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -324,15 +432,8 @@ impl XdpObject {
             return Err(last_os_error_or(r));
         }
         me.prog_id = info.id;
-        // SAFETY: bpf_map_info is a plain C struct for which zero bytes are valid.
-        let mut minfo: lx::bpf_map_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<lx::bpf_map_info>() as u32;
-        // SAFETY: minfo is a zeroed bpf_map_info of `len` bytes owned by us.
-        let r = unsafe { lx::bpf_map_get_info_by_fd(me.devs, &mut minfo, &mut len) };
-        if r != 0 {
-            return Err(last_os_error_or(r));
-        }
-        me.update(ident, &0u32, &u64::from(minfo.id))?;
+        let devs_id = map_info(me.devs.fd)?.id;
+        me.update(&ident, &0u32, &u64::from(devs_id))?;
         if count_refused {
             // SAFETY: refused belongs to the loaded obj.
             let link = unsafe { lx::bpf_program__attach(refused) };
@@ -381,20 +482,24 @@ impl XdpObject {
         Ok(())
     }
 
-    fn update<K: Plain, V: Plain>(&self, fd: c_int, k: &K, v: &V) -> io::Result<()> {
-        // SAFETY: k and v are Plain values of exactly the map's key/value size (checked by
-        // the kernel against the map definition: a mismatch is EINVAL, not UB, because the
-        // kernel copies key_size/value_size bytes and our types match the C layouts).
-        let r = unsafe { lx::bpf_map_update_elem(fd, bytes_of(k), bytes_of(v), 0) };
+    fn update<K: Plain, V: Plain>(&self, m: &Map, k: &K, v: &V) -> io::Result<()> {
+        m.check_key::<K>()?;
+        m.check_value::<V>(false)?;
+        // SAFETY: the kernel reads key_size bytes from k and value_size bytes from v, and
+        // K and V are exactly those sizes (checked above against what the kernel reported
+        // for this map); Plain values have no padding, so every byte read is initialized.
+        let r = unsafe { lx::bpf_map_update_elem(m.fd, bytes_of(k), bytes_of(v), 0) };
         if r < 0 {
             return Err(last_os_error_or(r));
         }
         Ok(())
     }
 
-    fn delete<K: Plain>(&self, fd: c_int, k: &K) -> io::Result<bool> {
-        // SAFETY: k is a Plain value of the map's key size.
-        let r = unsafe { lx::bpf_map_delete_elem(fd, bytes_of(k)) };
+    fn delete<K: Plain>(&self, m: &Map, k: &K) -> io::Result<bool> {
+        m.check_key::<K>()?;
+        // SAFETY: the kernel reads key_size bytes from k, and K is exactly that size
+        // (checked above); Plain values have no padding.
+        let r = unsafe { lx::bpf_map_delete_elem(m.fd, bytes_of(k)) };
         if r < 0 {
             let e = last_os_error_or(r);
             if e.raw_os_error() == Some(libc::ENOENT) {
@@ -405,11 +510,14 @@ impl XdpObject {
         Ok(true)
     }
 
-    fn lookup<K: Plain, V: Plain + Default>(&self, fd: c_int, k: &K) -> io::Result<Option<V>> {
+    fn lookup<K: Plain, V: Plain + Default>(&self, m: &Map, k: &K) -> io::Result<Option<V>> {
+        m.check_key::<K>()?;
+        m.check_value::<V>(false)?;
         let mut v = V::default();
-        // SAFETY: k is a Plain key; v is a Plain value of the map's value size the kernel
-        // writes into.
-        let r = unsafe { lx::bpf_map_lookup_elem(fd, bytes_of(k), (&mut v as *mut V).cast()) };
+        // SAFETY: the kernel reads key_size bytes from k and writes value_size bytes into
+        // v, which we own exclusively for the call; K and V are exactly those sizes
+        // (checked above), and any bytes written are a valid V (Plain).
+        let r = unsafe { lx::bpf_map_lookup_elem(m.fd, bytes_of(k), (&mut v as *mut V).cast()) };
         if r < 0 {
             let e = last_os_error_or(r);
             if e.raw_os_error() == Some(libc::ENOENT) {
@@ -428,26 +536,26 @@ impl XdpObject {
         }
         let mut c = *cfg;
         c.ifindex = ifindex;
-        self.update(self.ports, &u32::from(slot), &c)?;
+        self.update(&self.ports, &u32::from(slot), &c)?;
         let v = u32::from(slot) + 1;
         if ifindex < IFSLOT_DIRECT {
-            self.update(self.ifslots, &ifindex, &v)
+            self.update(&self.ifslots, &ifindex, &v)
         } else {
-            self.update(self.ifslots_far, &ifindex, &v)
+            self.update(&self.ifslots_far, &ifindex, &v)
         }
     }
 
     /// The configuration of the port on `ifindex`, if any (looked up as the program does).
     pub fn port(&self, ifindex: u32) -> io::Result<Option<PortCfg>> {
         let slot: Option<u32> = if ifindex < IFSLOT_DIRECT {
-            self.lookup(self.ifslots, &ifindex)?
+            self.lookup(&self.ifslots, &ifindex)?
         } else {
-            self.lookup(self.ifslots_far, &ifindex)?
+            self.lookup(&self.ifslots_far, &ifindex)?
         };
         let Some(slot) = slot.filter(|s| *s != 0).map(|s| s - 1) else {
             return Ok(None);
         };
-        let c: Option<PortCfg> = self.lookup(self.ports, &slot)?;
+        let c: Option<PortCfg> = self.lookup(&self.ports, &slot)?;
         Ok(c.filter(|c| c.ifindex == ifindex))
     }
 
@@ -456,49 +564,50 @@ impl XdpObject {
     pub fn del_port(&self, slot: u16, ifindex: u32) -> io::Result<bool> {
         let was = self.port(ifindex)?.is_some();
         if ifindex < IFSLOT_DIRECT {
-            self.update(self.ifslots, &ifindex, &0u32)?;
+            self.update(&self.ifslots, &ifindex, &0u32)?;
         } else {
-            self.delete(self.ifslots_far, &ifindex)?;
+            self.delete(&self.ifslots_far, &ifindex)?;
         }
-        self.update(self.ports, &u32::from(slot), &PortCfg::default())?;
+        self.update(&self.ports, &u32::from(slot), &PortCfg::default())?;
         Ok(was)
     }
 
     /// Points XSKMAP slot `key` at the AF_XDP socket `fd`.
     pub fn set_xsk(&self, key: u32, fd: i32) -> io::Result<()> {
         let fd = fd as u32;
-        self.update(self.xsks, &key, &fd)
+        self.update(&self.xsks, &key, &fd)
     }
 
     pub fn del_xsk(&self, key: u32) -> io::Result<bool> {
-        self.delete(self.xsks, &key)
+        self.delete(&self.xsks, &key)
     }
 
     /// Makes `ifindex`, the port in `slot`, a redirect target of the fast path.
     pub fn set_dev(&self, slot: u16, ifindex: u32) -> io::Result<()> {
-        self.update(self.devs, &u32::from(slot), &ifindex)
+        self.update(&self.devs, &u32::from(slot), &ifindex)
     }
 
     pub fn del_dev(&self, slot: u16) -> io::Result<bool> {
-        self.delete(self.devs, &u32::from(slot))
+        self.delete(&self.devs, &u32::from(slot))
     }
 
     pub fn fdb_set(&self, k: &FdbKey, v: &FdbVal) -> io::Result<()> {
-        self.update(self.fdb, k, v)
+        self.update(&self.fdb, k, v)
     }
 
     pub fn fdb_get(&self, k: &FdbKey) -> io::Result<Option<FdbVal>> {
-        self.lookup(self.fdb, k)
+        self.lookup(&self.fdb, k)
     }
 
     pub fn fdb_del(&self, k: &FdbKey) -> io::Result<bool> {
-        self.delete(self.fdb, k)
+        self.delete(&self.fdb, k)
     }
 
     /// Every FDB entry (key by key: `get_next_key` then lookup). Entries added or removed
     /// concurrently may or may not be seen.
     pub fn fdb_dump(&self, out: &mut Vec<(FdbKey, FdbVal)>) -> io::Result<()> {
         out.clear();
+        self.fdb.check_key::<FdbKey>()?;
         let mut prev: Option<FdbKey> = None;
         loop {
             let mut next = FdbKey::default();
@@ -506,9 +615,11 @@ impl XdpObject {
                 Some(k) => bytes_of(k),
                 None => std::ptr::null(),
             };
-            // SAFETY: pk is NULL (first key) or a Plain key; next is a Plain key buffer.
+            // SAFETY: pk is NULL (first key) or a live FdbKey the kernel reads key_size
+            // bytes from; next is an FdbKey we own that it writes key_size bytes into;
+            // FdbKey is exactly key_size bytes (checked above).
             let r = unsafe {
-                lx::bpf_map_get_next_key(self.fdb, pk, (&mut next as *mut FdbKey).cast())
+                lx::bpf_map_get_next_key(self.fdb.fd, pk, (&mut next as *mut FdbKey).cast())
             };
             if r < 0 {
                 let e = last_os_error_or(r);
@@ -517,7 +628,7 @@ impl XdpObject {
                 }
                 return Err(e);
             }
-            if let Some(v) = self.lookup::<FdbKey, FdbVal>(self.fdb, &next)? {
+            if let Some(v) = self.lookup::<FdbKey, FdbVal>(&self.fdb, &next)? {
                 out.push((next, v));
             }
             prev = Some(next);
@@ -564,17 +675,22 @@ impl XdpObject {
 
     /// Sets the program's global configuration.
     pub fn set_conf(&self, c: &Conf) -> io::Result<()> {
-        self.update(self.config, &0u32, c)
+        self.update(&self.config, &0u32, c)
     }
 
     /// Counters of port `index`, summed over CPUs.
     pub fn port_stats(&self, index: u16) -> io::Result<PortStats> {
+        self.stats.check_key::<u32>()?;
+        self.stats.check_value::<PortStats>(true)?;
         let mut per_cpu = vec![PortStats::default(); self.ncpus];
         let k = u32::from(index);
-        // SAFETY: a per-CPU array lookup writes ncpus values of the (8-byte aligned)
-        // value size; per_cpu holds exactly ncpus PortStats.
+        // SAFETY: a per-CPU lookup reads key_size bytes from k and writes, for each of the
+        // kernel's possible CPUs, value_size bytes at a stride of value_size rounded up to
+        // 8. u32 is key_size and PortStats is that stride (checked above), and per_cpu
+        // holds self.ncpus of them (the highest possible CPU + 1, not fewer than the
+        // kernel's count); the buffer is ours for the call.
         let r = unsafe {
-            lx::bpf_map_lookup_elem(self.stats, bytes_of(&k), per_cpu.as_mut_ptr().cast())
+            lx::bpf_map_lookup_elem(self.stats.fd, bytes_of(&k), per_cpu.as_mut_ptr().cast())
         };
         if r < 0 {
             return Err(last_os_error_or(r));
@@ -593,11 +709,15 @@ impl XdpObject {
 
     /// Zeroes the counters of port `index` (a port id reused by a new port).
     pub fn reset_port_stats(&self, index: u16) -> io::Result<()> {
+        self.stats.check_key::<u32>()?;
+        self.stats.check_value::<PortStats>(true)?;
         let zero = vec![PortStats::default(); self.ncpus];
         let k = u32::from(index);
-        // SAFETY: a per-CPU array update reads ncpus values of the value size from zero.
-        let r =
-            unsafe { lx::bpf_map_update_elem(self.stats, bytes_of(&k), zero.as_ptr().cast(), 0) };
+        // SAFETY: as in port_stats, but the kernel reads the per-CPU values from `zero`,
+        // which holds at least as many PortStats (each exactly the stride) as it reads.
+        let r = unsafe {
+            lx::bpf_map_update_elem(self.stats.fd, bytes_of(&k), zero.as_ptr().cast(), 0)
+        };
         if r < 0 {
             return Err(last_os_error_or(r));
         }
@@ -629,6 +749,117 @@ mod tests {
         assert_eq!(std::mem::size_of::<FdbVal>(), 32);
         assert_eq!(std::mem::size_of::<PortStats>(), 48);
         assert_eq!(std::mem::size_of::<Conf>(), 8);
+    }
+
+    fn message(r: io::Result<()>) -> String {
+        match r {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("{:?}: {e}", e.kind()),
+        }
+    }
+
+    /// The Rust types of a map access against the sizes the kernel gave for the map
+    /// (no BPF needed: the maps are described by hand).
+    #[test]
+    fn map_accesses_must_match_the_maps_sizes() {
+        let fdb = Map {
+            name: "fdb",
+            fd: -1,
+            key_size: 8,
+            value_size: 32,
+            per_cpu: false,
+        };
+        assert_eq!(message(fdb.check_key::<FdbKey>()), "ok");
+        assert_eq!(message(fdb.check_value::<FdbVal>(false)), "ok");
+        assert_eq!(
+            message(fdb.check_key::<u32>()),
+            "InvalidInput: BPF map fdb: key of 4 bytes, the map's key_size is 8"
+        );
+        assert_eq!(
+            message(fdb.check_value::<u64>(false)),
+            "InvalidInput: BPF map fdb: value of 8 bytes, the map's value_size is 32"
+        );
+        assert_eq!(
+            message(fdb.check_value::<PortCfg>(false)),
+            "InvalidInput: BPF map fdb: value of 1048 bytes, the map's value_size is 32"
+        );
+        assert_eq!(
+            message(fdb.check_value::<FdbVal>(true)),
+            "InvalidInput: BPF map fdb: not a per-CPU map"
+        );
+        // Per-CPU values sit value_size rounded up to 8 apart.
+        let stats = |value_size| Map {
+            name: "stats",
+            fd: -1,
+            key_size: 4,
+            value_size,
+            per_cpu: true,
+        };
+        assert_eq!(message(stats(48).check_value::<PortStats>(true)), "ok");
+        assert_eq!(message(stats(41).check_value::<PortStats>(true)), "ok");
+        assert_eq!(
+            message(stats(52).check_value::<PortStats>(true)),
+            "InvalidInput: BPF map stats: value of 48 bytes, the map's value_size is 52"
+        );
+        assert_eq!(
+            message(stats(48).check_value::<PortStats>(false)),
+            "InvalidInput: BPF map stats: per-CPU map accessed with a single value"
+        );
+    }
+
+    /// The loaded maps carry the kernel's sizes, and a mismatched access is refused
+    /// before the syscall (which would read or write past the Rust value). Needs BPF:
+    /// skipped, saying so, where the kernel does not allow it.
+    #[test]
+    fn mismatched_map_accesses_are_refused() {
+        let o = match XdpObject::load(64, false) {
+            Ok(o) => o,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                eprintln!("skipped: loading BPF is not permitted here ({e}); run as root");
+                return;
+            }
+            Err(e) => panic!("load XDP object: {e}"),
+        };
+        let sizes = |m: &Map| (m.name, m.key_size, m.value_size, m.per_cpu);
+        assert_eq!(sizes(&o.fdb), ("fdb", 8, 32, false));
+        assert_eq!(sizes(&o.ports), ("ports", 4, 1048, false));
+        assert_eq!(sizes(&o.stats), ("stats", 4, 48, true));
+        assert_eq!(sizes(&o.config), ("config", 4, 8, false));
+        let k = FdbKey {
+            mac: [2, 0, 0, 0, 0, 1],
+            vid: 100,
+        };
+        let v = FdbVal {
+            ifindex: 7,
+            ..FdbVal::default()
+        };
+        assert_eq!(
+            message(o.update(&o.fdb, &1u32, &v)),
+            "InvalidInput: BPF map fdb: key of 4 bytes, the map's key_size is 8"
+        );
+        assert_eq!(
+            message(o.update(&o.fdb, &k, &0u64)),
+            "InvalidInput: BPF map fdb: value of 8 bytes, the map's value_size is 32"
+        );
+        assert_eq!(
+            message(o.lookup::<FdbKey, u32>(&o.fdb, &k).map(|_| ())),
+            "InvalidInput: BPF map fdb: value of 4 bytes, the map's value_size is 32"
+        );
+        assert_eq!(
+            message(o.delete(&o.fdb, &1u32).map(|_| ())),
+            "InvalidInput: BPF map fdb: key of 4 bytes, the map's key_size is 8"
+        );
+        assert_eq!(
+            message(o.update(&o.stats, &0u32, &PortStats::default())),
+            "InvalidInput: BPF map stats: per-CPU map accessed with a single value"
+        );
+        // Nothing reached the map; the right types still work.
+        let mut all = Vec::new();
+        o.fdb_dump(&mut all).expect("dump");
+        assert_eq!(all, vec![]);
+        o.fdb_set(&k, &v).expect("update");
+        assert_eq!(o.fdb_get(&k).expect("lookup"), Some(v));
+        assert_eq!(o.port_stats(1).expect("stats"), PortStats::default());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{c_chars_to_string, ifname_cstr, ifreq_for};
+use super::{ifname_cstr, ifreq_for};
 
 /// Index of the interface called `name` in the caller's network namespace.
 pub fn if_index(name: &str) -> Option<u32> {
@@ -26,13 +26,27 @@ pub fn ioctl_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn ifreq_ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
-    ifreq_ioctl_on(&ioctl_socket()?, req, ifr)
+/// The interface ioctls that carry their argument inside the `ifreq` itself (no pointer
+/// in it for the kernel to follow).
+#[derive(Debug, Clone, Copy)]
+enum IfreqRequest {
+    GetFlags,
+    SetFlags,
+    GetMtu,
+    SetMtu,
 }
 
-fn ifreq_ioctl_on(sock: &OwnedFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
+fn ifreq_ioctl(req: IfreqRequest, ifr: &mut libc::ifreq) -> io::Result<()> {
+    let req = match req {
+        IfreqRequest::GetFlags => libc::SIOCGIFFLAGS,
+        IfreqRequest::SetFlags => libc::SIOCSIFFLAGS,
+        IfreqRequest::GetMtu => libc::SIOCGIFMTU,
+        IfreqRequest::SetMtu => libc::SIOCSIFMTU,
+    };
+    let sock = ioctl_socket()?;
     // SAFETY: `ifr` is a valid, exclusively borrowed ifreq for the duration of the call;
-    // the interface ioctls used here read and write only within it.
+    // these four requests read and write only the ifreq itself (name, flags or MTU), so
+    // whatever pointer its union might hold is never followed.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
     if r < 0 {
         return Err(io::Error::last_os_error());
@@ -40,84 +54,169 @@ fn ifreq_ioctl_on(sock: &OwnedFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> 
     Ok(())
 }
 
-/// `struct ethtool_drvinfo` from linux/ethtool.h.
-#[repr(C)]
-struct EthtoolDrvinfo {
-    cmd: u32,
-    driver: [libc::c_char; 32],
-    version: [libc::c_char; 32],
-    fw_version: [libc::c_char; 32],
-    bus_info: [libc::c_char; 32],
-    erom_version: [libc::c_char; 32],
-    reserved2: [libc::c_char; 12],
-    n_priv_flags: u32,
-    n_stats: u32,
-    testinfo_len: u32,
-    eedump_len: u32,
-    regdump_len: u32,
-}
+/// `SIOCETHTOOL`, the one ioctl here whose `ifreq` carries a pointer (`ifr_data`): the
+/// kernel reads the `u32` command at that address, then copies the command's own struct
+/// in and out there, sized by the command alone. So the command structs are built only in
+/// this module, each constructor setting only commands whose struct it is, and
+/// [`ethtool::run`] takes the struct itself (never a raw pointer) and points `ifr_data`
+/// at it.
+mod ethtool {
+    use std::io;
+    use std::os::fd::{AsRawFd, OwnedFd};
 
-const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+    use crate::sys::{c_chars_to_string, ifreq_for};
+
+    /// A command struct of linux/ethtool.h.
+    ///
+    /// # Safety
+    /// Implement only for `#[repr(C)]` structs that start with the `u32` command, set
+    /// only by their own constructors, to commands for which the kernel reads and writes
+    /// at most `size_of::<Self>()` bytes at `ifr_data`.
+    pub(super) unsafe trait Command {}
+
+    const GDRVINFO: u32 = 0x0000_0003;
+    const GTXCSUM: u32 = 0x0000_0016;
+    const GGRO: u32 = 0x0000_002b;
+
+    /// `struct ethtool_drvinfo`, for `ETHTOOL_GDRVINFO`.
+    #[repr(C)]
+    pub(super) struct Drvinfo {
+        cmd: u32,
+        driver: [libc::c_char; 32],
+        version: [libc::c_char; 32],
+        fw_version: [libc::c_char; 32],
+        bus_info: [libc::c_char; 32],
+        erom_version: [libc::c_char; 32],
+        reserved2: [libc::c_char; 12],
+        n_priv_flags: u32,
+        n_stats: u32,
+        testinfo_len: u32,
+        eedump_len: u32,
+        regdump_len: u32,
+    }
+
+    impl Drvinfo {
+        pub(super) fn new() -> Drvinfo {
+            Drvinfo {
+                cmd: GDRVINFO,
+                driver: [0; 32],
+                version: [0; 32],
+                fw_version: [0; 32],
+                bus_info: [0; 32],
+                erom_version: [0; 32],
+                reserved2: [0; 12],
+                n_priv_flags: 0,
+                n_stats: 0,
+                testinfo_len: 0,
+                eedump_len: 0,
+                regdump_len: 0,
+            }
+        }
+
+        pub(super) fn driver(&self) -> String {
+            c_chars_to_string(&self.driver)
+        }
+    }
+
+    // SAFETY: repr(C), starts with `cmd`, which only `new` sets, to ETHTOOL_GDRVINFO: the
+    // kernel reads the 4-byte command and writes one struct ethtool_drvinfo (196 bytes,
+    // this struct's size: see the layout test).
+    unsafe impl Command for Drvinfo {}
+
+    /// The settings read through `struct ethtool_value`.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Flag {
+        /// `ETHTOOL_GGRO`: generic receive offload.
+        Gro,
+        /// `ETHTOOL_GTXCSUM`: TX checksum offload.
+        TxCsum,
+    }
+
+    /// `struct ethtool_value`, for the `ETHTOOL_G*` commands of [`Flag`].
+    #[repr(C)]
+    pub(super) struct Value {
+        cmd: u32,
+        data: u32,
+    }
+
+    impl Value {
+        pub(super) fn get(flag: Flag) -> Value {
+            let cmd = match flag {
+                Flag::Gro => GGRO,
+                Flag::TxCsum => GTXCSUM,
+            };
+            Value { cmd, data: 0 }
+        }
+
+        pub(super) fn data(&self) -> u32 {
+            self.data
+        }
+    }
+
+    // SAFETY: repr(C), starts with `cmd`, which only `get` sets, to ETHTOOL_GGRO or
+    // ETHTOOL_GTXCSUM: for both the kernel reads the 4-byte command and writes one struct
+    // ethtool_value (8 bytes, this struct's size).
+    unsafe impl Command for Value {}
+
+    /// Runs the ethtool command `c` on interface `name` of the namespace `sock` (an
+    /// [`super::ioctl_socket`]) was opened in; the kernel's answer is in `c`.
+    pub(super) fn run<C: Command>(sock: &OwnedFd, name: &str, c: &mut C) -> io::Result<()> {
+        let mut ifr = ifreq_for(name)?;
+        ifr.ifr_ifru.ifru_data = (c as *mut C).cast();
+        // SAFETY: `ifr` is a valid ifreq owned here; its `ifr_data` points at `c`, which
+        // is exclusively borrowed for the whole call, so the kernel's reads and writes
+        // there cannot alias anything else; by `Command`'s contract they stay within
+        // size_of::<C>() bytes. Nothing keeps the pointer after the call.
+        let r = unsafe {
+            libc::ioctl(
+                sock.as_raw_fd(),
+                libc::SIOCETHTOOL as _,
+                &mut ifr as *mut libc::ifreq,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(super) const fn sizes() -> (usize, usize) {
+        (std::mem::size_of::<Drvinfo>(), std::mem::size_of::<Value>())
+    }
+}
 
 /// Kernel driver of an interface (`veth`, `tun`, `igb`, ...), via `ETHTOOL_GDRVINFO`.
 pub fn driver_name(name: &str) -> io::Result<String> {
-    let mut ifr = ifreq_for(name)?;
-    // SAFETY: EthtoolDrvinfo is plain integers and char arrays; all-zero is valid.
-    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
-    info.cmd = ETHTOOL_GDRVINFO;
-    ifr.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
-    // `info` outlives the ioctl below, which writes at most size_of::<EthtoolDrvinfo>().
-    ifreq_ioctl(libc::SIOCETHTOOL, &mut ifr)?;
-    Ok(c_chars_to_string(&info.driver))
-}
-
-const ETHTOOL_GGRO: u32 = 0x0000_002b;
-
-/// `struct ethtool_value` (linux/ethtool.h).
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
+    let mut info = ethtool::Drvinfo::new();
+    ethtool::run(&ioctl_socket()?, name, &mut info)?;
+    Ok(info.driver())
 }
 
 /// Whether generic receive offload is on (`ETHTOOL_GGRO`) for interface `name` of the
 /// namespace `sock` (an [`ioctl_socket`]) was opened in.
 pub fn gro_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
-    let mut ifr = ifreq_for(name)?;
-    let mut v = EthtoolValue {
-        cmd: ETHTOOL_GGRO,
-        data: 0,
-    };
-    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
-    // `v` outlives the ioctl below, which writes one `struct ethtool_value`.
-    ifreq_ioctl_on(sock, libc::SIOCETHTOOL, &mut ifr)?;
-    Ok(v.data != 0)
+    let mut v = ethtool::Value::get(ethtool::Flag::Gro);
+    ethtool::run(sock, name, &mut v)?;
+    Ok(v.data() != 0)
 }
-
-const ETHTOOL_GTXCSUM: u32 = 0x0000_0016;
 
 /// Whether TX checksum offload is on (`ETHTOOL_GTXCSUM`) for interface `name` of the
 /// namespace `sock` (an [`ioctl_socket`]) was opened in.
 pub fn tx_csum_enabled_on(sock: &OwnedFd, name: &str) -> io::Result<bool> {
-    let mut ifr = ifreq_for(name)?;
-    let mut v = EthtoolValue {
-        cmd: ETHTOOL_GTXCSUM,
-        data: 0,
-    };
-    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
-    // `v` outlives the ioctl below, which writes one `struct ethtool_value`.
-    ifreq_ioctl_on(sock, libc::SIOCETHTOOL, &mut ifr)?;
-    Ok(v.data != 0)
+    let mut v = ethtool::Value::get(ethtool::Flag::TxCsum);
+    ethtool::run(sock, name, &mut v)?;
+    Ok(v.data() != 0)
 }
 
 /// Sets IFF_UP on an interface.
 pub fn set_up(name: &str) -> io::Result<()> {
     let mut ifr = ifreq_for(name)?;
-    ifreq_ioctl(libc::SIOCGIFFLAGS, &mut ifr)?;
+    ifreq_ioctl(IfreqRequest::GetFlags, &mut ifr)?;
     // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
     let flags = unsafe { ifr.ifr_ifru.ifru_flags };
     ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-    ifreq_ioctl(libc::SIOCSIFFLAGS, &mut ifr)
+    ifreq_ioctl(IfreqRequest::SetFlags, &mut ifr)
 }
 
 /// Sets the MTU of an interface.
@@ -125,13 +224,13 @@ pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
     let mut ifr = ifreq_for(name)?;
     ifr.ifr_ifru.ifru_mtu =
         i32::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    ifreq_ioctl(libc::SIOCSIFMTU, &mut ifr)
+    ifreq_ioctl(IfreqRequest::SetMtu, &mut ifr)
 }
 
 /// MTU of an interface.
 pub fn mtu(name: &str) -> io::Result<u32> {
     let mut ifr = ifreq_for(name)?;
-    ifreq_ioctl(libc::SIOCGIFMTU, &mut ifr)?;
+    ifreq_ioctl(IfreqRequest::GetMtu, &mut ifr)?;
     // SAFETY: SIOCGIFMTU filled the `ifru_mtu` member of the union.
     let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
     Ok(mtu.max(0) as u32)
@@ -250,4 +349,39 @@ pub fn set_affinity(pid: i32, cpu: usize) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command structs are the kernel's sizes: `ethtool_drvinfo` 196 bytes (4 + 5 *
+    /// 32 + 12 + 5 * 4), `ethtool_value` 8.
+    #[test]
+    fn ethtool_structs_have_the_kernels_sizes() {
+        assert_eq!(ethtool::sizes(), (196, 8));
+    }
+
+    /// The ethtool reads on a veth pair (root: creates the pair).
+    #[test]
+    fn ethtool_reads_driver_gro_and_tx_csum_of_a_veth() {
+        let v = crate::testutil::VethPair::new("et");
+        assert_eq!(driver_name(&v.a).expect("driver"), "veth");
+        let sock = ioctl_socket().expect("socket");
+        for (state, want) in [("off", false), ("on", true)] {
+            crate::testutil::run("ethtool", &["-K", &v.a, "gro", state, "tx", state]);
+            assert_eq!(
+                gro_enabled_on(&sock, &v.a).expect("gro"),
+                want,
+                "gro {state}"
+            );
+            assert_eq!(
+                tx_csum_enabled_on(&sock, &v.a).expect("tx csum"),
+                want,
+                "tx {state}"
+            );
+        }
+        let e = driver_name("nosuchdev0").expect_err("no such device");
+        assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
+    }
 }
