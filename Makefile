@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate tcprate soak fuzz clean
+.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate tcprate latency soak fuzz clean
 
 all: build
 
@@ -55,6 +55,16 @@ tcprate:
 	@bash scripts/setup.sh bench
 	$(CARGO) build --release -p vswitch-ctl -p vswitch-benches
 	$(CARGO) run --release -p vswitch-benches --bin tcprate -- $(TCPRATE_ARGS)
+
+## latency: ping RTT p50/p99/p99.9 between two namespaces, idle and under 64-byte UDP at 50%
+## of each path's flood rate, through a veth pair, the Linux bridge, vswitch in each poll
+## mode (spin, adaptive, sleep) and OVS with AF_XDP ports, plus the switch daemon's idle CPU
+## (root; docs/tcprate.md), e.g. LATENCY_ARGS="--repeat 3 --json latency.json".
+LATENCY_ARGS ?=
+latency:
+	@bash scripts/setup.sh bench
+	$(CARGO) build --release -p vswitch-ctl -p vswitch-benches
+	$(CARGO) run --release -p vswitch-benches --bin tcprate -- --latency $(LATENCY_ARGS)
 
 ## soak: SOAK_SECONDS (default 60) of mixed traffic with 2 workers at half the measured
 ## maximum (SOAK_PPS per sender overrides): zero loss, no memory

@@ -350,7 +350,8 @@ pub struct PmdView {
     /// The poll mode the worker runs in.
     #[serde(default, with = "crate::config::poll_mode_serde")]
     pub poll_mode: PollMode,
-    /// Kernel threads feeding the worker share its CPU: it yields instead of spinning.
+    /// Kernel threads feeding the worker share its CPU (in `sleep` mode it blocks at its
+    /// first empty pass).
     #[serde(default)]
     pub shares_cpu: bool,
     /// The worker's bridge runs the XDP fast path (bridge-wide, repeated per worker).

@@ -193,7 +193,7 @@ pub fn pmd(
             "  poll mode: {}{}  idle waits: {}",
             w.poll_mode,
             if w.shares_cpu {
-                " (yields: kernel threads share its CPU)"
+                " (kernel threads share its CPU)"
             } else {
                 ""
             },

@@ -149,7 +149,7 @@ pub struct WorkerStats {
     /// The poll mode the worker runs in now.
     pub poll_mode: PollMode,
     /// Kernel threads that feed this worker's queues run on its CPU (see
-    /// [`crate::port::CpuShare`]): it yields instead of spinning.
+    /// [`crate::port::CpuShare`]): in `sleep` mode it blocks at its first empty pass.
     pub shares_cpu: bool,
     /// Frames received by this worker's queues.
     pub packets: u64,

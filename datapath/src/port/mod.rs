@@ -197,8 +197,8 @@ pub struct KernelDrops {
 /// What [`RxPort::serve_on_cpu`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CpuShare {
-    /// Kernel threads (the port's threaded NAPI) now share the worker's CPU: the worker
-    /// yields it as soon as a poll finds nothing.
+    /// Kernel threads (the port's threaded NAPI) now share the worker's CPU: a spinning
+    /// worker yields it at every empty pass, a sleeping one blocks at the first.
     pub kernel_threads: bool,
     /// Advice for the operator about this arrangement (shown with the worker's notes).
     pub note: Option<String>,
