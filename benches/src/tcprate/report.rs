@@ -284,7 +284,7 @@ mod tests {
         Round {
             case,
             round,
-            outcome: Outcome::Measured(Measured {
+            outcome: Outcome::Measured(Box::new(Measured {
                 rtt: Rtt {
                     sent: 100,
                     received: 100,
@@ -297,7 +297,7 @@ mod tests {
                 one_stream: tcp(1, g1),
                 four_streams: tcp(4, g4),
                 notes: Vec::new(),
-            }),
+            })),
         }
     }
 

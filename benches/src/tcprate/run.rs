@@ -37,7 +37,7 @@ pub struct Measured {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Outcome {
-    Measured(Measured),
+    Measured(Box<Measured>),
     /// Setup failed, or the path did not forward a ping.
     Failed {
         reason: String,
@@ -82,7 +82,7 @@ pub fn measure(
                                 .map(|w| format!("OVS log: {w}")),
                         );
                     }
-                    Outcome::Measured(m)
+                    Outcome::Measured(Box::new(m))
                 }
                 Err(e) => Outcome::Failed {
                     reason: format!("{e:#}"),
