@@ -102,6 +102,11 @@ impl PollPolicy {
     }
 }
 
+/// A spinning worker yields once per this many empty passes in a row: often enough that a
+/// thread sharing its CPU waits a few microseconds at most, rarely enough that a busy
+/// worker (whose empty passes come one at a time between bursts) never pays the syscall.
+pub const YIELD_EVERY: u32 = 8;
+
 /// What a worker does after a pass that found nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {
@@ -132,7 +137,7 @@ impl IdleClock {
     }
 
     /// A pass at `now_ns` found nothing: what to do next. Spinning is polling with a
-    /// yield between empty passes. `idle_polls` is the run of empty passes after which
+    /// yield every [`YIELD_EVERY`] empty passes in a row. `idle_polls` is the run of empty passes after which
     /// `sleep` blocks; `shares_cpu` says kernel threads that feed this worker run on its
     /// CPU, so `sleep` blocks at the first empty pass.
     pub fn empty(
@@ -143,12 +148,17 @@ impl IdleClock {
         now_ns: u64,
     ) -> Idle {
         self.empty_polls = self.empty_polls.saturating_add(1);
+        let spin = if self.empty_polls % YIELD_EVERY == 0 {
+            Idle::Yield
+        } else {
+            Idle::Poll
+        };
         match policy.mode {
-            PollMode::Spin => Idle::Yield,
+            PollMode::Spin => spin,
             PollMode::Adaptive => {
                 let window = u64::try_from(policy.adaptive_window.as_nanos()).unwrap_or(u64::MAX);
                 if now_ns.saturating_sub(self.last_work_ns) < window {
-                    Idle::Yield
+                    spin
                 } else {
                     Idle::Block
                 }
@@ -195,10 +205,15 @@ mod tests {
     fn spin_never_blocks() {
         let mut c = IdleClock::default();
         let p = policy(PollMode::Spin, 20);
-        for i in 0..100_000u64 {
-            assert_eq!(c.empty(&p, 1, false, i * MS), Idle::Yield);
+        let yields = (1..=100_000u64)
+            .filter(|i| c.empty(&p, 1, false, i * MS) == Idle::Yield)
+            .count();
+        assert_eq!(yields, 100_000 / YIELD_EVERY as usize);
+        // A busy worker's empty passes come one at a time: never a yield.
+        for i in 0..1000u64 {
+            c.work(i);
+            assert_eq!(c.empty(&p, 1, false, i), Idle::Poll);
         }
-        assert_eq!(c.empty(&p, 1, true, 10_000 * MS), Idle::Yield);
     }
 
     #[test]
@@ -221,17 +236,21 @@ mod tests {
         let mut c = IdleClock::default();
         c.work(100 * MS);
         // Many empty passes inside the window: keep polling (no idle_polls limit).
-        for t in 0..20_000u64 {
-            assert_eq!(c.empty(&p, 1, false, 100 * MS + t * 999), Idle::Yield);
+        for t in 1..20_000u64 {
+            let want = if t % u64::from(YIELD_EVERY) == 0 {
+                Idle::Yield
+            } else {
+                Idle::Poll
+            };
+            assert_eq!(c.empty(&p, 1, false, 100 * MS + t * 999), want);
         }
-        assert_eq!(c.empty(&p, 1, true, 119 * MS), Idle::Yield);
         assert_eq!(c.empty(&p, 1, false, 120 * MS), Idle::Block);
         assert_eq!(c.empty(&p, 1, false, 500 * MS), Idle::Block);
         // Traffic again (e.g. a ping every 10 ms): the window restarts at each frame.
         for k in 0..10u64 {
             let t = 600 * MS + k * 10 * MS;
             c.work(t);
-            assert_eq!(c.empty(&p, 1, false, t + 9 * MS), Idle::Yield);
+            assert_eq!(c.empty(&p, 1, false, t + 9 * MS), Idle::Poll);
         }
     }
 
