@@ -24,7 +24,6 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::veth::{PeerDrops, PeerNow, VethPeer};
 use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
@@ -369,9 +368,6 @@ struct EgressWatch {
     /// `Some` while the peer sends with TX checksum offload: its partial checksums cannot
     /// cross AF_XDP, so TCP from it fails; what to do about it.
     csum_note: Option<String>,
-    /// The peer as the last check read it, and when, for the port's drop counters in the
-    /// same health pass ([`EgressWatch::just_seen`]): one rtnetlink read for both.
-    seen: Option<(Instant, PeerNow)>,
 }
 
 /// Checks between two searches for a peer namespace that was not found.
@@ -392,7 +388,6 @@ impl EgressWatch {
             note: None,
             fast,
             csum_note: None,
-            seen: None,
         };
         w.note = w.check().err();
         Some(w)
@@ -454,7 +449,6 @@ impl EgressWatch {
                 .insert(VethPeer::open(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?),
         };
         let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
-        self.seen = Some((Instant::now(), peer.clone()));
         if let Some(name) = peer.link.name.clone() {
             self.check_tx_csum(&peer, &name);
         }
@@ -489,16 +483,6 @@ impl EgressWatch {
              redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
             peer.where_()
         )))
-    }
-
-    /// What the check just before read about the peer, if it was within the last 100 ms
-    /// (the worker checks, then reads the drop counters, in one pass); taken, so it is
-    /// used once.
-    fn just_seen(&mut self) -> Option<PeerNow> {
-        self.seen
-            .take()
-            .filter(|(at, _)| at.elapsed() < Duration::from_millis(100))
-            .map(|(_, p)| p)
     }
 
     /// The ioctl socket for the namespace `nsid` numbers (opened when the peer is first
@@ -895,6 +879,14 @@ impl AfXdpPort {
 }
 
 impl AfXdpRx {
+    /// Reads the veth peer's drops now instead of waiting for the background reader.
+    #[cfg(test)]
+    pub(crate) fn read_peer_now(&mut self) {
+        if let Some(p) = &self.peer {
+            p.refresh_now();
+        }
+    }
+
     pub fn info(&self) -> &AfXdpInfo {
         &self.info
     }
@@ -1048,8 +1040,7 @@ impl RxPort for AfXdpRx {
             .kernel_stats()
             .map(|s| s.rx_dropped + s.rx_ring_full)
             .unwrap_or(0);
-        let seen = self.egress.as_mut().and_then(EgressWatch::just_seen);
-        let peer = self.peer.as_mut().map(|p| p.read(seen)).unwrap_or_default();
+        let peer = self.peer.as_ref().map(PeerDrops::read).unwrap_or_default();
         KernelDrops {
             rx: xsk + peer.rx,
             tx: peer.tx,

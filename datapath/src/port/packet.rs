@@ -238,7 +238,7 @@ impl RxPort for PacketRx {
         if let Ok(n) = self.sock.take_drops() {
             self.queue_drops += n;
         }
-        let peer = self.peer.as_mut().map(|p| p.read(None)).unwrap_or_default();
+        let peer = self.peer.as_ref().map(PeerDrops::read).unwrap_or_default();
         KernelDrops {
             rx: self.queue_drops + peer.rx,
             tx: peer.tx,

@@ -115,21 +115,17 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     }
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
     let mut port = open_veth(&pair);
-    assert_eq!(
-        port.rx().kernel_drops().rx,
-        0,
-        "drops before the port opened"
-    );
+    assert_eq!(drops_now(&mut port).rx, 0, "drops before the port opened");
     crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
     for i in 0..7 {
         // The veth drops it: the sender may be told (ENOBUFS) or not.
         let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
     }
-    assert_eq!(port.rx().kernel_drops().rx, 7);
+    assert_eq!(drops_now(&mut port).rx, 7);
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
     peer.send(&test_frame(DST, SRC, 99, 60));
     assert_eq!(rx_collect(port.rx(), 1).len(), 1);
-    assert_eq!(port.rx().kernel_drops().rx, 7);
+    assert_eq!(drops_now(&mut port).rx, 7);
 
     // The peer moves to another namespace while the port is open: its drops there are
     // counted too (the peer is looked up again, not remembered).
@@ -146,17 +142,17 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
     for i in 0..5 {
         let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
     }
-    assert_eq!(port.rx().kernel_drops().rx, 12);
+    assert_eq!(drops_now(&mut port).rx, 12);
     crate::testutil::run("ip", &["link", "set", &pair.a, "up"]);
 
     // The other way: what the port sends while its peer is down is dropped by the device
     // and is the port's transmit-side kernel drops, exactly.
-    assert_eq!(port.rx().kernel_drops().tx, 0);
+    assert_eq!(drops_now(&mut port).tx, 0);
     ns2.exec("ip", &["link", "set", &pair.b, "down"]);
     let frames: Vec<Vec<u8>> = (1..=9).map(|i| test_frame(DST, SRC, i, 60)).collect();
     assert_eq!(tx_all(port.tx(), &frames, Edit::Keep).sent, 9);
     assert_eq!(
-        port.rx().kernel_drops(),
+        drops_now(&mut port),
         KernelDrops { rx: 12, tx: 9 },
         "9 sent to a peer that is down"
     );
@@ -170,7 +166,39 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
         1
     );
     assert_eq!(peer.collect_test_frames(1, WAIT), vec![frame]);
-    assert_eq!(port.rx().kernel_drops(), KernelDrops { rx: 12, tx: 9 });
+    assert_eq!(drops_now(&mut port), KernelDrops { rx: 12, tx: 9 });
+}
+
+/// The background reader (not the worker's health check) reads the veth peer: drops show
+/// up in `kernel_drops` within about a second without anyone asking the kernel.
+#[test]
+fn veth_peer_drops_are_read_in_the_background() {
+    let ns = Netns::new("xb");
+    let pair = VethPair::new("xb");
+    ns.adopt(&pair.b);
+    ns.exec("ip", &["link", "set", &pair.b, "up"]);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let mut port = open_veth(&pair);
+    assert_eq!(port.rx().kernel_drops().rx, 0);
+    crate::testutil::run("ip", &["link", "set", &pair.a, "down"]);
+    for i in 0..4 {
+        let _ = peer.try_send(&test_frame(DST, SRC, i, 60));
+    }
+    // Right after: not read yet (or read already by a pass that just ran).
+    let first = port.rx().kernel_drops().rx;
+    assert!(first == 0 || first == 4, "{first}");
+    let deadline = Instant::now() + 3 * super::veth::PEER_READ_INTERVAL;
+    while port.rx().kernel_drops().rx != 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(port.rx().kernel_drops().rx, 4);
+}
+
+/// The port's kernel drops after reading its veth peer now (the background reader does it
+/// once a second).
+fn drops_now(port: &mut AfXdpPort) -> KernelDrops {
+    port.rx().read_peer_now();
+    port.rx().kernel_drops()
 }
 
 /// Waits until `ifname` has carrier (a veth's peer came up).

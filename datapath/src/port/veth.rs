@@ -3,6 +3,10 @@
 //! and from the switch. Used by the AF_XDP ports (drop counters, the fast path's egress
 //! watch, offload notes) and the packet ports (drop counters).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
 use super::KernelDrops;
 use crate::sys::{netdev, rtnl};
 
@@ -78,9 +82,15 @@ impl VethPeer {
     }
 }
 
+/// How often the background reader reads every veth port's drop counters.
+pub(crate) const PEER_READ_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What a veth port's device and its peer dropped since the port opened, in both
 /// directions, read through rtnetlink (also when the peer is in another namespace, and
-/// after it moved); about once a second.
+/// after it moved) about once a second by one background thread for all ports
+/// ([`PEER_READ_INTERVAL`]), never by a worker: two rtnetlink round trips per port took
+/// 74-394 us of a worker's loop each second, a stall every frame arriving meanwhile paid.
+/// The worker loads the last values (two atomics).
 /// - Towards the switch: a veth hands frames to its peer's ring (256 frames) when the peer
 ///   has an XDP program or GRO; when that ring is full the *sending* side (the peer)
 ///   drops the frame and counts it in its own `tx_dropped`, which the receiving port
@@ -91,28 +101,90 @@ impl VethPeer {
 ///   redirects (the veth counts those it could not queue) alike.
 #[derive(Debug)]
 pub(crate) struct PeerDrops {
-    pub(crate) peer: VethPeer,
-    pub(crate) base: KernelDrops,
-    /// Last values read (kept when a read fails, e.g. the peer is gone).
-    pub(crate) last: KernelDrops,
+    probe: Arc<Probe>,
+}
+
+/// One port's peer and the last drops read, shared with the background reader.
+#[derive(Debug)]
+struct Probe {
+    state: Mutex<ProbeState>,
+    rx: AtomicU64,
+    tx: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    peer: VethPeer,
+    base: KernelDrops,
+}
+
+impl Probe {
+    /// Reads the peer now (the background reader; a failed read keeps the last values,
+    /// e.g. while the peer is gone). Counters only grow.
+    fn refresh(&self) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if let Ok(p) = st.peer.now() {
+            let rx = p.link.tx_dropped.saturating_sub(st.base.rx);
+            let tx = p.own_tx_dropped.saturating_sub(st.base.tx);
+            self.rx.fetch_max(rx, Ordering::Relaxed);
+            self.tx.fetch_max(tx, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The probes of every open veth port, read by one thread started with the first.
+fn probes() -> &'static Mutex<Vec<Weak<Probe>>> {
+    static PROBES: OnceLock<Mutex<Vec<Weak<Probe>>>> = OnceLock::new();
+    PROBES.get_or_init(|| {
+        // If the thread cannot start, drop counters of veth ports stay 0; forwarding is
+        // unaffected.
+        let _ = std::thread::Builder::new()
+            .name("veth-peers".into())
+            .spawn(read_probes_forever);
+        Mutex::new(Vec::new())
+    })
+}
+
+fn read_probes_forever() {
+    loop {
+        std::thread::sleep(PEER_READ_INTERVAL);
+        let live: Vec<Arc<Probe>> = match probes().lock() {
+            Ok(mut list) => {
+                list.retain(|w| w.strong_count() > 0);
+                list.iter().filter_map(Weak::upgrade).collect()
+            }
+            Err(_) => return,
+        };
+        for p in live {
+            p.refresh();
+        }
+    }
 }
 
 impl PeerDrops {
     /// The peer of `ifname` if it is a veth whose peer can be read; `None` otherwise.
+    /// Its drops are read in the background from now on.
     pub(crate) fn find(ifname: &str) -> Option<PeerDrops> {
         if !VethPeer::is_veth(ifname) {
             return None;
         }
         let mut peer = VethPeer::open(ifname).ok()?;
         let now = peer.now().ok()?;
-        Some(PeerDrops {
-            peer,
-            base: KernelDrops {
-                rx: now.link.tx_dropped,
-                tx: now.own_tx_dropped,
-            },
-            last: KernelDrops::default(),
-        })
+        let probe = Arc::new(Probe {
+            state: Mutex::new(ProbeState {
+                peer,
+                base: KernelDrops {
+                    rx: now.link.tx_dropped,
+                    tx: now.own_tx_dropped,
+                },
+            }),
+            rx: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+        });
+        probes().lock().ok()?.push(Arc::downgrade(&probe));
+        Some(PeerDrops { probe })
     }
 
     /// When the peer transmits without a queueing discipline (`noqueue`, the veth
@@ -121,8 +193,8 @@ impl PeerDrops {
     /// millisecond or more (a non-preemptible kernel thread, the hypervisor): frames
     /// beyond the 256 the ring holds are then dropped by the peer. With a qdisc on the
     /// peer, Linux 6.16 and later stop the peer's queue instead and the sender waits.
-    pub(crate) fn without_queue_advice(&mut self, ifname: &str) -> Option<String> {
-        let peer = self.peer.now().ok()?;
+    pub(crate) fn without_queue_advice(&self, ifname: &str) -> Option<String> {
+        let peer = self.probe.state.lock().ok()?.peer.now().ok()?;
         if peer.link.qdisc.as_deref() != Some("noqueue") {
             return None;
         }
@@ -135,14 +207,17 @@ impl PeerDrops {
         ))
     }
 
-    /// The drops so far, from `seen` (what the egress watch read a moment ago in the same
-    /// health pass) or else from a fresh query.
-    pub(crate) fn read(&mut self, seen: Option<PeerNow>) -> KernelDrops {
-        if let Ok(p) = seen.map(Ok).unwrap_or_else(|| self.peer.now()) {
-            let l = &mut self.last;
-            l.rx = l.rx.max(p.link.tx_dropped.saturating_sub(self.base.rx));
-            l.tx = l.tx.max(p.own_tx_dropped.saturating_sub(self.base.tx));
+    /// The drops so far as the background reader last read them (no syscall).
+    pub(crate) fn read(&self) -> KernelDrops {
+        KernelDrops {
+            rx: self.probe.rx.load(Ordering::Relaxed),
+            tx: self.probe.tx.load(Ordering::Relaxed),
         }
-        self.last
+    }
+
+    /// Reads the peer now, as the background reader does (tests).
+    #[cfg(test)]
+    pub(crate) fn refresh_now(&self) {
+        self.probe.refresh();
     }
 }
