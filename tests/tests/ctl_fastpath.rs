@@ -69,7 +69,10 @@ fn assert_fast_path(dmn: &Daemon, on: bool, ports: &[&str]) {
     let workers = text.matches("pmd thread ").count();
     assert!(workers >= 1, "pmd show: {text}");
     if on {
-        assert!(text.starts_with("poll mode: adaptive (window 20000 us)\nxdp fast path: on\n"), "pmd show: {text}");
+        assert!(
+            text.starts_with("poll mode: adaptive (window 20000 us)\nxdp fast path: on\n"),
+            "pmd show: {text}"
+        );
         assert_eq!(
             text.matches("\n  xdp fast path: on  fdb entries: ").count(),
             workers,
@@ -532,7 +535,10 @@ fn bridge_falls_back_to_the_workers_when_the_program_cannot_load() {
         "{w}"
     );
     let text = dmn.ctl_ok(&["pmd", "show"]);
-    assert!(text.starts_with("poll mode: adaptive (window 20000 us)\nxdp fast path: on\n"), "{text}");
+    assert!(
+        text.starts_with("poll mode: adaptive (window 20000 us)\nxdp fast path: on\n"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("  xdp fast path: unavailable: {cause}")),
         "{text}"

@@ -27,6 +27,7 @@
 pub mod afxdp;
 mod held;
 pub mod packet;
+mod probe;
 pub mod tap;
 mod veth;
 

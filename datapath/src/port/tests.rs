@@ -187,7 +187,7 @@ fn veth_peer_drops_are_read_in_the_background() {
     // Right after: not read yet (or read already by a pass that just ran).
     let first = port.rx().kernel_drops().rx;
     assert!(first == 0 || first == 4, "{first}");
-    let deadline = Instant::now() + 3 * super::veth::PEER_READ_INTERVAL;
+    let deadline = Instant::now() + 3 * super::probe::INTERVAL;
     while port.rx().kernel_drops().rx != 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -4,10 +4,9 @@
 //! watch, offload notes) and the packet ports (drop counters).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use super::KernelDrops;
+use super::{probe, KernelDrops};
 use crate::sys::{netdev, rtnl};
 
 /// A veth port's peer, looked up afresh on every call through rtnetlink: while the port
@@ -82,15 +81,10 @@ impl VethPeer {
     }
 }
 
-/// How often the background reader reads every veth port's drop counters.
-pub(crate) const PEER_READ_INTERVAL: Duration = Duration::from_secs(1);
-
 /// What a veth port's device and its peer dropped since the port opened, in both
 /// directions, read through rtnetlink (also when the peer is in another namespace, and
-/// after it moved) about once a second by one background thread for all ports
-/// ([`PEER_READ_INTERVAL`]), never by a worker: two rtnetlink round trips per port took
-/// 74-394 us of a worker's loop each second, a stall every frame arriving meanwhile paid.
-/// The worker loads the last values (two atomics).
+/// after it moved) about once a second by the ports' background thread
+/// ([`super::probe`]), never by a worker, which loads the last values (two atomics).
 /// - Towards the switch: a veth hands frames to its peer's ring (256 frames) when the peer
 ///   has an XDP program or GRO; when that ring is full the *sending* side (the peer)
 ///   drops the frame and counts it in its own `tx_dropped`, which the receiving port
@@ -118,9 +112,9 @@ struct ProbeState {
     base: KernelDrops,
 }
 
-impl Probe {
-    /// Reads the peer now (the background reader; a failed read keeps the last values,
-    /// e.g. while the peer is gone). Counters only grow.
+impl probe::Probe for Probe {
+    /// Reads the peer now (a failed read keeps the last values, e.g. while the peer is
+    /// gone). Counters only grow.
     fn refresh(&self) {
         let Ok(mut st) = self.state.lock() else {
             return;
@@ -130,35 +124,6 @@ impl Probe {
             let tx = p.own_tx_dropped.saturating_sub(st.base.tx);
             self.rx.fetch_max(rx, Ordering::Relaxed);
             self.tx.fetch_max(tx, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The probes of every open veth port, read by one thread started with the first.
-fn probes() -> &'static Mutex<Vec<Weak<Probe>>> {
-    static PROBES: OnceLock<Mutex<Vec<Weak<Probe>>>> = OnceLock::new();
-    PROBES.get_or_init(|| {
-        // If the thread cannot start, drop counters of veth ports stay 0; forwarding is
-        // unaffected.
-        let _ = std::thread::Builder::new()
-            .name("veth-peers".into())
-            .spawn(read_probes_forever);
-        Mutex::new(Vec::new())
-    })
-}
-
-fn read_probes_forever() {
-    loop {
-        std::thread::sleep(PEER_READ_INTERVAL);
-        let live: Vec<Arc<Probe>> = match probes().lock() {
-            Ok(mut list) => {
-                list.retain(|w| w.strong_count() > 0);
-                list.iter().filter_map(Weak::upgrade).collect()
-            }
-            Err(_) => return,
-        };
-        for p in live {
-            p.refresh();
         }
     }
 }
@@ -183,7 +148,8 @@ impl PeerDrops {
             rx: AtomicU64::new(0),
             tx: AtomicU64::new(0),
         });
-        probes().lock().ok()?.push(Arc::downgrade(&probe));
+        let shared: Arc<dyn probe::Probe> = probe.clone();
+        probe::register(&shared);
         Some(PeerDrops { probe })
     }
 
@@ -218,6 +184,6 @@ impl PeerDrops {
     /// Reads the peer now, as the background reader does (tests).
     #[cfg(test)]
     pub(crate) fn refresh_now(&self) {
-        self.probe.refresh();
+        probe::Probe::refresh(&*self.probe);
     }
 }
