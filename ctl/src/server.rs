@@ -9,6 +9,9 @@
 //!   closed, never waited on. At most [`MAX_CLIENTS`] are open at once.
 //! - Replies are written with a bounded write timeout; nothing a client does blocks the
 //!   loop for longer than that, and the datapath never waits on the loop at all.
+//! - A panic in a request's handler (or a scrape, or a reload) is caught at its call
+//!   ([`isolate`]): the request gets a `failed` reply naming it, the loop keeps serving
+//!   and the workers keep forwarding.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -16,13 +19,14 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Reply};
 use crate::proto::*;
 
 pub const MAX_CLIENTS: usize = 64;
@@ -39,6 +43,51 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// (the socket is mode 0660, so the file system agrees).
 pub fn authorized(peer: crate::sys::PeerCred, socket_gid: u32) -> bool {
     peer.uid == 0 || peer.uid == crate::sys::euid() || peer.gid == socket_gid
+}
+
+/// What the loop serves: [`Daemon`] in vswitchd; tests use fakes (a handler that
+/// panics, a large scrape).
+pub trait Service {
+    /// Handles one request.
+    fn handle(&mut self, req: Request) -> Reply;
+    /// The Prometheus exposition.
+    fn metrics(&mut self) -> String;
+}
+
+impl Service for Daemon {
+    fn handle(&mut self, req: Request) -> Reply {
+        Daemon::handle(self, req)
+    }
+    fn metrics(&mut self) -> String {
+        crate::metrics::render(self)
+    }
+}
+
+/// Runs `f`, turning a panic into `Err(panic message)`. Whatever state `f` changed
+/// before it panicked stays as it was left (a panic is a bug, never a verdict on input).
+pub fn isolate<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic without a message".to_owned()
+        }
+    })
+}
+
+/// Answers one request: the handler's reply, or, if it panicked, a `failed` reply
+/// "internal error handling OP: MESSAGE" (also logged).
+pub fn answer(service: &mut impl Service, req: Request) -> Reply {
+    let op = req.op();
+    isolate(|| service.handle(req)).unwrap_or_else(|msg| {
+        tracing::error!("vswitchd: request {op}: handler panicked: {msg}");
+        Err(ErrorReply::new(
+            ErrorCode::Failed,
+            format!("internal error handling {op}: {msg}"),
+        ))
+    })
 }
 
 enum Kind {
@@ -209,15 +258,18 @@ impl Server {
                     SIGNALS => {
                         while let Some(sig) = crate::sys::read_signal(self.signals.as_raw_fd())? {
                             if sig == libc::SIGHUP {
-                                match daemon.reload() {
-                                    Ok(p) if p.is_empty() => {
+                                match isolate(|| daemon.reload()) {
+                                    Ok(Ok(p)) if p.is_empty() => {
                                         tracing::info!("vswitchd: configuration reloaded")
                                     }
-                                    Ok(p) => tracing::warn!(
+                                    Ok(Ok(p)) => tracing::warn!(
                                         "vswitchd: configuration reloaded; {}",
                                         p.join("; ")
                                     ),
-                                    Err(e) => tracing::warn!("vswitchd: {}", e.message),
+                                    Ok(Err(e)) => tracing::warn!("vswitchd: {}", e.message),
+                                    Err(msg) => tracing::error!(
+                                        "vswitchd: reload panicked: {msg}; running state kept as it was left"
+                                    ),
                                 }
                             } else {
                                 return Ok(Exit::Signal(sig));
@@ -405,7 +457,7 @@ impl Drop for Server {
 }
 
 /// Answers every complete request line in the buffer; false closes the connection.
-fn serve_control(c: &mut Client, daemon: &mut Daemon) -> bool {
+fn serve_control(c: &mut Client, service: &mut impl Service) -> bool {
     loop {
         let Some(nl) = c.buf.iter().position(|b| *b == b'\n') else {
             if c.buf.len() > MAX_REQUEST {
@@ -423,7 +475,7 @@ fn serve_control(c: &mut Client, daemon: &mut Daemon) -> bool {
         let line: Vec<u8> = c.buf.drain(..=nl).collect();
         let line = &line[..line.len() - 1];
         let outcome = match decode_request(line) {
-            Ok(req) => match daemon.handle(req) {
+            Ok(req) => match answer(service, req) {
                 Ok(r) => Outcome::Ok(r),
                 Err(e) => Outcome::Error(e),
             },
@@ -440,14 +492,23 @@ fn serve_control(c: &mut Client, daemon: &mut Daemon) -> bool {
 }
 
 /// Answers one HTTP GET /metrics, then closes.
-fn serve_metrics(c: &mut Client, daemon: &Daemon) -> bool {
+fn serve_metrics(c: &mut Client, service: &mut impl Service) -> bool {
     let Some(end) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return c.buf.len() < 8192;
     };
     let head = String::from_utf8_lossy(&c.buf[..end]).to_string();
     let path = head.split_whitespace().nth(1).unwrap_or("");
     let (status, body) = if head.starts_with("GET ") && path == "/metrics" {
-        ("200 OK", crate::metrics::render(daemon))
+        match isolate(|| service.metrics()) {
+            Ok(body) => ("200 OK", body),
+            Err(msg) => {
+                tracing::error!("vswitchd: metrics scrape panicked: {msg}");
+                (
+                    "500 Internal Server Error",
+                    format!("internal error rendering metrics: {msg}\n"),
+                )
+            }
+        }
     } else {
         ("404 Not Found", "only GET /metrics is served\n".to_string())
     };
@@ -457,4 +518,113 @@ fn serve_metrics(c: &mut Client, daemon: &Daemon) -> bool {
     );
     let _ = c.stream.write_reply(resp.as_bytes());
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    /// A service whose `show` handler panics on its first call only.
+    struct Flaky {
+        calls: usize,
+    }
+
+    impl Service for Flaky {
+        fn handle(&mut self, req: Request) -> Reply {
+            self.calls += 1;
+            if self.calls == 1 {
+                panic!("index out of range: the len is 3 but the index is 7");
+            }
+            Ok(Response::Done {
+                message: format!("{} answered", req.op()),
+            })
+        }
+        fn metrics(&mut self) -> String {
+            panic!("scrape exploded")
+        }
+    }
+
+    fn line(json: &str) -> Vec<u8> {
+        format!("{{\"version\":1,\"request\":{json}}}\n").into_bytes()
+    }
+
+    fn client(kind: Kind, stream: UnixStream, buf: &[u8]) -> Client {
+        stream.set_nonblocking(true).expect("nonblocking");
+        Client {
+            kind,
+            stream: Stream::Unix(stream),
+            buf: buf.to_vec(),
+            deadline: Instant::now() + REQUEST_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn isolate_returns_the_panic_message() {
+        assert_eq!(isolate(|| 7), Ok(7));
+        assert_eq!(
+            isolate(|| -> u8 { panic!("static text") }),
+            Err("static text".to_owned())
+        );
+        let n = 3;
+        assert_eq!(
+            isolate(|| -> u8 { panic!("formatted {n}") }),
+            Err("formatted 3".to_owned())
+        );
+        assert_eq!(
+            isolate(|| -> u8 { std::panic::panic_any(42u32) }),
+            Err("panic without a message".to_owned())
+        );
+    }
+
+    #[test]
+    fn panicking_handler_gets_failed_reply_and_next_request_is_served() {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let mut buf = line(r#"{"op":"show"}"#);
+        buf.extend(line(r#"{"op":"pmd_show"}"#));
+        let mut c = client(Kind::Control, ours, &buf);
+        let mut svc = Flaky { calls: 0 };
+        assert!(serve_control(&mut c, &mut svc), "connection kept");
+        assert_eq!(svc.calls, 2);
+        let mut r = BufReader::new(&theirs);
+        let mut first = String::new();
+        r.read_line(&mut first).expect("first reply");
+        assert_eq!(
+            first,
+            "{\"version\":1,\"error\":{\"code\":\"failed\",\"message\":\"internal error handling show: index out of range: the len is 3 but the index is 7\"}}\n"
+        );
+        let mut second = String::new();
+        r.read_line(&mut second).expect("second reply");
+        assert_eq!(
+            second,
+            "{\"version\":1,\"ok\":{\"kind\":\"done\",\"message\":\"pmd_show answered\"}}\n"
+        );
+        // The connection stays usable: a third request on it is answered too.
+        c.buf.extend(line(r#"{"op":"show"}"#));
+        assert!(serve_control(&mut c, &mut svc));
+        let mut third = String::new();
+        r.read_line(&mut third).expect("third reply");
+        assert_eq!(
+            third,
+            "{\"version\":1,\"ok\":{\"kind\":\"done\",\"message\":\"show answered\"}}\n"
+        );
+    }
+
+    #[test]
+    fn panicking_scrape_gets_500() {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let mut c = client(
+            Kind::Metrics,
+            ours,
+            b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n",
+        );
+        assert!(!serve_metrics(&mut c, &mut Flaky { calls: 0 }), "closed");
+        drop(c);
+        let mut text = String::new();
+        (&theirs).read_to_string(&mut text).expect("response");
+        assert_eq!(
+            text,
+            "HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: 50\r\nConnection: close\r\n\r\ninternal error rendering metrics: scrape exploded\n"
+        );
+    }
 }
