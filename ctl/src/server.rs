@@ -51,10 +51,17 @@ const FIRST_CLIENT: usize = 16;
 /// How often the control loop looks for failed ports to report.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Who may use the socket: root, the daemon's own user, or members of the socket's group
-/// (the socket is mode 0660, so the file system agrees).
-pub fn authorized(peer: crate::sys::PeerCred, socket_gid: u32) -> bool {
-    peer.uid == 0 || peer.uid == crate::sys::euid() || peer.gid == socket_gid
+/// Who may use the socket: root, the daemon's own user (`own_uid`), or a member of the
+/// socket's group, as primary or supplementary group (`groups`); the socket is mode
+/// 0660, so the file system agrees. Credentials are the peer's at connect time
+/// (SO_PEERCRED, SO_PEERGROUPS).
+pub fn authorized(
+    peer: crate::sys::PeerCred,
+    groups: &[u32],
+    own_uid: u32,
+    socket_gid: u32,
+) -> bool {
+    peer.uid == 0 || peer.uid == own_uid || peer.gid == socket_gid || groups.contains(&socket_gid)
 }
 
 /// What the loop serves: [`Daemon`] in vswitchd; tests use fakes (a handler that
@@ -100,6 +107,27 @@ pub fn answer(service: &mut impl Service, req: Request) -> Reply {
             format!("internal error handling {op}: {msg}"),
         ))
     })
+}
+
+/// Why members of group `gid` cannot reach the socket even though it is theirs: a
+/// directory on the way (e.g. systemd's RuntimeDirectoryMode=0750) they may not search.
+pub fn group_reach_problem(socket_path: &Path, gid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dir = socket_path.parent();
+    while let Some(d) = dir {
+        let m = std::fs::metadata(d).ok()?;
+        let searchable = m.mode() & 0o001 != 0 || (m.gid() == gid && m.mode() & 0o010 != 0);
+        if !searchable {
+            return Some(format!(
+                "socket group {gid}: directory {} (mode {:04o}, group {}) is not searchable by the group, whose members cannot reach the socket",
+                d.display(),
+                m.mode() & 0o7777,
+                m.gid()
+            ));
+        }
+        dir = d.parent();
+    }
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,9 +335,11 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds the control socket (replacing a stale one left by a killed daemon, refusing
-    /// to steal a live one) and the metrics listener.
+    /// to steal a live one), gives it to `group` if set (mode 0660 either way), and binds
+    /// the metrics listener.
     pub fn bind(
         socket_path: &Path,
+        group: Option<u32>,
         metrics: Option<&str>,
         signals: std::os::fd::OwnedFd,
     ) -> io::Result<Server> {
@@ -326,6 +356,9 @@ impl Server {
             std::fs::remove_file(socket_path)?;
         }
         let listener = UnixListener::bind(socket_path)?;
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(socket_path, None, Some(gid))?;
+        }
         std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o660))?;
         listener.set_nonblocking(true)?;
         let socket_gid = {
@@ -508,8 +541,10 @@ impl Server {
                     if s.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    // Without SO_PEERGROUPS (Linux < 4.13) only the primary group counts.
+                    let groups = crate::sys::peer_groups(&s).unwrap_or_default();
                     let ok = crate::sys::peer_cred(&s)
-                        .map(|p| authorized(p, self.socket_gid))
+                        .map(|p| authorized(p, &groups, crate::sys::euid(), self.socket_gid))
                         .unwrap_or(false);
                     let mut stream = Stream::Unix(s);
                     if !ok {
@@ -709,6 +744,52 @@ mod tests {
                 Err(e) => panic!("read: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn authorized_admits_root_own_user_and_the_socket_group() {
+        use crate::sys::PeerCred;
+        let peer = |uid, gid| PeerCred { pid: 1, uid, gid };
+        let own = 1000;
+        let sock = 64_123;
+        // Root and the daemon's own user, whatever their groups.
+        assert!(authorized(peer(0, 5), &[], own, sock));
+        assert!(authorized(peer(own, 5), &[], own, sock));
+        // The socket's group as primary or as one of the supplementary groups.
+        assert!(authorized(peer(65534, sock), &[], own, sock));
+        assert!(authorized(peer(65534, 65534), &[10, sock, 20], own, sock));
+        // Anyone else.
+        assert!(!authorized(peer(65534, 65534), &[], own, sock));
+        assert!(!authorized(peer(65534, 65534), &[10, 20], own, sock));
+        assert!(!authorized(peer(1001, sock + 1), &[sock - 1], own, sock));
+    }
+
+    #[test]
+    fn group_reach_problem_names_the_closed_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("run").join("vswitchd.sock");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("mkdir");
+        let set = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        set(dir.path(), 0o755);
+        set(&run, 0o755);
+        assert_eq!(group_reach_problem(&sock, 64_123), None);
+        set(&run, 0o750);
+        let gid = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&run).expect("stat").gid()
+        };
+        // Searchable by its own group only.
+        assert_eq!(group_reach_problem(&sock, gid), None);
+        assert_eq!(
+            group_reach_problem(&sock, 64_123),
+            Some(format!(
+                "socket group 64123: directory {} (mode 0750, group {gid}) is not searchable by the group, whose members cannot reach the socket",
+                run.display()
+            ))
+        );
     }
 
     #[test]

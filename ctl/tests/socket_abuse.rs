@@ -503,3 +503,127 @@ fn metrics_reader_that_never_reads_does_not_stall_control() {
     }
     rig.assert_alive();
 }
+
+// ---- Group access: `--socket-group` / VSWITCH_SOCKET_GROUP. ----
+
+/// A gid no test account uses (it needs no name: setpriv takes numbers).
+const SOCKET_GID: u32 = 64_123;
+
+/// `vswitchctl show` as uid 65534 with the given setpriv group options.
+fn show_as(socket: &std::path::Path, groups: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg("--reuid=65534")
+        .args(groups)
+        .args([env!("CARGO_BIN_EXE_vswitchctl"), "show"])
+        .env("VSWITCH_SOCKET", socket);
+    run_bounded(cmd, Duration::from_secs(15))
+}
+
+#[test]
+fn socket_group_members_are_served() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _w = Watchdog::new("socket_group_members_are_served", Duration::from_secs(60));
+    let gid = SOCKET_GID.to_string();
+    let mut d = Vswitchd::prepare(Some(TWO_PORTS), &[("VSWITCH_SOCKET_GROUP", &gid)]);
+    // A directory closed to others (like systemd's RuntimeDirectoryMode=0750).
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod dir");
+    d.spawn();
+    d.wait_ready();
+    let p1 = d.capture("p1");
+    let p2 = d.capture("p2");
+    let mut rig = Rig {
+        d,
+        p1,
+        p2,
+        seq: 0,
+        show: SHOW_TEXT.to_string(),
+    };
+    let meta = std::fs::metadata(&rig.d.socket).expect("stat socket");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, SOCKET_GID, 0o660)
+    );
+    // The directory keeps the group out, and the daemon says so.
+    rig.d.wait_log(
+        &format!(
+            "vswitchd: socket group {SOCKET_GID}: directory {} (mode 0700, group 0) is not searchable by the group, whose members cannot reach the socket\n",
+            rig.d.dir.path().display()
+        ),
+        Duration::from_secs(5),
+    );
+    // Let others reach the socket file; the socket itself stays 0660.
+    std::fs::set_permissions(rig.d.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let served = |out: std::process::Output| {
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            ),
+            (Some(0), SHOW_TEXT.to_string(), String::new())
+        );
+    };
+    // The group as a supplementary group (primary group nogroup): served.
+    let group_opt = format!("--groups={gid}");
+    served(show_as(&rig.d.socket, &["--regid=65534", &group_opt]));
+    // The group as the primary group: served.
+    let regid_opt = format!("--regid={gid}");
+    served(show_as(&rig.d.socket, &[&regid_opt, "--clear-groups"]));
+    rig.assert_alive();
+    // Without the group the file system refuses (exit 4) ...
+    let out = show_as(&rig.d.socket, &["--regid=65534", "--clear-groups"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    // ... and with the socket opened up, the daemon's own check does (exit 1).
+    std::fs::set_permissions(&rig.d.socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    let out = show_as(&rig.d.socket, &["--regid=65534", "--groups=65533"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            String::new(),
+            "vswitchctl: permission denied: only root, the daemon's user or the socket's group may connect\n"
+                .to_string()
+        )
+    );
+    rig.assert_alive();
+}
+
+#[test]
+fn unknown_socket_group_is_refused_at_start() {
+    let _w = Watchdog::new("unknown_socket_group", Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("vswitchd.sock");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vswitchd"));
+    cmd.arg("--config")
+        .arg(dir.path().join("vswitchd.toml"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--socket-group", "no-such-grp-h20"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("VSWITCH_SOCKET_GROUP")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    let out = run_bounded(cmd, Duration::from_secs(15));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            "Error: --socket-group no-such-grp-h20: no such group\n".to_string()
+        )
+    );
+    assert!(!socket.exists(), "socket created");
+}
