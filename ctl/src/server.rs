@@ -357,7 +357,8 @@ impl Server {
         }
         let listener = UnixListener::bind(socket_path)?;
         if let Some(gid) = group {
-            std::os::unix::fs::chown(socket_path, None, Some(gid))?;
+            std::os::unix::fs::chown(socket_path, None, Some(gid))
+                .map_err(|e| io::Error::new(e.kind(), format!("giving it to group {gid}: {e}")))?;
         }
         std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o660))?;
         listener.set_nonblocking(true)?;
