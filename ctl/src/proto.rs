@@ -139,6 +139,14 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request's `op` as it travels ("add_br", "fdb_show", ...), for logs and errors.
+    pub fn op(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| Some(v.get("op")?.as_str()?.to_owned()))
+            .unwrap_or_else(|| "request".to_owned())
+    }
+
     /// Checks the VLAN of an FDB removal (`fdb del`, `fdb flush --vlan`): 1-4094, the
     /// rule `fdb add` applies to the entries it creates. The workers key their tables by
     /// the VLAN's low 12 bits and the XDP fast path's mirror by the whole value, so an
@@ -455,6 +463,17 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ErrorReply> {
 mod tests {
     use super::*;
     use crate::config::PortKind;
+
+    #[test]
+    fn op_names_the_request_as_on_the_wire() {
+        assert_eq!(Request::Show {}.op(), "show");
+        assert_eq!(Request::PmdShow {}.op(), "pmd_show");
+        let add = Request::AddBr {
+            bridge: "br0".into(),
+            may_exist: false,
+        };
+        assert_eq!(add.op(), "add_br");
+    }
 
     #[test]
     fn requests_round_trip() {

@@ -1,6 +1,7 @@
-//! The control plane's few system calls that std does not wrap: peer credentials of a
-//! unix socket and a signalfd for SIGHUP/SIGTERM/SIGINT. All `unsafe` of the ctl crate
-//! is here, each block with its SAFETY argument.
+//! The control plane's few system calls that std does not wrap: peer credentials and
+//! groups of a unix socket, group lookup by name and a signalfd for
+//! SIGHUP/SIGTERM/SIGINT. All `unsafe` of the ctl crate is here, each block with its
+//! SAFETY argument.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -41,6 +42,73 @@ pub fn peer_cred(fd: &impl AsRawFd) -> io::Result<PeerCred> {
         uid: cred.uid,
         gid: cred.gid,
     })
+}
+
+/// `getsockopt(SO_PEERGROUPS)`: the supplementary groups of the process at the other
+/// end of a unix stream socket, as they were when it connected (like SO_PEERCRED, so a
+/// peer cannot swap them afterwards).
+pub fn peer_groups(fd: &impl AsRawFd) -> io::Result<Vec<u32>> {
+    const GID: usize = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * GID) as libc::socklen_t;
+        // SAFETY: `groups` is valid for `len` bytes of writes and `len` says so; the
+        // kernel writes at most `len` bytes and stores the size it needs in `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let need = len as usize / GID;
+        if r == 0 {
+            groups.truncate(need);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && need > groups.len() {
+            groups.resize(need, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// The gid of group `name` (`getgrnam_r`: /etc/group or whatever NSS is set up);
+/// None if there is no such group.
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "group name contains NUL"))?;
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero `group` (null pointers, gid 0) is a valid value to be
+        // overwritten by getgrnam_r.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: `cname` is NUL-terminated; `grp`, `buf` (of `buf.len()` bytes) and
+        // `found` are valid for writes and outlive the call; `grp`'s strings point into
+        // `buf`, and only `gr_gid` (a plain integer) is read after.
+        let r = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match r {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(grp.gr_gid)),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+            // getgrnam(3): these also mean "not found" with some NSS modules.
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
 }
 
 /// The effective uid of this process.
@@ -101,6 +169,38 @@ pub fn read_signal(fd: RawFd) -> io::Result<Option<i32>> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
+
+    /// The `Groups:` line of /proc/self/status.
+    fn own_groups() -> Vec<u32> {
+        let status = std::fs::read_to_string("/proc/self/status").expect("read status");
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .expect("Groups: line");
+        line.split_whitespace()
+            .map(|g| g.parse().expect("gid"))
+            .collect()
+    }
+
+    #[test]
+    fn peer_groups_of_socketpair_are_ours() {
+        let (a, _b) = UnixStream::pair().expect("socketpair");
+        let mut got = peer_groups(&a).expect("SO_PEERGROUPS");
+        got.sort_unstable();
+        let mut want = own_groups();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn group_id_looks_names_up() {
+        assert_eq!(group_id("root").expect("lookup"), Some(0));
+        assert_eq!(group_id("no-such-group-h20b").expect("lookup"), None);
+        assert_eq!(
+            group_id("a\0b").map_err(|e| e.kind()),
+            Err(io::ErrorKind::InvalidInput)
+        );
+    }
 
     #[test]
     fn peer_cred_of_socketpair_is_ourselves() {

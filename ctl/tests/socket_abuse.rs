@@ -1,5 +1,6 @@
 //! Control-socket abuse (root): each case is followed by proof that the daemon still
-//! answers `show` and still forwards frames between two tap ports.
+//! answers `show` and still forwards frames between two tap ports. Also: the metrics
+//! listener cannot lock out or stall the control socket, and group access.
 
 mod common;
 
@@ -37,6 +38,8 @@ struct Rig {
     p1: Capture,
     p2: Capture,
     seq: u32,
+    /// What `show` answers.
+    show: String,
 }
 
 impl Rig {
@@ -44,12 +47,18 @@ impl Rig {
         let d = Vswitchd::start(Some(TWO_PORTS));
         let p1 = d.capture("p1");
         let p2 = d.capture("p2");
-        Rig { d, p1, p2, seq: 0 }
+        Rig {
+            d,
+            p1,
+            p2,
+            seq: 0,
+            show: SHOW_TEXT.to_string(),
+        }
     }
     /// `show` answers with the unchanged tree, and p1 -> p2 forwards.
     #[track_caller]
     fn assert_alive(&mut self) {
-        assert_eq!(self.d.ctl(&["show"]).ok(), SHOW_TEXT);
+        assert_eq!(self.d.ctl(&["show"]).ok(), self.show);
         assert_forwards(&self.p1, &self.p2, MAC_A, self.seq, 2);
         self.seq += 2;
     }
@@ -264,4 +273,357 @@ fn hundred_concurrent_connections() {
         assert!(reply.contains(r#""kind":"show""#), "{reply}");
     }
     rig.assert_alive();
+}
+
+// ---- Metrics listener abuse: it must never lock out or stall the control socket. ----
+
+/// How many metrics connections the daemon holds at once (apart from control's 64).
+const METRICS_CAP: usize = ctl::server::MAX_METRICS_CLIENTS;
+
+/// A two-port rig (plus bridge br1 with `extra` tap ports q01.., for a larger metrics
+/// response) with the metrics listener on 127.0.0.1 in the daemon's namespace;
+/// `ns_setup` (shell) runs in the namespace before the daemon starts.
+fn metrics_rig(ns_setup: &str, extra: usize) -> (Rig, std::net::SocketAddr) {
+    let mut d = Vswitchd::prepare(None, &[]);
+    if !ns_setup.is_empty() {
+        d.ns.exec("sh", &["-c", ns_setup]);
+    }
+    let port_no = free_port_in(&d.ns);
+    let mut config = format!("[metrics]\nlisten = \"127.0.0.1:{port_no}\"\n{TWO_PORTS}");
+    let mut show = SHOW_TEXT.to_string();
+    if extra > 0 {
+        config.push_str("\n[[bridge]]\nname = \"br1\"\n");
+        show.push_str("Bridge br1\n");
+        for i in 1..=extra {
+            config.push_str(&format!(
+                "\n[[bridge.port]]\nname = \"q{i:02}\"\ntype = \"tap\"\naccess = 10\n"
+            ));
+            show.push_str(&format!(
+                "    Port q{i:02}\n        vlan: access 10\n        Interface q{i:02} (tap, pmd 0): up\n"
+            ));
+        }
+    }
+    std::fs::write(&d.config, config).expect("write config");
+    d.spawn();
+    d.wait_ready();
+    let p1 = d.capture("p1");
+    let p2 = d.capture("p2");
+    let addr = format!("127.0.0.1:{port_no}").parse().expect("addr");
+    (
+        Rig {
+            d,
+            p1,
+            p2,
+            seq: 0,
+            show,
+        },
+        addr,
+    )
+}
+
+/// A TCP connection to `addr` made from inside `ns`.
+fn tcp_connect(ns: &Netns, addr: std::net::SocketAddr) -> std::net::TcpStream {
+    datapath::sys::netns::run_in(&ns.path(), move || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    })
+    .expect("enter namespace")
+    .expect("connect metrics")
+}
+
+/// Reads until EOF within `limit`; true if the daemon closed the connection.
+fn tcp_closed(s: &std::net::TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut buf = [0u8; 4096];
+    let mut r = s;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One scrape: the whole response text ("" if the daemon closed without answering).
+fn scrape(ns: &Netns, addr: std::net::SocketAddr) -> String {
+    let mut s = tcp_connect(ns, addr);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    // A refused connection may be closed before the request is written.
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut raw = Vec::new();
+    match s.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("read scrape: {e}"),
+    }
+    String::from_utf8(raw).expect("UTF-8 response")
+}
+
+fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn seventy_idle_metrics_connections_do_not_lock_out_control() {
+    let _w = Watchdog::new("seventy_idle_metrics", Duration::from_secs(60));
+    assert_eq!(METRICS_CAP, 16);
+    let (mut rig, addr) = metrics_rig("", 0);
+    // 70 connections that never send a request (any local user can open them).
+    let idle: Vec<std::net::TcpStream> = (0..70).map(|_| tcp_connect(&rig.d.ns, addr)).collect();
+    // The first 16 are held (accepted in order); the other 54 are closed at once.
+    for (i, s) in idle.iter().enumerate().skip(METRICS_CAP) {
+        assert!(
+            tcp_closed(s, Duration::from_secs(3)),
+            "metrics connection {i} over the cap not closed"
+        );
+    }
+    for (i, s) in idle.iter().enumerate().take(METRICS_CAP) {
+        s.set_nonblocking(true).expect("nonblocking");
+        let mut b = [0u8; 1];
+        let r = (&*s).read(&mut b);
+        assert_eq!(
+            r.map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::WouldBlock),
+            "held metrics connection {i}"
+        );
+    }
+    // At the cap a further scrape is closed without an answer ...
+    assert_eq!(scrape(&rig.d.ns, addr), "");
+    // ... while the control socket serves as usual: exact `show`, exit 0, forwarding.
+    let out = rig.d.ctl(&["show"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, SHOW_TEXT, "")
+    );
+    rig.assert_alive();
+    // Once the idle connections close, a fresh scrape is answered with exact counters.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let text = loop {
+        let t = scrape(&rig.d.ns, addr);
+        if !t.is_empty() || Instant::now() > deadline {
+            break t;
+        }
+    };
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            r#"vswitch_port_rx_packets_total{bridge="br0",port="p1"}"#
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"vswitch_port_tx_packets_total{bridge="br0",port="p2"}"#
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        metric(&text, r#"vswitch_fdb_entries{bridge="br0"}"#),
+        Some(1)
+    );
+    assert_eq!(metric(&text, "vswitch_scrape_errors"), Some(0));
+    rig.assert_alive();
+}
+
+#[test]
+fn metrics_reader_that_never_reads_does_not_stall_control() {
+    let _w = Watchdog::new("metrics_never_reads", Duration::from_secs(60));
+    // Small TCP buffers in the daemon's namespace (per-namespace sysctls): a response
+    // larger than them cannot be written at once.
+    let (mut rig, addr) = metrics_rig(
+        "echo '4096 4096 4096' > /proc/sys/net/ipv4/tcp_wmem; \
+         echo '4096 4096 4096' > /proc/sys/net/ipv4/tcp_rmem",
+        12,
+    );
+    let full = scrape(&rig.d.ns, addr);
+    assert!(full.starts_with("HTTP/1.0 200 OK\r\n"), "{full}");
+    assert!(full.len() > 16 << 10, "response of {} bytes", full.len());
+    // Four scrapes whose clients never read.
+    let stalled: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let s = tcp_connect(&rig.d.ns, addr);
+            (&s).write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .expect("send GET");
+            s
+        })
+        .collect();
+    // The daemon has started to answer once the first bytes arrive.
+    stalled[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut b = [0u8; 1];
+    assert_eq!(stalled[0].peek(&mut b).expect("first response bytes"), 1);
+    let start = Instant::now();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = rig.d.ctl(&["show"]);
+        assert_eq!((out.code, out.stdout.as_str()), (0, rig.show.as_str()));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "show took {:?} beside stalled metrics readers",
+            t.elapsed()
+        );
+    }
+    rig.assert_alive();
+    // A reader that does read is served meanwhile, whole.
+    let again = scrape(&rig.d.ns, addr);
+    assert!(again.starts_with("HTTP/1.0 200 OK\r\n"), "{again}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // Past the write deadline (5 s) the stalled readers are dropped: reading now yields a
+    // truncated response and EOF. (The daemon's deadline is wall-clock time: wait it out.)
+    let past = ctl::server::WRITE_TIMEOUT + Duration::from_secs(2);
+    std::thread::sleep(past.saturating_sub(start.elapsed()));
+    for s in &stalled {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        let mut got = Vec::new();
+        let r = (&*s).read_to_end(&mut got);
+        assert!(
+            r.is_ok()
+                || r.as_ref().map_err(|e| e.kind()).err()
+                    == Some(std::io::ErrorKind::ConnectionReset),
+            "{r:?}"
+        );
+        assert!(
+            got.len() < full.len(),
+            "stalled reader got {} of {} bytes",
+            got.len(),
+            full.len()
+        );
+    }
+    rig.assert_alive();
+}
+
+// ---- Group access: `--socket-group` / VSWITCH_SOCKET_GROUP. ----
+
+/// A gid no test account uses (it needs no name: setpriv takes numbers).
+const SOCKET_GID: u32 = 64_123;
+
+/// `vswitchctl show` as uid 65534 with the given setpriv group options.
+fn show_as(socket: &std::path::Path, groups: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg("--reuid=65534")
+        .args(groups)
+        .args([env!("CARGO_BIN_EXE_vswitchctl"), "show"])
+        .env("VSWITCH_SOCKET", socket);
+    run_bounded(cmd, Duration::from_secs(15))
+}
+
+#[test]
+fn socket_group_members_are_served() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _w = Watchdog::new("socket_group_members_are_served", Duration::from_secs(60));
+    let gid = SOCKET_GID.to_string();
+    let mut d = Vswitchd::prepare(Some(TWO_PORTS), &[("VSWITCH_SOCKET_GROUP", &gid)]);
+    // A directory closed to others (like systemd's RuntimeDirectoryMode=0750).
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod dir");
+    d.spawn();
+    d.wait_ready();
+    let p1 = d.capture("p1");
+    let p2 = d.capture("p2");
+    let mut rig = Rig {
+        d,
+        p1,
+        p2,
+        seq: 0,
+        show: SHOW_TEXT.to_string(),
+    };
+    let meta = std::fs::metadata(&rig.d.socket).expect("stat socket");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, SOCKET_GID, 0o660)
+    );
+    // The directory keeps the group out, and the daemon says so.
+    rig.d.wait_log(
+        &format!(
+            "vswitchd: socket group {SOCKET_GID}: directory {} (mode 0700, group 0) is not searchable by the group, whose members cannot reach the socket\n",
+            rig.d.dir.path().display()
+        ),
+        Duration::from_secs(5),
+    );
+    // Let others reach the socket file; the socket itself stays 0660.
+    std::fs::set_permissions(rig.d.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let served = |out: std::process::Output| {
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            ),
+            (Some(0), SHOW_TEXT.to_string(), String::new())
+        );
+    };
+    // The group as a supplementary group (primary group nogroup): served.
+    let group_opt = format!("--groups={gid}");
+    served(show_as(&rig.d.socket, &["--regid=65534", &group_opt]));
+    // The group as the primary group: served.
+    let regid_opt = format!("--regid={gid}");
+    served(show_as(&rig.d.socket, &[&regid_opt, "--clear-groups"]));
+    rig.assert_alive();
+    // Without the group the file system refuses (exit 4) ...
+    let out = show_as(&rig.d.socket, &["--regid=65534", "--clear-groups"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    // ... and with the socket opened up, the daemon's own check does (exit 1).
+    std::fs::set_permissions(&rig.d.socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    let out = show_as(&rig.d.socket, &["--regid=65534", "--groups=65533"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            String::new(),
+            "vswitchctl: permission denied: only root, the daemon's user or the socket's group may connect\n"
+                .to_string()
+        )
+    );
+    rig.assert_alive();
+}
+
+#[test]
+fn unknown_socket_group_is_refused_at_start() {
+    let _w = Watchdog::new("unknown_socket_group", Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("vswitchd.sock");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vswitchd"));
+    cmd.arg("--config")
+        .arg(dir.path().join("vswitchd.toml"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--socket-group", "no-such-grp-h20"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("VSWITCH_SOCKET_GROUP")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    let out = run_bounded(cmd, Duration::from_secs(15));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            "Error: --socket-group no-such-grp-h20: no such group\n".to_string()
+        )
+    );
+    assert!(!socket.exists(), "socket created");
 }

@@ -1,6 +1,9 @@
 //! `vswitchd`: hosts the datapath and serves the control socket.
 //!
-//! vswitchd [--config PATH] [--socket PATH]
+//! vswitchd [--config PATH] [--socket PATH] [--socket-group NAME|GID]
+//!
+//! The control socket is mode 0660; root, the daemon's user and members of its group
+//! (`--socket-group`, else the daemon's group) may use it.
 //!
 //! SIGHUP re-reads the configuration and applies the difference (an invalid file is
 //! rejected and the running state kept); SIGTERM/SIGINT stop cleanly: workers drained,
@@ -25,6 +28,22 @@ struct Args {
     /// Control socket path.
     #[arg(long, default_value = ctl::DEFAULT_SOCKET, env = "VSWITCH_SOCKET")]
     socket: PathBuf,
+    /// Group given the control socket (mode 0660): its members, as primary or
+    /// supplementary group, may use vswitchctl. Default: the daemon's group.
+    #[arg(long, env = "VSWITCH_SOCKET_GROUP", value_name = "NAME|GID")]
+    socket_group: Option<String>,
+}
+
+/// A group given by number or by name.
+fn resolve_group(spec: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = spec.parse::<u32>() {
+        return Ok(gid);
+    }
+    match ctl::sys::group_id(spec) {
+        Ok(Some(gid)) => Ok(gid),
+        Ok(None) => anyhow::bail!("--socket-group {spec}: no such group"),
+        Err(e) => anyhow::bail!("--socket-group {spec}: {e}"),
+    }
 }
 
 /// `sd_notify(3)` without libsystemd: one datagram to $NOTIFY_SOCKET.
@@ -58,6 +77,11 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    let socket_group = args
+        .socket_group
+        .as_deref()
+        .map(resolve_group)
+        .transpose()?;
     // Block the signals before any thread starts, so workers inherit the mask and the
     // control loop's signalfd receives them.
     let signals = ctl::sys::signal_fd().context("signalfd")?;
@@ -71,8 +95,14 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let metrics = daemon.config().metrics.listen.clone();
-    let mut server = ctl::server::Server::bind(&args.socket, metrics.as_deref(), signals)
-        .with_context(|| format!("control socket {}", args.socket.display()))?;
+    let mut server =
+        ctl::server::Server::bind(&args.socket, socket_group, metrics.as_deref(), signals)
+            .with_context(|| format!("control socket {}", args.socket.display()))?;
+    if let Some(problem) =
+        socket_group.and_then(|g| ctl::server::group_reach_problem(&args.socket, g))
+    {
+        tracing::warn!("vswitchd: {problem}");
+    }
     tracing::info!(
         "vswitchd: ready: {} bridge(s), socket {}{}",
         daemon.config().bridges.len(),
