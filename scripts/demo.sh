@@ -525,9 +525,6 @@ nsx wire ip link set wire multicast off # no IGMP reports of its own on the cabl
 for e in ea eb; do
   nsx wire ip link set "$e" multicast off master wire
   nsx wire ethtool -K "$e" txvlan off >/dev/null 2>&1 || true # tags stay in the bytes
-  # A wire carries complete checksums: the cable ends are AF_XDP ports, which cannot carry
-  # partial ones (the switch completes them itself on the way out).
-  nsx wire ethtool -K "$e" tx off >/dev/null 2>&1 || true
   nsx wire ip link set "$e" up
 done
 nsx wire ip link set wire up

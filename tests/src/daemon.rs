@@ -282,8 +282,9 @@ impl Daemon {
         self.ctl_ok(&["add-br", bridge]);
     }
 
-    /// `add-port bridge port --type afxdp --interface ifname opts...` (the host behind
-    /// `ifname` needs TX checksum offload off: see [`crate::Host::for_afxdp`]).
+    /// `add-port bridge port --type afxdp --interface ifname opts...` (a host behind
+    /// `ifname` that sends TCP/UDP needs TX checksum offload off: see
+    /// [`crate::Host::for_afxdp`]).
     pub fn add_port(&self, bridge: &str, port: &str, ifname: &str, opts: &[&str]) {
         let mut args = vec![
             "add-port",

@@ -50,7 +50,7 @@ impl Lab {
         let hosts: Vec<(&'static str, Host)> = ports
             .iter()
             .enumerate()
-            .map(|(i, (name, _))| (*name, Host::for_afxdp("cl", ip(i as u8 + 1))))
+            .map(|(i, (name, _))| (*name, Host::with_offloads("cl", ip(i as u8 + 1))))
             .collect();
         let dmn = Daemon::start(cfg);
         let wd = Watchdog::new(Duration::from_secs(60), "scenario lab", dmn.pid());

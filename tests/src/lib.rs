@@ -188,10 +188,13 @@ impl Host {
         Host::create(prefix, ip, Offloads::KernelDefault)
     }
 
-    /// A host for an AF_XDP port: TX checksum offload off on its interface. An AF_XDP
-    /// port cannot see partial checksums (its peer's frames would reach the other side
-    /// with wrong checksums: TCP moves 0 bits/s), so this is the only reason to turn the
-    /// offload off. Tests about offloads use [`Host::with_offloads`].
+    /// A host with TX checksum offload off on its interface, for the tests that move
+    /// TCP or UDP from it through an AF_XDP port: an AF_XDP port cannot see partial
+    /// checksums (the frames would reach the other side with wrong checksums: TCP moves
+    /// 0 bits/s), so users must turn it off there, as vswitch warns (a test that asserts
+    /// a port's exact notes uses it to leave that warning out). Every other test,
+    /// AF_XDP ports included (ARP, ICMP and raw frames carry no partial checksums), uses
+    /// [`Host::with_offloads`], the kernel's defaults.
     pub fn for_afxdp(prefix: &str, ip: Ipv4Addr) -> Host {
         Host::create(prefix, ip, Offloads::TxCsumOff)
     }

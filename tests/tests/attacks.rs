@@ -35,11 +35,11 @@ struct Lab {
 
 fn lab(net: u8) -> Lab {
     let ip = |h| Ipv4Addr::new(10, 70, net, h);
-    let a = Host::for_afxdp("ka", ip(1));
-    let b = Host::for_afxdp("kb", ip(2));
-    let c = Host::for_afxdp("kc", ip(3));
-    let d = Host::for_afxdp("kd", ip(4));
-    let x = Host::for_afxdp("kx", ip(5));
+    let a = Host::with_offloads("ka", ip(1));
+    let b = Host::with_offloads("kb", ip(2));
+    let c = Host::with_offloads("kc", ip(3));
+    let d = Host::with_offloads("kd", ip(4));
+    let x = Host::with_offloads("kx", ip(5));
     let dmn = Daemon::start(&config(1, CAPACITY));
     dmn.add_br(BR);
     for (name, h, vlan) in [

@@ -21,8 +21,8 @@
 //!
 //! Test frames are sent raw through an AF_PACKET socket on the sending host's interface
 //! (the same socket captures what arrives there; its own transmissions are not captured).
-//! Hosts behind AF_XDP ports have TX checksum offload off ([`Host::for_afxdp`]): AF_XDP
-//! cannot see partial checksums.
+//! Hosts keep the kernel's default offloads, except the one that sends TCP into an AF_XDP
+//! port ([`Host::for_afxdp`]): AF_XDP cannot see partial checksums.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -158,10 +158,10 @@ fn assert_tagged_from(frames: &[Vec<u8>], mac: [u8; 6], vid: u16, what: &str) {
 }
 
 fn trunk_two_daemons(workers: usize, net: u8) {
-    let a100 = Host::for_afxdp("ta", ip(net, 1));
-    let a200 = Host::for_afxdp("tb", ip(net, 2));
-    let b100 = Host::for_afxdp("tc", ip(net, 3));
-    let b200 = Host::for_afxdp("td", ip(net, 4));
+    let a100 = Host::with_offloads("ta", ip(net, 1));
+    let a200 = Host::with_offloads("tb", ip(net, 2));
+    let b100 = Host::with_offloads("tc", ip(net, 3));
+    let b200 = Host::with_offloads("td", ip(net, 4));
     let wire = VethPair::new("tw");
     let host_a = Daemon::start(&config(workers, 4096));
     let host_b = Daemon::start(&config(workers, 4096));

@@ -188,10 +188,10 @@ fn assert_nothing_at(c: &Host, cap: &Capture) {
 #[test]
 fn fast_path_on_and_off_through_vswitchctl() {
     let t0 = Instant::now();
-    let a = Host::for_afxdp("fpa", ip(1, 1));
-    let b = Host::for_afxdp("fpb", ip(1, 2));
-    let c = Host::for_afxdp("fpc", ip(1, 3));
-    let d = Host::for_afxdp("fpd", ip(1, 4));
+    let a = Host::with_offloads("fpa", ip(1, 1));
+    let b = Host::with_offloads("fpb", ip(1, 2));
+    let c = Host::with_offloads("fpc", ip(1, 3));
+    let d = Host::with_offloads("fpd", ip(1, 4));
     for h in [&a, &b, &c, &d] {
         gro_on(h);
     }
@@ -312,8 +312,8 @@ fn fast_path_on_and_off_through_vswitchctl() {
 #[test]
 fn fast_path_setting_persists_across_restart_and_bad_values_are_refused() {
     let t0 = Instant::now();
-    let a = Host::for_afxdp("fqa", ip(2, 1));
-    let b = Host::for_afxdp("fqb", ip(2, 2));
+    let a = Host::with_offloads("fqa", ip(2, 1));
+    let b = Host::with_offloads("fqb", ip(2, 2));
     for h in [&a, &b] {
         gro_on(h);
     }
@@ -593,8 +593,8 @@ fn bridge_falls_back_to_the_workers_when_the_program_cannot_load() {
 /// no longer applies, and the fast path forwards to the port.
 #[test]
 fn a_veth_peer_turning_gro_on_moves_its_traffic_to_the_fast_path() {
-    let a = Host::for_afxdp("fga", ip(3, 1));
-    let b = Host::for_afxdp("fgb", ip(3, 2));
+    let a = Host::with_offloads("fga", ip(3, 1));
+    let b = Host::with_offloads("fgb", ip(3, 2));
     gro_on(&a); // b keeps the veth default: GRO off
     let dmn = Daemon::start(&config(1, 4096));
     let _wd = Watchdog::new(Duration::from_secs(90), "veth peer GRO", dmn.pid());

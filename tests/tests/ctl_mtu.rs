@@ -298,8 +298,8 @@ fn mtu_9000() {
 #[test]
 fn egress_mtu_exceeded_counted_and_port_keeps_working() {
     let net = 20;
-    let a = Host::for_afxdp("ea", ip(net, 1));
-    let c = Host::for_afxdp("ec", ip(net, 3));
+    let a = Host::with_offloads("ea", ip(net, 1));
+    let c = Host::with_offloads("ec", ip(net, 3));
     let t = TapHost::new("et", ip(net, 9));
     let u = TapHost::new("eu", ip(net, 2));
     c.set_mtu(2048);
@@ -387,7 +387,7 @@ fn egress_mtu_exceeded_counted_and_port_keeps_working() {
 #[test]
 fn tap_ingress_frames_over_port_mtu_counted() {
     let net = 21;
-    let a = Host::for_afxdp("ia", ip(net, 1));
+    let a = Host::with_offloads("ia", ip(net, 1));
     let u = TapHost::new("iu", ip(net, 2));
     let dmn = Daemon::start(&config(1, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "tap ingress MTU", dmn.pid());
@@ -433,7 +433,7 @@ fn tap_ingress_frames_over_port_mtu_counted() {
 #[test]
 fn jumbo_to_afxdp_never_truncated_nor_collateral() {
     let net = 22;
-    let a = Host::for_afxdp("ja", ip(net, 1));
+    let a = Host::with_offloads("ja", ip(net, 1));
     let t = TapHost::new("jt", ip(net, 2));
     a.set_mtu(9000);
     let dmn = Daemon::start(&config(1, 4096));
@@ -510,8 +510,8 @@ fn jumbo_to_afxdp_never_truncated_nor_collateral() {
 #[test]
 fn set_port_mtu_on_afxdp_ports_takes_effect() {
     let net = 23;
-    let a = Host::for_afxdp("sa", ip(net, 1));
-    let b = Host::for_afxdp("sb", ip(net, 2));
+    let a = Host::with_offloads("sa", ip(net, 1));
+    let b = Host::with_offloads("sb", ip(net, 2));
     let dmn = Daemon::start(&config(1, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "set-port --mtu", dmn.pid());
     dmn.add_br(BR);
@@ -558,7 +558,7 @@ fn set_port_mtu_on_afxdp_ports_takes_effect() {
 #[test]
 fn set_port_mtu_on_tap_keeps_it_in_its_namespace() {
     let net = 24;
-    let a = Host::for_afxdp("ka", ip(net, 1));
+    let a = Host::with_offloads("ka", ip(net, 1));
     let t = TapHost::new("kt", ip(net, 2));
     a.set_mtu(2048);
     let dmn = Daemon::start(&config(1, 4096));

@@ -13,7 +13,7 @@ const BR: &str = "br0";
 
 #[test]
 fn tap_devices_survive_datapath_restarts() {
-    let a = Host::for_afxdp("ra", Ipv4Addr::new(10, 83, 0, 1));
+    let a = Host::with_offloads("ra", Ipv4Addr::new(10, 83, 0, 1));
     let t = TapHost::new("rt", Ipv4Addr::new(10, 83, 0, 2));
     let dmn = Daemon::start(&config(2, 4096));
     let _wd = Watchdog::new(Duration::from_secs(90), "tap restart", dmn.pid());

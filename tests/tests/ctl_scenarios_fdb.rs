@@ -434,8 +434,8 @@ per_workers!(static_entries_and_flush, 3);
 // 4. Bad port configuration.
 
 fn bad_port_config(workers: usize, net: u8) {
-    let a = Host::for_afxdp("sg", ip(net, 1));
-    let b = Host::for_afxdp("sg", ip(net, 2));
+    let a = Host::with_offloads("sg", ip(net, 1));
+    let b = Host::with_offloads("sg", ip(net, 2));
     let dmn = Daemon::start(&config(workers, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "bad port config", dmn.pid());
     dmn.add_br(BR);

@@ -238,7 +238,13 @@ impl Lab {
         let hosts: Vec<(&'static str, Mode, Host)> = ports
             .iter()
             .enumerate()
-            .map(|(i, (name, mode))| (*name, *mode, Host::for_afxdp("vl", ip(net, i as u8 + 1))))
+            .map(|(i, (name, mode))| {
+                (
+                    *name,
+                    *mode,
+                    Host::with_offloads("vl", ip(net, i as u8 + 1)),
+                )
+            })
             .collect();
         for (_, _, h) in &hosts {
             // Tags the test sends are in the frame bytes; keep the kernel from moving any

@@ -23,8 +23,8 @@ fn port_state(d: &Daemon, port: &str) -> String {
 
 #[test]
 fn interface_deleted_under_running_port_is_reported_down() {
-    let a = Host::for_afxdp("fa", Ipv4Addr::new(10, 73, 0, 1));
-    let b = Host::for_afxdp("fb", Ipv4Addr::new(10, 73, 0, 2));
+    let a = Host::with_offloads("fa", Ipv4Addr::new(10, 73, 0, 1));
+    let b = Host::with_offloads("fb", Ipv4Addr::new(10, 73, 0, 2));
     let victim = VethPair::new("fv");
     let dmn = Daemon::start(&config(2, 4096));
     let _wd = Watchdog::new(Duration::from_secs(60), "port deletion test", dmn.pid());
@@ -63,9 +63,9 @@ fn xdp_prog(ifname: &str) -> Option<String> {
 
 #[test]
 fn kill9_then_restart_restores_config_and_forwarding() {
-    let a = Host::for_afxdp("ra", Ipv4Addr::new(10, 74, 0, 1));
-    let b = Host::for_afxdp("rb", Ipv4Addr::new(10, 74, 0, 2));
-    let c = Host::for_afxdp("rc", Ipv4Addr::new(10, 74, 0, 3));
+    let a = Host::with_offloads("ra", Ipv4Addr::new(10, 74, 0, 1));
+    let b = Host::with_offloads("rb", Ipv4Addr::new(10, 74, 0, 2));
+    let c = Host::with_offloads("rc", Ipv4Addr::new(10, 74, 0, 3));
     let mut dmn = Daemon::start(&config(1, 4096));
     let _wd = Watchdog::new(Duration::from_secs(90), "kill -9 test", None);
     dmn.add_br(BR);

@@ -25,9 +25,9 @@ struct Lab {
 
 fn lab(net: u8) -> Lab {
     let ip = |h| Ipv4Addr::new(10, 71, net, h);
-    let a = Host::for_afxdp("ma", ip(1));
-    let b = Host::for_afxdp("mb", ip(2));
-    let x = Host::for_afxdp("mx", ip(5));
+    let a = Host::with_offloads("ma", ip(1));
+    let b = Host::with_offloads("mb", ip(2));
+    let x = Host::with_offloads("mx", ip(5));
     let dmn = Daemon::start(&config(1, 4096));
     dmn.add_br(BR);
     for (name, h) in [("a", &a), ("b", &b), ("x", &x)] {

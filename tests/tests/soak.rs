@@ -51,10 +51,10 @@ fn soak_mixed_traffic_two_workers() {
     let calibrate = env_u64("SOAK_CALIBRATE_SECONDS", 5);
     let ip = |h| Ipv4Addr::new(10, 72, 0, h);
     // a -> b in VLAN 10 (access -> access); c (trunk 10,20) -> d (access 20), tagged 20.
-    let a = Host::for_afxdp("sa", ip(1));
-    let b = Host::for_afxdp("sb", ip(2));
-    let c = Host::for_afxdp("sc", ip(3));
-    let d = Host::for_afxdp("sd", ip(4));
+    let a = Host::with_offloads("sa", ip(1));
+    let b = Host::with_offloads("sb", ip(2));
+    let c = Host::with_offloads("sc", ip(3));
+    let d = Host::with_offloads("sd", ip(4));
     let dmn = Daemon::start(&config(2, 4096));
     let pid = dmn.pid().expect("daemon pid");
     let _wd = Watchdog::new(

@@ -23,9 +23,9 @@ fn loop_stats(d: &Daemon) -> Vec<PortStats> {
 
 #[test]
 fn loop_with_one_broadcast_is_bounded_by_storm_control() {
-    let a = Host::for_afxdp("sa", Ipv4Addr::new(10, 72, 0, 1));
-    let b = Host::for_afxdp("sb", Ipv4Addr::new(10, 72, 0, 2));
-    let h = Host::for_afxdp("sh", Ipv4Addr::new(10, 72, 1, 3));
+    let a = Host::with_offloads("sa", Ipv4Addr::new(10, 72, 0, 1));
+    let b = Host::with_offloads("sb", Ipv4Addr::new(10, 72, 0, 2));
+    let h = Host::with_offloads("sh", Ipv4Addr::new(10, 72, 1, 3));
     let l1 = VethPair::new("sl");
     let l2 = VethPair::new("sm");
     let dmn = Daemon::start(&config(1, 4096));

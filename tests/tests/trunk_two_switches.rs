@@ -35,10 +35,10 @@ fn assert_tagged_from(frames: &[Vec<u8>], mac: [u8; 6], vid: u16, what: &str) {
 }
 
 fn two_switches(workers: usize) {
-    let a100 = Host::for_afxdp("ta", Ipv4Addr::new(10, 3, 0, 1));
-    let a200 = Host::for_afxdp("tb", Ipv4Addr::new(10, 3, 0, 2));
-    let b100 = Host::for_afxdp("tc", Ipv4Addr::new(10, 3, 0, 3));
-    let b200 = Host::for_afxdp("td", Ipv4Addr::new(10, 3, 0, 4));
+    let a100 = Host::with_offloads("ta", Ipv4Addr::new(10, 3, 0, 1));
+    let a200 = Host::with_offloads("tb", Ipv4Addr::new(10, 3, 0, 2));
+    let b100 = Host::with_offloads("tc", Ipv4Addr::new(10, 3, 0, 3));
+    let b200 = Host::with_offloads("td", Ipv4Addr::new(10, 3, 0, 4));
     let trunk = VethPair::new("tk");
     // With 2 workers, access ports and the trunk sit on different workers on both sides.
     let a_ports = || {

@@ -56,10 +56,10 @@ fn check_trunk(frames: &[Vec<u8>], who: &str, h100: &Host, h200: &Host) {
 }
 
 fn wiretap(workers: usize) {
-    let a100 = Host::for_afxdp("wa", Ipv4Addr::new(10, 5, 0, 1));
-    let a200 = Host::for_afxdp("wb", Ipv4Addr::new(10, 5, 0, 2));
-    let b100 = Host::for_afxdp("wc", Ipv4Addr::new(10, 5, 0, 3));
-    let b200 = Host::for_afxdp("wd", Ipv4Addr::new(10, 5, 0, 4));
+    let a100 = Host::with_offloads("wa", Ipv4Addr::new(10, 5, 0, 1));
+    let a200 = Host::with_offloads("wb", Ipv4Addr::new(10, 5, 0, 2));
+    let b100 = Host::with_offloads("wc", Ipv4Addr::new(10, 5, 0, 3));
+    let b200 = Host::with_offloads("wd", Ipv4Addr::new(10, 5, 0, 4));
     let to_a = VethPair::new("wx");
     let to_b = VethPair::new("wy");
     let wire = Netns::new("ww");

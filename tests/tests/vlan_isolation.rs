@@ -11,9 +11,9 @@ use vswitch_tests::{
 };
 
 fn vlans_stay_apart(workers: usize) {
-    let a100 = Host::for_afxdp("ia", Ipv4Addr::new(10, 2, 0, 1));
-    let b200 = Host::for_afxdp("ib", Ipv4Addr::new(10, 2, 0, 2));
-    let c100 = Host::for_afxdp("ic", Ipv4Addr::new(10, 2, 0, 3));
+    let a100 = Host::with_offloads("ia", Ipv4Addr::new(10, 2, 0, 1));
+    let b200 = Host::with_offloads("ib", Ipv4Addr::new(10, 2, 0, 2));
+    let c100 = Host::with_offloads("ic", Ipv4Addr::new(10, 2, 0, 3));
     let sw = Switch::start(
         workers,
         vec![

@@ -44,10 +44,10 @@ fn trunk_50_500_4094_native_1(v: u16) -> Option<Option<u16>> {
 #[test]
 fn no_leakage_across_vids_and_frame_kinds() {
     let ip = |h| Ipv4Addr::new(10, 71, 0, h);
-    let s = Host::for_afxdp("ls", ip(1));
-    let r1 = Host::for_afxdp("l1", ip(2));
-    let r2 = Host::for_afxdp("l2", ip(3));
-    let r3 = Host::for_afxdp("l3", ip(4));
+    let s = Host::with_offloads("ls", ip(1));
+    let r1 = Host::with_offloads("l1", ip(2));
+    let r2 = Host::with_offloads("l2", ip(3));
+    let r3 = Host::with_offloads("l3", ip(4));
     let dmn = Daemon::start(&config(1, 4096));
     let _wd = Watchdog::new(Duration::from_secs(90), "vlan leakage sweep", dmn.pid());
     dmn.add_br(BR);
