@@ -81,8 +81,12 @@ fn read_reply(r: &mut BufReader<&UnixStream>) -> serde_json::Value {
 
 /// Reads until EOF (bounded by the read timeout); true if the peer closed.
 fn closed(s: &UnixStream) -> bool {
+    read_to_close(s)
+}
+
+/// Reads and discards until EOF or a read error (a timeout); true if the peer closed.
+fn read_to_close(mut r: impl Read) -> bool {
     let mut buf = [0u8; 4096];
-    let mut r = s;
     loop {
         match r.read(&mut buf) {
             Ok(0) => return true,
@@ -333,16 +337,7 @@ fn tcp_connect(ns: &Netns, addr: std::net::SocketAddr) -> std::net::TcpStream {
 /// Reads until EOF within `limit`; true if the daemon closed the connection.
 fn tcp_closed(s: &std::net::TcpStream, limit: Duration) -> bool {
     s.set_read_timeout(Some(limit)).expect("read timeout");
-    let mut buf = [0u8; 4096];
-    let mut r = s;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
+    read_to_close(s)
 }
 
 /// One scrape: the whole response text ("" if the daemon closed without answering).

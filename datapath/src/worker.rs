@@ -146,7 +146,7 @@ pub struct WorkerStats {
     pub id: usize,
     /// CPU the worker is pinned to, if pinning succeeded.
     pub cpu: Option<usize>,
-    /// The poll mode the worker runs in now.
+    /// The poll mode the worker runs in now (filled in by the snapshot).
     pub poll_mode: PollMode,
     /// Kernel threads that feed this worker's queues run on its CPU (see
     /// [`crate::port::CpuShare`]): in `sleep` mode it blocks at its first empty pass.
@@ -780,7 +780,6 @@ impl Worker {
             epoch,
             stats: WorkerStats {
                 id,
-                poll_mode: c.poll.mode,
                 ..WorkerStats::default()
             },
             last_age: 0,
@@ -1222,7 +1221,10 @@ impl Worker {
                     .collect();
                 let fdb = self.pipeline.fdb();
                 let snap = WorkerSnapshot {
-                    stats: self.stats.clone(),
+                    stats: WorkerStats {
+                        poll_mode: self.poll.mode,
+                        ..self.stats.clone()
+                    },
                     counters,
                     fdb: fdb.counters(),
                     fdb_entries: if entries {
@@ -1236,7 +1238,6 @@ impl Worker {
             }
             Command::SetPoll(p) => {
                 self.poll = p;
-                self.stats.poll_mode = p.mode;
                 // `adaptive` counts its window from the switch (as if a frame came now).
                 self.idle.work(self.epoch.elapsed().as_nanos() as u64);
             }

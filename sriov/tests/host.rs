@@ -215,9 +215,8 @@ fn restore_returns_the_original_exactly_and_drops_the_entry() {
         .starts_with("pf eth0 vf 0: nothing to restore"));
 }
 
-#[test]
-fn restore_all_restores_every_journaled_vf() {
-    let mut f = fixture();
+/// VFs 0, 1, 2 of eth0 set to access VLANs 10, 11, 12 (journaled).
+fn set_access_on_three_vfs(f: &mut Fixture) {
     for vf in 0..3 {
         let cfg = VfConfig {
             vlan: access(10 + vf as u16, 0),
@@ -225,6 +224,12 @@ fn restore_all_restores_every_journaled_vf() {
         };
         f.host.set("eth0", vf, &cfg).expect("set");
     }
+}
+
+#[test]
+fn restore_all_restores_every_journaled_vf() {
+    let mut f = fixture();
+    set_access_on_three_vfs(&mut f);
     let results = f.host.restore_all("eth0").expect("restore all");
     assert_eq!(results.len(), 3);
     for (vf, res) in results {
@@ -335,13 +340,7 @@ fn an_entry_recorded_for_another_pci_device_is_not_used() {
 #[test]
 fn restore_all_reports_a_corrupt_entry_and_restores_the_others() {
     let mut f = fixture();
-    for vf in 0..3 {
-        let cfg = VfConfig {
-            vlan: access(10 + vf as u16, 0),
-            ..VfConfig::default()
-        };
-        f.host.set("eth0", vf, &cfg).expect("set");
-    }
+    set_access_on_three_vfs(&mut f);
     let corrupt = f.state.join("eth0/vf1.json");
     fs::write(&corrupt, b"{not json").expect("corrupt");
     assert_eq!(

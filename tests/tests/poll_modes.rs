@@ -2,6 +2,12 @@
 //! packet, tap) and across workers; each waits the way it says (spin never blocks,
 //! adaptive does not block while frames come within its window, sleep blocks between
 //! frames); and switching modes under traffic loses no frame.
+//!
+//! And a blocked worker is woken by exactly the events that give it work: frames on an
+//! AF_XDP socket, frames on a tap fd, frames handed over by the other worker (its
+//! doorbell) and control commands, stop included (the doorbell). The workers' longest
+//! wait is 30 s, so a missing wake-up shows as lost pings (each reply must come within
+//! 2 s) or a control request timing out (5 s).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +33,8 @@ fn idle_waits(s: &[WorkerSnapshot]) -> Vec<u64> {
     s.iter().map(|w| w.stats.idle_waits).collect()
 }
 
-/// A (AF_XDP) on worker 0; B (packet port, default offloads) and a tap on worker 1: every
-/// exchange crosses the workers.
+/// A (AF_XDP) on worker 0; B (`b_port`: a packet or AF_XDP port) and a tap on worker 1:
+/// every exchange crosses the workers.
 struct Lab {
     a: Host,
     b: Host,
@@ -38,8 +44,8 @@ struct Lab {
     sw: Switch,
 }
 
-fn lab(prefix: &str, net: u8, poll: PollPolicy) -> Lab {
-    let a = Host::for_afxdp(&format!("{prefix}a"), Ipv4Addr::new(10, 13, net, 1));
+fn lab(prefix: &str, net: u8, poll: PollPolicy, b_port: fn(&str, &str, usize) -> PortSpec) -> Lab {
+    let a = Host::with_offloads(&format!("{prefix}a"), Ipv4Addr::new(10, 13, net, 1));
     let b = Host::with_offloads(&format!("{prefix}b"), Ipv4Addr::new(10, 13, net, 2));
     let tap_ns = Netns::new(&format!("{prefix}t"));
     let tap_ip = Ipv4Addr::new(10, 13, net, 3);
@@ -64,7 +70,7 @@ fn lab(prefix: &str, net: u8, poll: PollPolicy) -> Lab {
         config,
         vec![
             PortSpec::afxdp(a.switch_if(), "access 100", 0),
-            PortSpec::packet(b.switch_if(), "access 100", 1),
+            b_port(b.switch_if(), "access 100", 1),
             PortSpec::tap(tap, "access 100", 1),
         ],
     );
@@ -85,7 +91,7 @@ fn every_poll_mode_forwards_on_every_port_kind_across_workers() {
     if !root_or_skip("every_poll_mode_forwards_on_every_port_kind_across_workers") {
         return;
     }
-    let mut l = lab("pm", 0, PollPolicy::default());
+    let mut l = lab("pm", 0, PollPolicy::default(), PortSpec::packet);
     // 5 pings 0.2 s apart per direction; the adaptive window (1 s) covers the gaps.
     for p in [
         policy(PollMode::Spin, Duration::ZERO),
@@ -144,7 +150,12 @@ fn switching_poll_modes_under_traffic_loses_no_frame() {
     if !root_or_skip("switching_poll_modes_under_traffic_loses_no_frame") {
         return;
     }
-    let mut l = lab("ps", 1, policy(PollMode::Sleep, Duration::ZERO));
+    let mut l = lab(
+        "ps",
+        1,
+        policy(PollMode::Sleep, Duration::ZERO),
+        PortSpec::packet,
+    );
     assert_ping_ok(&l.a, l.b.ip, 1);
     let stop = Arc::new(AtomicBool::new(false));
     let pinger = {
@@ -200,4 +211,52 @@ fn switching_poll_modes_under_traffic_loses_no_frame() {
     // And the last mode is in force on both workers.
     let last = modes[(changes - 1) % modes.len()].mode;
     assert!(l.sw.snapshot().iter().all(|w| w.stats.poll_mode == last));
+}
+
+#[test]
+fn idle_workers_block_and_wake_on_frames_handoffs_and_commands() {
+    if !root_or_skip("idle_workers_block_and_wake_on_frames_handoffs_and_commands") {
+        return;
+    }
+    let l = lab(
+        "pi",
+        2,
+        policy(PollMode::Sleep, Duration::ZERO),
+        PortSpec::afxdp,
+    );
+    // Control requests are answered while the workers sit in their 30 s wait.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = l.sw.snapshot();
+
+    assert_ping_ok(&l.a, l.b.ip, 10);
+    assert_ping_ok(&l.a, l.tap_ip, 10);
+    assert_ping_ok_from(&l.tap_ns, l.a.ip, 10);
+
+    let after = l.sw.snapshot();
+    for (w0, w1) in before.iter().zip(&after) {
+        let s0 = &w0.stats;
+        let s1 = &w1.stats;
+        assert!(
+            s1.idle_waits >= s0.idle_waits + 10,
+            "worker {} blocked between pings: {} -> {} waits",
+            s1.id,
+            s0.idle_waits,
+            s1.idle_waits
+        );
+        assert_eq!(s1.idle_wait_errors, 0, "worker {} wait errors", s1.id);
+        assert!(
+            s1.handoff_out > s0.handoff_out,
+            "worker {} handed frames to the other worker",
+            s1.id
+        );
+    }
+
+    // Stopping is a command too: the workers leave their 30 s wait at once.
+    let t0 = std::time::Instant::now();
+    drop(l.sw);
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stopping idle workers took {:?} (their wait is 30 s)",
+        t0.elapsed()
+    );
 }

@@ -264,12 +264,17 @@ fn real_main(args: &Args) -> anyhow::Result<()> {
             "summary": rows,
             "rounds": rounds,
         });
-        let text = serde_json::to_string_pretty(&doc).context("serialize JSON")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
-        eprintln!("tcprate: JSON written to {}", path.display());
+        write_json(path, &doc)?;
     }
     drop(env);
     drop(hosts);
+    Ok(())
+}
+
+fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc).context("serialize JSON")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+    eprintln!("tcprate: JSON written to {}", path.display());
     Ok(())
 }
 
@@ -346,8 +351,7 @@ fn latency_main(
     print!("{out}");
     if let Some(path) = &args.json {
         let doc = serde_json::json!({"summary": rows, "rounds": rounds});
-        let text = serde_json::to_string_pretty(&doc).context("serialize JSON")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+        write_json(path, &doc)?;
     }
     Ok(())
 }

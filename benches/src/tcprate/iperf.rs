@@ -126,39 +126,49 @@ fn wait_listening(h2: &Netns, port: u16, server: &mut Running) -> anyhow::Result
     }
 }
 
-/// Runs `streams` TCP streams from h1 to h2 for `p.seconds` after `p.warmup` seconds.
-/// Errors are the harness's (the server did not start); a path that does not carry TCP
-/// gives a [`TcpRun`] of 0 with a note.
-pub fn run_tcp(h1: &Netns, h2: &Netns, streams: u32, p: TcpParams) -> anyhow::Result<TcpRun> {
+/// A one-off iperf3 server in h2 on [`PORT`] (it serves one test, TCP or UDP, then
+/// exits), listening for its control connection when this returns.
+pub fn start_server(h2: &Netns) -> anyhow::Result<Running> {
     let port = PORT.to_string();
     let mut server = Running::spawn(
         "iperf3 server",
         in_netns(h2.name(), "iperf3").args(["-s", "-1", "-B", H2_ADDR, "-p", &port]),
     )?;
     wait_listening(h2, PORT, &mut server)?;
+    Ok(server)
+}
+
+/// An iperf3 client in h1 against the server of [`start_server`], reporting JSON, with
+/// the test's own options `args`.
+pub fn start_client(h1: &Netns, args: &[&str]) -> anyhow::Result<Running> {
+    let port = PORT.to_string();
+    Running::spawn(
+        "iperf3 client",
+        in_netns(h1.name(), "iperf3")
+            .args([
+                "-c",
+                H2_ADDR,
+                "-p",
+                &port,
+                "-J",
+                "--connect-timeout",
+                "3000",
+            ])
+            .args(args),
+    )
+}
+
+/// Runs `streams` TCP streams from h1 to h2 for `p.seconds` after `p.warmup` seconds.
+/// Errors are the harness's (the server did not start); a path that does not carry TCP
+/// gives a [`TcpRun`] of 0 with a note.
+pub fn run_tcp(h1: &Netns, h2: &Netns, streams: u32, p: TcpParams) -> anyhow::Result<TcpRun> {
+    let server = start_server(h2)?;
     let (secs, omit, n) = (
         p.seconds.to_string(),
         p.warmup.to_string(),
         streams.to_string(),
     );
-    let client = Running::spawn(
-        "iperf3 client",
-        in_netns(h1.name(), "iperf3").args([
-            "-c",
-            H2_ADDR,
-            "-p",
-            &port,
-            "-t",
-            &secs,
-            "-O",
-            &omit,
-            "-P",
-            &n,
-            "-J",
-            "--connect-timeout",
-            "3000",
-        ]),
-    )?;
+    let client = start_client(h1, &["-t", &secs, "-O", &omit, "-P", &n])?;
     let limit = Duration::from_secs(u64::from(p.seconds + p.warmup) + 20);
     let done = client.wait(limit)?;
     // The one-off server exits after its test; give it a moment, then it is killed.

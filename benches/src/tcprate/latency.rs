@@ -16,10 +16,10 @@ use datapath::worker::PollMode;
 use vswitch_benches::harness::{check_interrupted, median, sleep_checked};
 
 use super::case::{Case, Env, Setup};
-use super::child::{in_netns, Running};
-use super::iperf::PORT;
+use super::child::Running;
+use super::iperf::{start_client, start_server};
 use super::ping::{reachable, run_ping, Rtt};
-use super::topo::{Hosts, H2_ADDR};
+use super::topo::Hosts;
 
 /// UDP payload of a 64-byte frame: 64 - 4 (FCS) - 14 - 20 - 8.
 pub const PAYLOAD: usize = 18;
@@ -99,34 +99,11 @@ pub fn process_cpu_ns(pid: u32) -> anyhow::Result<u64> {
 
 /// 64-byte UDP from h1 to h2 at `pps` (0: as fast as iperf3 sends) for `secs`.
 fn udp_load(h1: &Netns, h2: &Netns, pps: f64, secs: u32) -> anyhow::Result<(Running, Running)> {
-    let port = PORT.to_string();
-    let server = Running::spawn(
-        "iperf3 server",
-        in_netns(h2.name(), "iperf3").args(["-s", "-1", "-B", H2_ADDR, "-p", &port]),
-    )?;
-    // No listening check for UDP: give the server a moment; the client retries the
-    // control connection for up to 3 s.
-    std::thread::sleep(Duration::from_millis(300));
+    let server = start_server(h2)?;
     let bps = format!("{}", (pps * (PAYLOAD * 8) as f64) as u64);
-    let client = Running::spawn(
-        "iperf3 client",
-        in_netns(h1.name(), "iperf3").args([
-            "-c",
-            H2_ADDR,
-            "-p",
-            &port,
-            "-u",
-            "-l",
-            &PAYLOAD.to_string(),
-            "-b",
-            &bps,
-            "-t",
-            &secs.to_string(),
-            "-J",
-            "--connect-timeout",
-            "3000",
-        ]),
-    )?;
+    let len = PAYLOAD.to_string();
+    let secs = secs.to_string();
+    let client = start_client(h1, &["-u", "-l", &len, "-b", &bps, "-t", &secs])?;
     Ok((server, client))
 }
 
