@@ -103,6 +103,14 @@ pub struct DatapathSection {
     /// `datapath::fastpath`. Changing it restarts the bridges.
     #[serde(default)]
     pub xdp_fast_path: bool,
+    /// The packet ports' fast path (on by default): known unicast from a packet port (a
+    /// pod's veth, a VM's tap) to another fast-path port of the bridge is forwarded by the
+    /// kernel (an eBPF socket filter decides, a tcx ingress program redirects), GSO
+    /// superframes whole, in the sender's softirq; everything else still goes through the
+    /// workers. Off: every frame goes through the workers. Changing it restarts the
+    /// bridges.
+    #[serde(default = "DatapathSection::default_packet_fast_path")]
+    pub packet_fast_path: bool,
     /// What an idle worker does: `spin` (never blocks; lowest latency, a busy CPU per
     /// worker), `adaptive` (spins for `adaptive_window_us` after the last frame, then
     /// blocks), `sleep` (blocks almost at once; least CPU). Changing it does not restart
@@ -121,6 +129,9 @@ impl DatapathSection {
     }
     fn default_burst() -> usize {
         32
+    }
+    fn default_packet_fast_path() -> bool {
+        true
     }
     fn default_adaptive_window_us() -> u64 {
         datapath::worker::poll::ADAPTIVE_WINDOW.as_micros() as u64
@@ -166,6 +177,7 @@ impl Default for DatapathSection {
             cpus: Vec::new(),
             burst: 32,
             xdp_fast_path: false,
+            packet_fast_path: true,
             poll_mode: PollMode::default(),
             adaptive_window_us: DatapathSection::default_adaptive_window_us(),
         }

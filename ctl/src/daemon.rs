@@ -25,7 +25,7 @@ use datapath::wire::MacAddr;
 use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp, PollMode};
 
 use crate::config::{
-    BridgeConfig, Config, ConfigError, PortKind, PortSpec, StaticMac, XdpModeSpec,
+    BridgeConfig, Config, ConfigError, DatapathSection, PortKind, PortSpec, StaticMac, XdpModeSpec,
 };
 use crate::proto::*;
 
@@ -86,9 +86,10 @@ struct Bridge {
     xdp_error: Option<String>,
 }
 
-/// The XDP program of a bridge about to start: `Ok(None)` with the fast path off.
+/// The fast-path program of a bridge about to start: `Ok(None)` with both fast paths
+/// (XDP for AF_XDP ports, packet ports') off.
 fn load_fast_path(c: &Config) -> Result<Option<SharedProgram>, String> {
-    if !c.datapath.xdp_fast_path {
+    if !c.datapath.xdp_fast_path && !c.datapath.packet_fast_path {
         return Ok(None);
     }
     XdpProgram::new(true, c.fdb.capacity)
@@ -107,13 +108,32 @@ pub struct Daemon {
 /// Opened halves of a port.
 type Halves = (Vec<Box<dyn RxPort>>, Box<dyn TxPort>, PortIo);
 
-/// Opens a port's I/O; an AF_XDP port joins `xdp` (its bridge's fast-path program) when
-/// given, else runs a private program.
-fn open_port(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
-    open_port_io(spec, xdp).map_err(|e| format!("port {}: {e}", spec.name))
+/// The fast paths a port joins: its bridge's program, if loaded, for the kinds of port
+/// whose fast path is on.
+#[derive(Debug, Clone, Copy)]
+struct FastPaths<'a> {
+    program: Option<&'a SharedProgram>,
+    xdp: bool,
+    packet: bool,
 }
 
-fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, String> {
+impl<'a> FastPaths<'a> {
+    fn new(program: Option<&'a SharedProgram>, dp: &DatapathSection) -> FastPaths<'a> {
+        FastPaths {
+            program,
+            xdp: dp.xdp_fast_path,
+            packet: dp.packet_fast_path,
+        }
+    }
+}
+
+/// Opens a port's I/O; an AF_XDP port joins its bridge's program with the XDP fast path
+/// on (else it runs a private one), a packet port with the packet fast path on.
+fn open_port(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
+    open_port_io(spec, fast).map_err(|e| format!("port {}: {e}", spec.name))
+}
+
+fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
     match spec.kind.resolve(spec.interface()) {
         PortKind::Auto => Err("no backend for the interface".into()),
         PortKind::Packet => {
@@ -123,8 +143,10 @@ fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, 
                     spec.queues
                 ));
             }
-            let port = PacketPort::open(&PacketConfig::new(spec.interface()))
-                .map_err(|e| e.to_string())?;
+            let mut c = PacketConfig::new(spec.interface());
+            c.program = fast.program.filter(|_| fast.packet).cloned();
+            let port = PacketPort::open(&c).map_err(|e| e.to_string())?;
+            let fast_path = port.info().fast_path;
             let (rx, tx) = port.split();
             Ok((
                 vec![Box::new(rx)],
@@ -132,14 +154,14 @@ fn open_port_io(spec: &PortSpec, xdp: Option<&SharedProgram>) -> Result<Halves, 
                 PortIo {
                     backend: PortKind::Packet,
                     xdp_mode: String::new(),
-                    fast_path: false,
+                    fast_path,
                     tap: None,
                 },
             ))
         }
         PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.interface());
-            c.program = xdp.cloned();
+            c.program = fast.program.filter(|_| fast.xdp).cloned();
             c.queues = (0..spec.queues).collect();
             c.mode = match spec.xdp_mode {
                 XdpModeSpec::Auto => XdpMode::Auto,
@@ -339,8 +361,18 @@ impl Daemon {
             }
             let entry = match load_fast_path(&new) {
                 Ok(p) => (p, None),
-                Err(e) if strict => {
+                Err(e) if strict && new.datapath.xdp_fast_path => {
                     return Err(failed(format!("bridge {}: XDP fast path: {e}", b.name)));
+                }
+                Err(e) if !new.datapath.xdp_fast_path => {
+                    // The packet fast path is a default, not a request: without it the
+                    // bridge works, its packet ports through the workers.
+                    tracing::warn!(
+                        "bridge {}: packet fast path unavailable ({e}); all frames go \
+                         through the workers",
+                        b.name
+                    );
+                    (None, Some(e))
                 }
                 Err(e) => {
                     problems.push(format!(
@@ -362,6 +394,7 @@ impl Daemon {
                 Some(r) => r.xdp.as_ref(),
                 None => starting.get(&b.name).and_then(|s| s.0.as_ref()),
             };
+            let fast = FastPaths::new(xdp, &new.datapath);
             for p in &b.ports {
                 let needs_open = match running.and_then(|r| r.ports.get(&p.name)) {
                     Some(st) => io_changed(&st.spec, p) || (st.io.is_err() && !strict),
@@ -377,7 +410,7 @@ impl Daemon {
                 if reopen_same || doomed.contains(&b.name) {
                     continue; // opened after the old one is closed, below
                 }
-                match open_port(p, xdp) {
+                match open_port(p, fast) {
                     Ok(h) => {
                         opened.insert((b.name.clone(), p.name.clone()), Ok(h));
                     }
@@ -542,10 +575,11 @@ impl Daemon {
             let key = (want.name.clone(), p.name.clone());
             let h = match opened.remove(&key) {
                 Some(h) => h,
-                None => open_port(p, br.xdp.as_ref()).map_err(|e| {
-                    problems.push(format!("bridge {}: {e}", want.name));
-                    e
-                }),
+                None => open_port(p, FastPaths::new(br.xdp.as_ref(), &self.config.datapath))
+                    .map_err(|e| {
+                        problems.push(format!("bridge {}: {e}", want.name));
+                        e
+                    }),
             };
             new_io.insert(p.name.clone(), h);
         }
@@ -1186,8 +1220,12 @@ impl Daemon {
                     idle_waits: st.idle_waits,
                     poll_mode: st.poll_mode,
                     shares_cpu: st.shares_cpu,
-                    xdp_fast_path: b.xdp.is_some(),
-                    xdp_fast_path_error: b.xdp_error.clone(),
+                    xdp_fast_path: b.xdp.is_some() && self.config.datapath.xdp_fast_path,
+                    xdp_fast_path_error: b
+                        .xdp_error
+                        .clone()
+                        .filter(|_| self.config.datapath.xdp_fast_path),
+                    packet_fast_path: b.xdp.is_some() && self.config.datapath.packet_fast_path,
                     xdp_fdb_entries: mirror.entries as u64,
                     xdp_map_errors: mirror.map_errors,
                     xdp_mirror_dropped: st.mirror_dropped,

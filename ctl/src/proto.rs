@@ -368,6 +368,9 @@ pub struct PmdView {
     /// Why the bridge runs without the fast path it is configured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xdp_fast_path_error: Option<String>,
+    /// The bridge's packet ports forward known unicast in the kernel.
+    #[serde(default)]
+    pub packet_fast_path: bool,
     /// Entries in the bridge's fast-path FDB (the program's mirror of the workers' tables).
     #[serde(default)]
     pub xdp_fdb_entries: u64,

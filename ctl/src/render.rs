@@ -215,6 +215,13 @@ pub fn pmd(
             }
             (None, false) => {}
         }
+        if w.packet_fast_path {
+            let _ = writeln!(
+                s,
+                "  packet fast path: on  fdb entries: {}  map errors: {}",
+                w.xdp_fdb_entries, w.xdp_map_errors
+            );
+        }
         for n in &w.notes {
             let _ = writeln!(s, "  note: {n}");
         }

@@ -33,6 +33,10 @@ static __u64 (*bpf_ktime_get_coarse_ns)(void) = (void *)BPF_FUNC_ktime_get_coars
 static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)BPF_FUNC_xdp_adjust_head;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
 static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_get_buff_len;
+static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)BPF_FUNC_skb_load_bytes;
+static long (*bpf_skb_vlan_push)(struct __sk_buff *skb, __be16 proto, __u16 tci) = (void *)BPF_FUNC_skb_vlan_push;
+static long (*bpf_skb_vlan_pop)(struct __sk_buff *skb) = (void *)BPF_FUNC_skb_vlan_pop;
+static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)BPF_FUNC_redirect;
 
 #define MAX_PORTS 256
 #define MAX_QUEUES 64
@@ -42,6 +46,7 @@ static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_
 #define PORT_UP 2u       /* the port is up in the switch's topology */
 #define PORT_ISOLATED 4u /* isolated ports never exchange frames */
 #define PORT_NO_REDIRECT 8u /* the kernel would drop frames redirected to this port */
+#define PORT_SKB 16u /* a packet port: forwarded by vswitch_filter + vswitch_ingress */
 
 /* Must match datapath/src/sys/bpf.rs (PortCfg). */
 struct port_cfg {
@@ -194,6 +199,48 @@ INLINE int slow(struct xdp_md *ctx, const struct port_cfg *pc)
 	return bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_PASS);
 }
 
+/* The egress port of a known unicast frame in `vid` from `src` (learned on the ingress
+ * port `pc` on `ifindex`) to `dst`, when the fast path may forward it: the destination is
+ * learned on another fast-path port that is up, a member of the VLAN, and not isolated
+ * from the ingress port. NULL: the frame goes to userspace (also once per source every
+ * `refresh_ns`, so that the workers keep fast-path sources alive). */
+INLINE struct port_cfg *fast_egress(const struct port_cfg *pc, __u32 ifindex, __u16 vid,
+				    const __u8 *src_mac, const __u8 *dst_mac, __u32 *out_slot)
+{
+	struct fdb_key k = { .vid = vid };
+	__builtin_memcpy(k.mac, src_mac, 6);
+	struct fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
+	if (!src || src->ifindex != ifindex)
+		return 0; /* new or moved source: userspace learns */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if (now - src->seen_ns >= ONE_SECOND)
+		src->seen_ns = now;
+	if (!(src->flags & FDB_STATIC)) {
+		__u32 zero = 0;
+		struct conf *c = bpf_map_lookup_elem(&config, &zero);
+		if (c && c->refresh_ns && now - src->refresh_ns >= c->refresh_ns) {
+			src->refresh_ns = now;
+			return 0;
+		}
+	}
+
+	__builtin_memcpy(k.mac, dst_mac, 6);
+	struct fdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
+	if (!dst || dst->ifindex == ifindex)
+		return 0;
+	__u32 slot = dst->slot;
+	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &slot);
+	if (!ec || ec->ifindex != dst->ifindex ||
+	    (ec->flags & (PORT_FAST | PORT_UP)) != (PORT_FAST | PORT_UP))
+		return 0;
+	if ((pc->flags & PORT_ISOLATED) && (ec->flags & PORT_ISOLATED))
+		return 0;
+	if (!bit(ec->members, vid))
+		return 0;
+	*out_slot = slot;
+	return ec;
+}
+
 struct vlan_tag {
 	__be16 tci;
 	__be16 proto;
@@ -245,35 +292,11 @@ int vswitch_port(struct xdp_md *ctx)
 			return slow(ctx, pc);
 	}
 
-	struct fdb_key k = { .vid = vid };
-	__builtin_memcpy(k.mac, eth->h_source, 6);
-	struct fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
-	if (!src || src->ifindex != ifindex)
-		return slow(ctx, pc); /* new or moved source: userspace learns */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	if (now - src->seen_ns >= ONE_SECOND)
-		src->seen_ns = now;
-	if (!(src->flags & FDB_STATIC)) {
-		__u32 zero = 0;
-		struct conf *c = bpf_map_lookup_elem(&config, &zero);
-		if (c && c->refresh_ns && now - src->refresh_ns >= c->refresh_ns) {
-			src->refresh_ns = now;
-			return slow(ctx, pc);
-		}
-	}
-
-	__builtin_memcpy(k.mac, eth->h_dest, 6);
-	struct fdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
-	if (!dst || dst->ifindex == ifindex)
-		return slow(ctx, pc);
-	__u32 out_slot = dst->slot;
-	struct port_cfg *ec = bpf_map_lookup_elem(&ports, &out_slot);
-	if (!ec || ec->ifindex != dst->ifindex ||
-	    (ec->flags & (PORT_FAST | PORT_UP | PORT_NO_REDIRECT)) != (PORT_FAST | PORT_UP))
-		return slow(ctx, pc);
-	if ((pc->flags & PORT_ISOLATED) && (ec->flags & PORT_ISOLATED))
-		return slow(ctx, pc);
-	if (!bit(ec->members, vid))
+	__u32 out_slot;
+	struct port_cfg *ec = fast_egress(pc, ifindex, vid, eth->h_source, eth->h_dest, &out_slot);
+	/* the XDP path redirects through the devmap: never into packet ports (theirs is
+	 * the tc path below) nor into devices that would refuse XDP frames */
+	if (!ec || (ec->flags & (PORT_NO_REDIRECT | PORT_SKB)))
 		return slow(ctx, pc);
 	int tagged_out = ec->out_untagged_vid != vid;
 	__u64 l3 = len - sizeof(struct ethhdr) - (tagged ? sizeof(struct vlan_tag) : 0);
@@ -355,6 +378,202 @@ int vswitch_redirect_refused(struct bpf_raw_tracepoint_args_ *ctx)
 	if (so)
 		so->fwd_tx_refused++;
 	return 0;
+}
+
+/* ---- The fast path of packet ports (AF_PACKET sockets on veths and VMs' taps) ----
+ *
+ * A packet port's frames are skbs that may be 64 KiB GSO superframes with partial
+ * checksums; the kernel can forward them whole to another device (bpf_redirect), in the
+ * sender's softirq, which is what makes the Linux bridge fast. Two programs cooperate:
+ *   - vswitch_filter, the socket filter of the port's AF_PACKET socket, decides: it runs
+ *     in the device's receive path when the frame is delivered to the socket, before the
+ *     device's tc ingress. A frame the fast path forwards is not queued to the socket
+ *     (verdict 0); every other frame is, exactly as without the fast path.
+ *   - vswitch_ingress, on the device's tcx ingress, applies that decision: push/pop the
+ *     tag and redirect to the egress device, or drop the frame the socket already took
+ *     (the switch owns the port's frames, as a bridge port does: the host stack does not
+ *     see them).
+ * The decision travels in a per-CPU slot: both programs run for the same skb on the same
+ * CPU, one right after the other (__netif_receive_skb_core delivers the taps, then runs
+ * ingress, with no other frame in between), and the slot names the device and length it
+ * is for and is cleared when used. So each frame is decided once: never both forwarded
+ * and queued to the socket, whatever the maps do between the two programs. A frame
+ * without a fresh verdict (the socket is closing) is left to the kernel as before. */
+
+#define TCX_NEXT (-1)
+#define TCX_DROP 2
+
+/* vlan edit of a fast-path frame */
+#define EDIT_KEEP 0
+#define EDIT_POP 1
+#define EDIT_PUSH 2
+
+struct verdict {
+	__u32 ifindex;     /* ingress device of the frame decided; 0: none */
+	__u32 len;         /* its length as the filter saw it */
+	__u32 out_ifindex; /* fast: the egress device; 0: the frame went to the socket */
+	__u16 vid;
+	__u16 edit;
+	__u16 in_index;
+	__u16 out_index;
+	__u32 out_len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
+
+/* Bytes the socket keeps: all of the frame. */
+#define KEEP_ALL 0x7fffffff
+
+/* The network and transport header bytes of a GSO frame whose IP header starts at
+ * `l3`, or 0 when the fast path does not know them (userspace then decides). */
+INLINE __u32 gso_headers(struct __sk_buff *skb, __u32 l3, __u16 ethertype)
+{
+	__u32 iph, l4off;
+	__u8 proto;
+	if (ethertype == ETH_P_IP) {
+		__u8 b[10];
+		if (bpf_skb_load_bytes(skb, l3, b, sizeof(b)))
+			return 0;
+		iph = (b[0] & 15) * 4;
+		proto = b[9];
+	} else if (ethertype == ETH_P_IPV6) {
+		__u8 b[7];
+		if (bpf_skb_load_bytes(skb, l3, b, sizeof(b)))
+			return 0;
+		iph = 40;
+		proto = b[6]; /* extension headers: not known here */
+	} else {
+		return 0;
+	}
+	if (iph < 20)
+		return 0;
+	l4off = l3 + iph;
+	if (proto == 6) {
+		__u8 doff;
+		if (bpf_skb_load_bytes(skb, l4off + 12, &doff, 1))
+			return 0;
+		return iph + (doff >> 4) * 4;
+	}
+	if (proto == 17)
+		return iph + 8;
+	return 0;
+}
+
+SEC("socket")
+int vswitch_filter(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, &zero);
+	if (!v)
+		return KEEP_ALL;
+	__u32 ifindex = skb->ifindex;
+	__u32 len = skb->len;
+	v->ifindex = ifindex;
+	v->len = len;
+	v->out_ifindex = 0;
+	struct port_cfg *pc = port_on(ifindex);
+	if (!pc || (pc->flags & (PORT_FAST | PORT_UP | PORT_SKB)) != (PORT_FAST | PORT_UP | PORT_SKB))
+		return KEEP_ALL;
+
+	struct {
+		__u8 dst[6];
+		__u8 src[6];
+		__be16 proto;
+		__be16 tci;
+		__be16 inner;
+	} h;
+	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)))
+		return KEEP_ALL;
+	if ((h.dst[0] & 1) || (h.src[0] & 1))
+		return KEEP_ALL;
+
+	/* The outer tag: out of band (the sender's TX VLAN offload) or in the bytes. */
+	int tagged = 0, inband = 0;
+	__u16 vid, ethertype = __builtin_bswap16(h.proto);
+	if (skb->vlan_present) {
+		if (skb->vlan_proto != __builtin_bswap16(ETH_P_8021Q))
+			return KEEP_ALL;
+		vid = skb->vlan_tci & 0x0fff;
+		tagged = 1;
+	} else if (ethertype == ETH_P_8021Q) {
+		vid = __builtin_bswap16(h.tci) & 0x0fff;
+		ethertype = __builtin_bswap16(h.inner);
+		tagged = 1;
+		inband = 1;
+	} else {
+		vid = pc->in_vid;
+		if (vid == 0)
+			return KEEP_ALL;
+	}
+	if (tagged && (vid == 0 || vid == 4095 || !bit(pc->in_tagged, vid)))
+		return KEEP_ALL;
+
+	__u32 out_slot;
+	struct port_cfg *ec = fast_egress(pc, ifindex, vid, h.src, h.dst, &out_slot);
+	if (!ec)
+		return KEEP_ALL;
+
+	/* The egress MTU applies to what leaves: each segment of a GSO frame. */
+	__u32 l3 = ETH_HLEN + (inband ? 4 : 0);
+	if (len < l3)
+		return KEEP_ALL;
+	__u32 l3len = len - l3;
+	if (skb->gso_size) {
+		__u32 hdrs = gso_headers(skb, l3, ethertype);
+		if (!hdrs)
+			return KEEP_ALL;
+		l3len = hdrs + skb->gso_size;
+	}
+	if (l3len > ec->mtu)
+		return KEEP_ALL; /* userspace segments or counts mtu_exceeded */
+
+	int tagged_out = ec->out_untagged_vid != vid;
+	v->edit = tagged == tagged_out ? EDIT_KEEP : (tagged ? EDIT_POP : EDIT_PUSH);
+	v->vid = vid;
+	v->in_index = pc->index;
+	v->out_index = ec->index;
+	v->out_len = len + (tagged_out ? 4 : 0) - (tagged ? 4 : 0);
+	v->out_ifindex = ec->ifindex;
+	return 0;
+}
+
+SEC("tcx/ingress")
+int vswitch_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, &zero);
+	if (!v || v->ifindex != skb->ifindex || v->len != skb->len)
+		return TCX_NEXT; /* not decided by the socket filter */
+	v->ifindex = 0;
+	__u32 out = v->out_ifindex;
+	if (!out)
+		return TCX_DROP; /* the socket has it */
+	__u16 vid = v->vid, edit = v->edit, in_index = v->in_index, out_index = v->out_index;
+	__u32 len = v->len, out_len = v->out_len;
+	if (edit == EDIT_POP) {
+		if (bpf_skb_vlan_pop(skb))
+			return TCX_DROP;
+	} else if (edit == EDIT_PUSH) {
+		/* PCP 0: the frame arrived untagged */
+		if (bpf_skb_vlan_push(skb, __builtin_bswap16(ETH_P_8021Q), vid))
+			return TCX_DROP;
+	}
+	struct port_stats *si = port_stats(in_index);
+	if (si) {
+		si->fwd_rx_packets++;
+		si->fwd_rx_bytes += len;
+	}
+	struct port_stats *so = port_stats(out_index);
+	if (so) {
+		so->fwd_tx_packets++;
+		so->fwd_tx_bytes += out_len;
+	}
+	return bpf_redirect(out, 0);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

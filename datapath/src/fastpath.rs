@@ -54,9 +54,10 @@ use std::time::{Duration, Instant};
 use crossbeam::queue::ArrayQueue;
 
 use crate::fdb::{FdbUpdate, Flush};
+use crate::sys::afpacket::VnetSocket;
 use crate::sys::bpf::{
-    self, Conf, FdbKey, FdbVal, PortCfg, PortStats, XdpObject, FDB_STATIC, PORT_FAST,
-    PORT_ISOLATED, PORT_NO_REDIRECT, PORT_UP,
+    self, Conf, FdbKey, FdbVal, PortCfg, PortStats, TcxLink, XdpObject, FDB_STATIC, PORT_FAST,
+    PORT_ISOLATED, PORT_NO_REDIRECT, PORT_SKB, PORT_UP,
 };
 use crate::topology::{PortId, Topology};
 use crate::wire::{MacAddr, Tci};
@@ -75,6 +76,9 @@ struct Reg {
     queues: Vec<u32>,
     /// Frames redirected into the port's device arrive (see `register`).
     redirect_ok: bool,
+    /// A packet port (AF_PACKET socket), forwarded by the socket filter and tcx ingress
+    /// programs instead of XDP ([`XdpProgram::register_packet`]).
+    packet: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +201,9 @@ impl XdpProgram {
         if !reg.redirect_ok {
             c.flags |= PORT_NO_REDIRECT;
         }
+        if reg.packet {
+            c.flags |= PORT_SKB;
+        }
         c.mtu = pc.mtu;
         c.in_vid = pc.vlan.classify(None).map(|k| k.vid).unwrap_or(0);
         c.out_untagged_vid = pc.vlan.untagged_vid().map(|v| v.get()).unwrap_or(0);
@@ -217,6 +224,43 @@ impl XdpProgram {
     /// whose peer has no NAPI) the fast path forwards from the port but never to it:
     /// those frames go to the workers, which transmit them through the AF_XDP socket.
     pub fn register(&self, ifindex: u32, max_rx: u32, redirect_ok: bool) -> io::Result<u16> {
+        self.add_port(ifindex, max_rx, redirect_ok, false)
+    }
+
+    /// Puts the packet port on `ifindex`, served by the AF_PACKET socket `sock`, on the
+    /// fast path (which must be on): its frames that are known unicast to another
+    /// fast-path port are forwarded by the kernel (the socket filter decides, the tcx
+    /// ingress program redirects, see `bpf/vswitch_xdp.c`), GSO superframes whole; the
+    /// rest reach the socket as before. The returned link keeps the ingress program
+    /// attached: drop it, then [`XdpProgram::unregister`], when the port closes.
+    pub fn register_packet(&self, ifindex: u32, sock: &VnetSocket) -> io::Result<(u16, TcxLink)> {
+        let filter = self
+            .obj
+            .filter_fd()
+            .ok_or_else(|| io::Error::other("the fast path is off"))?;
+        let slot = self.add_port(ifindex, u32::MAX, true, true)?;
+        // The ingress program first: until the filter runs it finds no verdict and leaves
+        // frames alone, so no frame is lost in between.
+        let attached = self.obj.attach_ingress(ifindex).and_then(|link| {
+            sock.attach_filter(filter)?;
+            Ok(link)
+        });
+        match attached {
+            Ok(link) => Ok((slot, link)),
+            Err(e) => {
+                self.unregister(ifindex);
+                Err(e)
+            }
+        }
+    }
+
+    fn add_port(
+        &self,
+        ifindex: u32,
+        max_rx: u32,
+        redirect_ok: bool,
+        packet: bool,
+    ) -> io::Result<u16> {
         let mut st = self.lock();
         if st.ports.contains_key(&ifindex) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
@@ -231,11 +275,12 @@ impl XdpProgram {
             max_rx,
             queues: Vec::new(),
             redirect_ok,
+            packet,
         };
         let cfg = self.port_cfg(&st, &reg);
         self.obj.reset_port_stats(slot)?;
         self.obj.set_port(slot, ifindex, &cfg)?;
-        if self.fast {
+        if self.fast && !packet {
             self.obj.set_dev(slot, ifindex)?;
         }
         st.ports.insert(ifindex, reg);

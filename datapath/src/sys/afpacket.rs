@@ -280,6 +280,12 @@ impl VnetSocket {
         })
     }
 
+    /// Attaches the eBPF socket filter `prog_fd` (`SO_ATTACH_BPF`): from then on a frame
+    /// is queued to the socket only when the program returns non-zero.
+    pub fn attach_filter(&self, prog_fd: RawFd) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_ATTACH_BPF, prog_fd)
+    }
+
     /// The descriptor, for `poll` (readable when a frame is queued).
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -25,6 +25,10 @@ pub const PROG_NAME: &str = "vswitch_port";
 /// The tracing program counting redirects the kernel refused (a raw tracepoint, attached
 /// only when asked for: [`XdpObject::load`]).
 const REFUSED_PROG: &str = "vswitch_redirect_refused";
+/// The packet ports' fast path: the socket filter that decides and the tcx ingress program
+/// that applies its decision (loaded with the fast path only: [`XdpObject::load`]).
+const FILTER_PROG: &str = "vswitch_filter";
+const INGRESS_PROG: &str = "vswitch_ingress";
 
 /// `port_cfg.flags`.
 pub const PORT_FAST: u32 = 1;
@@ -33,6 +37,8 @@ pub const PORT_ISOLATED: u32 = 4;
 /// Frames redirected into this port's device would be dropped by the kernel: the fast
 /// path does not forward to it (`vswitch_xdp.c`).
 pub const PORT_NO_REDIRECT: u32 = 8;
+/// A packet port, forwarded by the socket filter and tcx ingress programs, never by XDP.
+pub const PORT_SKB: u32 = 16;
 /// `fdb_val.flags`.
 pub const FDB_STATIC: u16 = 1;
 /// Queues per port in the XSKMAP key (`index * MAX_QUEUES + queue`).
@@ -322,6 +328,10 @@ pub struct XdpObject {
     ncpus: usize,
     /// The attached tracing program counting refused redirects (null: not attached).
     refused: *mut lx::bpf_link,
+    /// The packet ports' socket filter (-1: not loaded).
+    filter_fd: c_int,
+    /// The packet ports' tcx ingress program (null: not loaded).
+    ingress: *mut lx::bpf_program,
 }
 
 // SAFETY: the object and link pointers are only used by `load` and `drop` (with &mut
@@ -360,6 +370,8 @@ impl XdpObject {
             config: Map::UNSET,
             ncpus,
             refused: std::ptr::null_mut(),
+            filter_fd: -1,
+            ingress: std::ptr::null_mut(),
         };
         let fdb_name = CString::new("fdb").expect("no NUL");
         // SAFETY: obj is a valid, not yet loaded object; the name is a valid C string.
@@ -380,11 +392,24 @@ impl XdpObject {
                 "XDP object has no program {REFUSED_PROG}"
             )));
         }
+        let mut packet = [std::ptr::null_mut(); 2];
+        for (name, slot) in [FILTER_PROG, INGRESS_PROG].into_iter().zip(&mut packet) {
+            let c = CString::new(name).expect("no NUL");
+            // SAFETY: obj is a valid, not yet loaded object; the name is a valid C string.
+            *slot = unsafe { lx::bpf_object__find_program_by_name(me.obj, c.as_ptr()) };
+            if slot.is_null() {
+                return Err(io::Error::other(format!(
+                    "XDP object has no program {name}"
+                )));
+            }
+        }
         if !count_refused {
-            // SAFETY: refused belongs to obj, which is not loaded yet.
-            let r = unsafe { lx::bpf_program__set_autoload(refused, false) };
-            if r != 0 {
-                return Err(last_os_error_or(r));
+            for p in [refused, packet[0], packet[1]] {
+                // SAFETY: p belongs to obj, which is not loaded yet.
+                let r = unsafe { lx::bpf_program__set_autoload(p, false) };
+                if r != 0 {
+                    return Err(last_os_error_or(r));
+                }
             }
         }
         // SAFETY: obj is a valid opened object.
@@ -435,6 +460,12 @@ impl XdpObject {
         let devs_id = map_info(me.devs.fd)?.id;
         me.update(&ident, &0u32, &u64::from(devs_id))?;
         if count_refused {
+            // SAFETY: packet[0] belongs to the loaded obj.
+            me.filter_fd = unsafe { lx::bpf_program__fd(packet[0]) };
+            if me.filter_fd < 0 {
+                return Err(last_os_error_or(me.filter_fd));
+            }
+            me.ingress = packet[1];
             // SAFETY: refused belongs to the loaded obj.
             let link = unsafe { lx::bpf_program__attach(refused) };
             if link.is_null() {
@@ -454,6 +485,29 @@ impl XdpObject {
     /// ([`PortStats::fwd_tx_refused`]).
     pub fn counts_refused(&self) -> bool {
         !self.refused.is_null()
+    }
+
+    /// The packet ports' socket filter, when loaded (with the fast path).
+    pub fn filter_fd(&self) -> Option<c_int> {
+        (self.filter_fd >= 0).then_some(self.filter_fd)
+    }
+
+    /// Attaches the packet ports' ingress program to `ifindex` (tcx, after any program
+    /// already there); it stays attached until the returned link is dropped.
+    pub fn attach_ingress(&self, ifindex: u32) -> io::Result<TcxLink> {
+        if self.ingress.is_null() {
+            return Err(io::Error::other(format!(
+                "{INGRESS_PROG} is loaded only with the fast path"
+            )));
+        }
+        let ifindex = c_int::try_from(ifindex).map_err(|_| io::Error::other("bad ifindex"))?;
+        // SAFETY: ingress belongs to the loaded object, which outlives this call; NULL opts
+        // means defaults (append).
+        let link = unsafe { lx::bpf_program__attach_tcx(self.ingress, ifindex, std::ptr::null()) };
+        if link.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TcxLink(link))
     }
 
     /// Kernel id of the loaded program.
@@ -722,6 +776,25 @@ impl XdpObject {
             return Err(last_os_error_or(r));
         }
         Ok(())
+    }
+}
+
+/// A tcx attachment of the packet ports' ingress program; dropping it detaches it.
+#[derive(Debug)]
+pub struct TcxLink(*mut lx::bpf_link);
+
+// SAFETY: the link is only destroyed, once, in drop (&mut self); libbpf links are heap
+// objects with no thread affinity.
+unsafe impl Send for TcxLink {}
+// SAFETY: no method reads the link through a shared reference.
+unsafe impl Sync for TcxLink {}
+
+impl Drop for TcxLink {
+    fn drop(&mut self) {
+        // SAFETY: the link came from bpf_program__attach_tcx and is destroyed exactly
+        // once, here; the kernel keeps the program alive while attached, so this is
+        // valid even after the object was closed.
+        unsafe { lx::bpf_link__destroy(self.0) };
     }
 }
 
