@@ -191,6 +191,21 @@ INLINE struct port_stats *port_stats(__u16 index)
 	return bpf_map_lookup_elem(&stats, &k);
 }
 
+/* Counts a frame the fast path forwarded at both ports. */
+INLINE void count_forwarded(__u16 in_index, __u64 len, __u16 out_index, __u64 out_len)
+{
+	struct port_stats *si = port_stats(in_index);
+	if (si) {
+		si->fwd_rx_packets++;
+		si->fwd_rx_bytes += len;
+	}
+	struct port_stats *so = port_stats(out_index);
+	if (so) {
+		so->fwd_tx_packets++;
+		so->fwd_tx_bytes += out_len;
+	}
+}
+
 INLINE int slow(struct xdp_md *ctx, const struct port_cfg *pc)
 {
 	__u32 q = ctx->rx_queue_index;
@@ -334,16 +349,7 @@ int vswitch_port(struct xdp_md *ctx)
 	}
 	/* tagged -> tagged: the tag (VID and PCP) leaves as it came */
 
-	struct port_stats *si = port_stats(in_index);
-	if (si) {
-		si->fwd_rx_packets++;
-		si->fwd_rx_bytes += len;
-	}
-	struct port_stats *so = port_stats(out_index);
-	if (so) {
-		so->fwd_tx_packets++;
-		so->fwd_tx_bytes += out_len;
-	}
+	count_forwarded(in_index, len, out_index, out_len);
 	return bpf_redirect_map(&devs, out_slot, 0);
 }
 
@@ -563,16 +569,7 @@ int vswitch_ingress(struct __sk_buff *skb)
 		if (bpf_skb_vlan_push(skb, __builtin_bswap16(ETH_P_8021Q), vid))
 			return TCX_DROP;
 	}
-	struct port_stats *si = port_stats(in_index);
-	if (si) {
-		si->fwd_rx_packets++;
-		si->fwd_rx_bytes += len;
-	}
-	struct port_stats *so = port_stats(out_index);
-	if (so) {
-		so->fwd_tx_packets++;
-		so->fwd_tx_bytes += out_len;
-	}
+	count_forwarded(in_index, len, out_index, out_len);
 	return bpf_redirect(out, 0);
 }
 

@@ -15,6 +15,23 @@
 //! the workers, which apply every rule and count every drop. So the forwarding decisions
 //! are the pipeline's; the program only caches the unicast ones.
 //!
+//! **Packet ports** ([`XdpProgram::register_packet`]) have a fast path of their own in
+//! the same object, sharing its port table, FDB mirror and counters: frames of a packet
+//! port are skbs (a pod's 64 KiB TSO superframes with partial checksums), so instead of
+//! XDP the port's AF_PACKET socket gets an eBPF socket filter (`vswitch_filter`) that
+//! decides exactly as the XDP program does, and the device's tcx ingress gets
+//! `vswitch_ingress`, which applies the decision: the tag pushed or popped
+//! (`bpf_skb_vlan_push/pop`) and the skb redirected to the egress device whole, in the
+//! sender's softirq, as the Linux bridge forwards; a frame the filter gave the socket is
+//! dropped there (the switch owns its ports' frames, as a bridge does). The filter runs
+//! when the kernel delivers the frame to its packet taps, right before ingress, on the
+//! same CPU, so the decision is handed over in a per-CPU slot that names the device and
+//! length it is for and is cleared when used: each frame is decided once, never both
+//! forwarded and queued to the socket. The XDP program never redirects into a packet
+//! port (a veth's peer would need GRO for XDP frames); the tc path may redirect to any
+//! fast-path port, AF_XDP ports included, since an skb needs nothing of the egress
+//! device.
+//!
 //! The program's FDB is a *mirror* of the workers' tables, written only here:
 //! - workers publish what they learn, move or refresh (at most once a second per entry)
 //!   on lock-free queues ([`Mirror::queue`]); a mirror thread applies them every

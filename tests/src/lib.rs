@@ -914,3 +914,43 @@ impl Drop for Watchdog {
         self.done.store(true, Ordering::Relaxed);
     }
 }
+
+/// Sends test frames `frame(1..=n)` from `at_from` while `at_to` collects them, pausing
+/// briefly every 32 frames (the AF_PACKET sender's buffer and the veth ring are not what
+/// is tested); asserts that `at_to` got exactly `expect(seq)` for each, once, in order
+/// (duplicates arriving within the drain included).
+pub fn burst_exactly_once(
+    at_from: &Capture,
+    at_to: &Capture,
+    n: u32,
+    frame: impl Fn(u32) -> Vec<u8>,
+    expect: impl Fn(u32) -> Vec<u8>,
+    what: &str,
+) {
+    let mut got = std::thread::scope(|s| {
+        let rx = s.spawn(|| at_to.collect_test_frames(n as usize, Duration::from_secs(5)));
+        for seq in 1..=n {
+            at_from.send(&frame(seq));
+            if seq % 32 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        rx.join().expect("collector")
+    });
+    got.extend(
+        drain(at_to)
+            .into_iter()
+            .filter(|f| testutil::test_seq(f).is_some()),
+    );
+    let seqs: Vec<u32> = got.iter().filter_map(|f| testutil::test_seq(f)).collect();
+    assert_eq!(
+        seqs,
+        (1..=n).collect::<Vec<_>>(),
+        "{what}: {} test frames received; want each of 1..={n} once, in order",
+        seqs.len()
+    );
+    for f in &got {
+        let seq = testutil::test_seq(f).expect("test frame");
+        assert_eq!(f, &expect(seq), "{what}: frame {seq} arrived changed");
+    }
+}

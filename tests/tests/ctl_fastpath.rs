@@ -119,36 +119,10 @@ fn static_present(dmn: &Daemon) -> bool {
         .any(|e| e == &(100, STATIC_MAC.to_string(), "b".to_string(), true))
 }
 
-/// Sends test frames 1..=N from `from` to `to` while `at_to` collects them; a short pause
-/// every 32 frames (the AF_PACKET sender's buffer and the veth ring are not what is
-/// tested). Asserts that `at_to` got each of them exactly once, in order, unchanged.
+/// Test frames 1..=N from `from` to `to`, each received exactly once, in order, unchanged.
 fn burst_exactly_once(from: &Host, to: &Host, at_from: &Capture, at_to: &Capture) {
     let frame = |seq: u32| eth_frame(to.mac, from.mac, &[], seq, 128);
-    let got = std::thread::scope(|s| {
-        let rx = s.spawn(|| at_to.collect_test_frames(N as usize, Duration::from_secs(5)));
-        for seq in 1..=N {
-            at_from.send(&frame(seq));
-            if seq % 32 == 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        rx.join().expect("collector")
-    });
-    let mut got = got;
-    // Anything beyond N (a duplicate) arrives within the drain.
-    got.extend(drain(at_to).into_iter().filter(|f| test_seq(f).is_some()));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "{} received {} test frames; each of 1..={N} exactly once, in order",
-        to.ifname,
-        seqs.len()
-    );
-    for f in &got {
-        let seq = test_seq(f).expect("test frame");
-        assert_eq!(f, &frame(seq), "frame {seq} arrived changed");
-    }
+    vswitch_tests::burst_exactly_once(at_from, at_to, N, frame, frame, &to.ifname);
 }
 
 /// Learning: both hosts resolve each other (ARP and ICMP through the switch).

@@ -14,7 +14,8 @@ use std::time::Duration;
 use vswitch_tests::daemon::{wait_until, Daemon};
 use vswitch_tests::testutil::{tagged, test_seq, Capture};
 use vswitch_tests::{
-    assert_ping_ok, drain, eth_frame, ns_run_ok, root_or_skip, run_ok, tcp_transfer, Host, Watchdog,
+    assert_ping_ok, burst_exactly_once, drain, eth_frame, ns_run_ok, root_or_skip, run_ok,
+    tcp_transfer, Host, Watchdog,
 };
 
 const BR: &str = "br0";
@@ -77,8 +78,6 @@ fn fast_path_state(dmn: &Daemon) -> (bool, u64) {
     )
 }
 
-/// Sends frames 1..=N made by `frame` from `at_from`; asserts that `at_to` got exactly
-/// `expect(seq)` for each, once, in order.
 fn burst(
     at_from: &Capture,
     at_to: &Capture,
@@ -86,28 +85,7 @@ fn burst(
     expect: impl Fn(u32) -> Vec<u8>,
     what: &str,
 ) {
-    let mut got = std::thread::scope(|s| {
-        let rx = s.spawn(|| at_to.collect_test_frames(N as usize, Duration::from_secs(5)));
-        for seq in 1..=N {
-            at_from.send(&frame(seq));
-            if seq % 32 == 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        rx.join().expect("collector")
-    });
-    got.extend(drain(at_to).into_iter().filter(|f| test_seq(f).is_some()));
-    let seqs: Vec<u32> = got.iter().filter_map(|f| test_seq(f)).collect();
-    assert_eq!(
-        seqs,
-        (1..=N).collect::<Vec<_>>(),
-        "{what}: {} test frames received; want each of 1..={N} once, in order",
-        seqs.len()
-    );
-    for f in &got {
-        let seq = test_seq(f).expect("test frame");
-        assert_eq!(f, &expect(seq), "{what}: frame {seq} arrived changed");
-    }
+    burst_exactly_once(at_from, at_to, N, frame, expect, what);
 }
 
 struct Lab {

@@ -24,8 +24,11 @@ pub enum Case {
     /// The bridge with TX checksum offload (and so TSO) off on h1's and h2's interfaces:
     /// the reference of the offloads-off cases.
     BridgeOffloadsOff,
-    /// vswitchd with `packet` ports (AF_PACKET + PACKET_VNET_HDR) on the host veth ends.
+    /// vswitchd with `packet` ports (AF_PACKET + PACKET_VNET_HDR) on the host veth ends
+    /// (what a plain `add-port` on a veth gives): known unicast takes the kernel fast path.
     VswitchPacket,
+    /// The same with `packet_fast_path = false`: every frame through the worker.
+    VswitchPacketWorkers,
     /// vswitchd with two tap ports; the taps are h1's and h2's interfaces.
     VswitchTap,
     /// vswitchd with `afxdp` ports on the host veth ends, offloads off on h1/h2.
@@ -37,11 +40,12 @@ pub enum Case {
 }
 
 impl Case {
-    pub const ALL: [Case; 8] = [
+    pub const ALL: [Case; 9] = [
         Case::Direct,
         Case::Bridge,
         Case::BridgeOffloadsOff,
         Case::VswitchPacket,
+        Case::VswitchPacketWorkers,
         Case::VswitchTap,
         Case::VswitchAfxdpOffloadsOff,
         Case::OvsSystemTso,
@@ -54,6 +58,7 @@ impl Case {
             Case::Bridge => "bridge",
             Case::BridgeOffloadsOff => "bridge-offloads-off",
             Case::VswitchPacket => "vswitch-packet",
+            Case::VswitchPacketWorkers => "vswitch-packet-workers",
             Case::VswitchTap => "vswitch-tap",
             Case::VswitchAfxdpOffloadsOff => "vswitch-afxdp-offloads-off",
             Case::OvsSystemTso => "ovs-system-tso",
@@ -72,15 +77,19 @@ impl Case {
     pub fn is_vswitch(self) -> bool {
         matches!(
             self,
-            Case::VswitchPacket | Case::VswitchTap | Case::VswitchAfxdpOffloadsOff
+            Case::VswitchPacket
+                | Case::VswitchPacketWorkers
+                | Case::VswitchTap
+                | Case::VswitchAfxdpOffloadsOff
         )
     }
 
     /// The cases of `tcprate --latency` when none are named.
-    pub const LATENCY: [Case; 6] = [
+    pub const LATENCY: [Case; 7] = [
         Case::Direct,
         Case::Bridge,
         Case::VswitchPacket,
+        Case::VswitchPacketWorkers,
         Case::VswitchTap,
         Case::VswitchAfxdpOffloadsOff,
         Case::OvsAfxdp,
@@ -155,14 +164,17 @@ impl Setup {
                 s.h1_if = s.veths[0].a().to_owned();
                 s.h2_if = s.veths[1].a().to_owned();
             }
-            Case::VswitchPacket | Case::VswitchAfxdpOffloadsOff => {
-                let kind = if case == Case::VswitchPacket {
-                    "packet"
-                } else {
+            Case::VswitchPacket | Case::VswitchPacketWorkers | Case::VswitchAfxdpOffloadsOff => {
+                let kind = if case == Case::VswitchAfxdpOffloadsOff {
                     "afxdp"
+                } else {
+                    "packet"
                 };
                 s.host_veths(hosts)?;
-                let d = s.vswitchd.insert(Vswitchd::start(&env.bin_dir, env.cpu)?);
+                let fast = case != Case::VswitchPacketWorkers;
+                let d = s
+                    .vswitchd
+                    .insert(Vswitchd::start(&env.bin_dir, env.cpu, fast)?);
                 d.ctl(&["add-br", "br0"])?;
                 let vid = VID.to_string();
                 for (i, v) in s.veths.iter().enumerate() {
@@ -181,7 +193,9 @@ impl Setup {
                 }
             }
             Case::VswitchTap => {
-                let d = s.vswitchd.insert(Vswitchd::start(&env.bin_dir, env.cpu)?);
+                let d = s
+                    .vswitchd
+                    .insert(Vswitchd::start(&env.bin_dir, env.cpu, true)?);
                 d.ctl(&["add-br", "br0"])?;
                 let vid = VID.to_string();
                 let mut taps = Vec::new();

@@ -13,9 +13,10 @@ use vswitch_benches::harness::{check_interrupted, pid_running};
 /// Prefix of the temporary directory of a run's daemons: `tcprate-PID-`.
 const DIR_PREFIX: &str = "tcprate-";
 
-/// The daemon's configuration: one worker, pinned to `cpu`.
-pub fn config_toml(cpu: usize) -> String {
-    format!("[datapath]\nworkers = 1\ncpus = [{cpu}]\n")
+/// The daemon's configuration: one worker, pinned to `cpu`; `packet_fast_path` as given
+/// (the default is on).
+pub fn config_toml(cpu: usize, packet_fast_path: bool) -> String {
+    format!("[datapath]\nworkers = 1\ncpus = [{cpu}]\npacket_fast_path = {packet_fast_path}\n")
 }
 
 /// A running vswitchd with its own configuration and socket.
@@ -30,9 +31,9 @@ pub struct Vswitchd {
 }
 
 impl Vswitchd {
-    /// Starts `BIN_DIR/vswitchd` with one worker on `cpu` and waits until its control
-    /// socket answers.
-    pub fn start(bin_dir: &Path, cpu: usize) -> anyhow::Result<Vswitchd> {
+    /// Starts `BIN_DIR/vswitchd` with one worker on `cpu` (and the packet ports' fast path
+    /// on or off) and waits until its control socket answers.
+    pub fn start(bin_dir: &Path, cpu: usize, packet_fast_path: bool) -> anyhow::Result<Vswitchd> {
         let daemon = bin_dir.join("vswitchd");
         let ctl = bin_dir.join("vswitchctl");
         for b in [&daemon, &ctl] {
@@ -50,7 +51,8 @@ impl Vswitchd {
         let config = dir.path().join("vswitchd.toml");
         let sock = dir.path().join("vswitchd.sock");
         let log = dir.path().join("vswitchd.log");
-        std::fs::write(&config, config_toml(cpu)).context("write vswitchd config")?;
+        std::fs::write(&config, config_toml(cpu, packet_fast_path))
+            .context("write vswitchd config")?;
         let log_file = File::create(&log).context("vswitchd log")?;
         let child = Command::new(&daemon)
             .arg("--config")
@@ -209,7 +211,11 @@ mod tests {
 
     #[test]
     fn config_pins_one_worker() {
-        assert_eq!(config_toml(1), "[datapath]\nworkers = 1\ncpus = [1]\n");
+        assert_eq!(
+            config_toml(1, true),
+            "[datapath]\nworkers = 1\ncpus = [1]\npacket_fast_path = true\n"
+        );
+        assert!(config_toml(0, false).ends_with("packet_fast_path = false\n"));
     }
 
     #[test]
