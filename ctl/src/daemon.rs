@@ -510,7 +510,7 @@ impl Daemon {
                     },
                 );
             }
-            let mut problems_b = self.sync_bridge(b, &mut opened);
+            let mut problems_b = self.sync_bridge(b, &new.datapath, &mut opened);
             problems.append(&mut problems_b);
         }
         // Running workers take a new poll policy at their next burst (no restart).
@@ -526,11 +526,13 @@ impl Daemon {
         Ok(problems)
     }
 
-    /// Brings a running bridge to `want`: detaches removed/changed ports, installs the
-    /// topology, attaches opened ports, syncs static MACs.
+    /// Brings a running bridge to `want` (under the `[datapath]` settings being applied):
+    /// detaches removed/changed ports, installs the topology, attaches opened ports, syncs
+    /// static MACs.
     fn sync_bridge(
         &mut self,
         want: &BridgeConfig,
+        settings: &DatapathSection,
         opened: &mut BTreeMap<(String, String), Result<Halves, String>>,
     ) -> Vec<String> {
         let mut problems = Vec::new();
@@ -575,11 +577,10 @@ impl Daemon {
             let key = (want.name.clone(), p.name.clone());
             let h = match opened.remove(&key) {
                 Some(h) => h,
-                None => open_port(p, FastPaths::new(br.xdp.as_ref(), &self.config.datapath))
-                    .map_err(|e| {
-                        problems.push(format!("bridge {}: {e}", want.name));
-                        e
-                    }),
+                None => open_port(p, FastPaths::new(br.xdp.as_ref(), settings)).map_err(|e| {
+                    problems.push(format!("bridge {}: {e}", want.name));
+                    e
+                }),
             };
             new_io.insert(p.name.clone(), h);
         }

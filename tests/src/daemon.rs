@@ -350,15 +350,35 @@ impl Daemon {
             .unwrap_or_else(|| panic!("port {port} has no worker: {v}"))
     }
 
-    /// Frames handed from one worker to another so far (`pmd show --json`, one bridge).
-    pub fn handoffs(&self, bridge: &str) -> u64 {
+    /// The worker objects of `bridge` in `pmd show --json` (at least one).
+    pub fn pmd_workers(&self, bridge: &str) -> Vec<serde_json::Value> {
         let v = self.ctl_json(&["pmd", "show"]);
-        v.as_array()
+        let w: Vec<serde_json::Value> = v
+            .as_array()
             .unwrap_or_else(|| panic!("pmd show is not a list: {v}"))
             .iter()
             .filter(|w| w["bridge"] == bridge)
-            .map(|w| w["handoff_out"].as_u64().expect("handoff_out"))
+            .cloned()
+            .collect();
+        assert!(!w.is_empty(), "no workers of {bridge} in pmd show: {v}");
+        w
+    }
+
+    /// A counter of `pmd show --json` summed over the workers of `bridge`.
+    pub fn pmd_sum(&self, bridge: &str, field: &str) -> u64 {
+        self.pmd_workers(bridge)
+            .iter()
+            .map(|w| {
+                w[field]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{field} in {w}"))
+            })
             .sum()
+    }
+
+    /// Frames handed from one worker to another so far (`pmd show --json`, one bridge).
+    pub fn handoffs(&self, bridge: &str) -> u64 {
+        self.pmd_sum(bridge, "handoff_out")
     }
 
     /// One counter of `fdb stats --json`.

@@ -36,24 +36,12 @@ fn gro_on(h: &Host) {
 
 /// `pmd show --json`: the worker objects of `BR`.
 fn pmd_workers(dmn: &Daemon) -> Vec<serde_json::Value> {
-    let v = dmn.ctl_json(&["pmd", "show"]);
-    let w: Vec<serde_json::Value> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("pmd show is not a list: {v}"))
-        .iter()
-        .filter(|w| w["bridge"] == BR)
-        .cloned()
-        .collect();
-    assert!(!w.is_empty(), "no workers of {BR} in pmd show: {v}");
-    w
+    dmn.pmd_workers(BR)
 }
 
 /// Frames the workers of `BR` received so far.
 fn worker_packets(dmn: &Daemon) -> u64 {
-    pmd_workers(dmn)
-        .iter()
-        .map(|w| w["packets"].as_u64().expect("packets"))
-        .sum()
+    dmn.pmd_sum(BR, "packets")
 }
 
 /// Asserts the fast-path state `on` everywhere it shows: `pmd show` (text and per worker

@@ -56,28 +56,19 @@ fn daemon(packet_fast_path: bool) -> Daemon {
 
 /// Frames the workers of `BR` received so far.
 fn worker_packets(dmn: &Daemon) -> u64 {
-    let v = dmn.ctl_json(&["pmd", "show"]);
-    v.as_array()
-        .unwrap_or_else(|| panic!("pmd show is not a list: {v}"))
-        .iter()
-        .filter(|w| w["bridge"] == BR)
-        .map(|w| w["packets"].as_u64().expect("packets"))
-        .sum()
+    dmn.pmd_sum(BR, "packets")
 }
 
 /// `pmd show --json`: whether `BR`'s packet fast path is on, and its FDB entries.
 fn fast_path_state(dmn: &Daemon) -> (bool, u64) {
-    let v = dmn.ctl_json(&["pmd", "show"]);
-    let w = v
-        .as_array()
-        .and_then(|a| a.iter().find(|w| w["bridge"] == BR).cloned())
-        .unwrap_or_else(|| panic!("no worker of {BR} in pmd show: {v}"));
+    let w = &dmn.pmd_workers(BR)[0];
     (
         w["packet_fast_path"] == true,
         w["xdp_fdb_entries"].as_u64().unwrap_or(0),
     )
 }
 
+/// 1..=N frames made by `frame` from `at_from`, each received as `expect(seq)` at `at_to`.
 fn burst(
     at_from: &Capture,
     at_to: &Capture,
