@@ -119,6 +119,37 @@ struct State {
     dump: Vec<(FdbKey, FdbVal)>,
 }
 
+/// A packet port on the fast path ([`XdpProgram::register_packet`]); dropping it takes
+/// the port off.
+#[derive(Debug)]
+pub struct PacketAttachment {
+    program: Arc<XdpProgram>,
+    ifindex: u32,
+    slot: u16,
+    link: Option<TcxLink>,
+}
+
+impl PacketAttachment {
+    /// What the fast path forwarded from and to the port.
+    pub fn stats(&self) -> io::Result<PortStats> {
+        self.program.port_stats(self.slot)
+    }
+
+    /// The port serves switch port `port` (see [`XdpProgram::bind`]).
+    pub fn bind(&self, port: PortId) {
+        self.program.bind(self.ifindex, port);
+    }
+}
+
+impl Drop for PacketAttachment {
+    fn drop(&mut self) {
+        // The ingress program first (a frame the filter decided is then left to the
+        // kernel, never applied to a later frame), then the port's configuration.
+        drop(self.link.take());
+        self.program.unregister(self.ifindex);
+    }
+}
+
 /// What the mirror did, for the control plane.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MirrorStats {
@@ -248,27 +279,29 @@ impl XdpProgram {
     /// fast path (which must be on): its frames that are known unicast to another
     /// fast-path port are forwarded by the kernel (the socket filter decides, the tcx
     /// ingress program redirects, see `bpf/vswitch_xdp.c`), GSO superframes whole; the
-    /// rest reach the socket as before. The returned link keeps the ingress program
-    /// attached: drop it, then [`XdpProgram::unregister`], when the port closes.
-    pub fn register_packet(&self, ifindex: u32, sock: &VnetSocket) -> io::Result<(u16, TcxLink)> {
+    /// rest reach the socket as before. Dropping the returned attachment takes the port
+    /// off again.
+    pub fn register_packet(
+        self: &Arc<Self>,
+        ifindex: u32,
+        sock: &VnetSocket,
+    ) -> io::Result<PacketAttachment> {
         let filter = self
             .obj
             .filter_fd()
             .ok_or_else(|| io::Error::other("the fast path is off"))?;
         let slot = self.add_port(ifindex, u32::MAX, true, true)?;
+        let mut att = PacketAttachment {
+            program: self.clone(),
+            ifindex,
+            slot,
+            link: None,
+        };
         // The ingress program first: until the filter runs it finds no verdict and leaves
-        // frames alone, so no frame is lost in between.
-        let attached = self.obj.attach_ingress(ifindex).and_then(|link| {
-            sock.attach_filter(filter)?;
-            Ok(link)
-        });
-        match attached {
-            Ok(link) => Ok((slot, link)),
-            Err(e) => {
-                self.unregister(ifindex);
-                Err(e)
-            }
-        }
+        // frames alone, so no frame is lost in between. On error `att` undoes it all.
+        att.link = Some(self.obj.attach_ingress(ifindex)?);
+        sock.attach_filter(filter)?;
+        Ok(att)
     }
 
     fn add_port(

@@ -968,13 +968,8 @@ impl RxPort for AfXdpRx {
         let g = &self._guard;
         match g.program.port_stats(self.info.xdp_slot) {
             Ok(s) => XdpCounters {
-                fwd_rx_packets: s.fwd_rx_packets,
-                fwd_rx_bytes: s.fwd_rx_bytes,
-                fwd_tx_packets: s.fwd_tx_packets,
-                fwd_tx_bytes: s.fwd_tx_bytes,
                 oversize: s.oversize + self.multi.as_ref().map_or(0, |m| m.broken),
-                fwd_tx_refused: s.fwd_tx_refused,
-                bad_offload: 0,
+                ..XdpCounters::from(s)
             },
             Err(_) => XdpCounters::default(),
         }

@@ -118,6 +118,21 @@ pub struct XdpCounters {
     pub fwd_tx_refused: u64,
 }
 
+impl From<crate::sys::bpf::PortStats> for XdpCounters {
+    /// The program's counters of one port (nothing a port adds itself).
+    fn from(s: crate::sys::bpf::PortStats) -> XdpCounters {
+        XdpCounters {
+            fwd_rx_packets: s.fwd_rx_packets,
+            fwd_rx_bytes: s.fwd_rx_bytes,
+            fwd_tx_packets: s.fwd_tx_packets,
+            fwd_tx_bytes: s.fwd_tx_bytes,
+            oversize: s.oversize,
+            bad_offload: 0,
+            fwd_tx_refused: s.fwd_tx_refused,
+        }
+    }
+}
+
 pub trait RxPort: Send {
     /// Receives up to `max` frames (at most [`MAX_BURST`]); returns how many are held.
     /// Frames still held from the previous burst are released first.

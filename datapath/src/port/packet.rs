@@ -36,11 +36,10 @@ use super::afxdp::SharedProgram;
 use super::held::Held;
 use super::veth::PeerDrops;
 use super::{KernelDrops, PortError, RxPort, TxPort, XdpCounters};
-use crate::fastpath::XdpProgram;
+use crate::fastpath::PacketAttachment;
 use crate::offload::{Offload, MAX_SUPERFRAME, VNET_HDR_LEN};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
 use crate::sys::afpacket::{RecvRing, VnetSocket, BATCH, RECV_GAP};
-use crate::sys::bpf::TcxLink;
 use crate::sys::netdev;
 use crate::topology::PortId;
 use crate::wire::{edited_pieces, Edit, TPID_8021Q, VLAN_TAG_LEN};
@@ -65,24 +64,6 @@ impl PacketConfig {
             interface: interface.into(),
             program: None,
         }
-    }
-}
-
-/// The port's place in the switch's fast path; dropping it takes the port off.
-#[derive(Debug)]
-struct FastPath {
-    program: Arc<XdpProgram>,
-    ifindex: u32,
-    slot: u16,
-    link: Option<TcxLink>,
-}
-
-impl Drop for FastPath {
-    fn drop(&mut self) {
-        // The ingress program first (a frame the filter decided is then left to the
-        // kernel, never applied to a later frame), then the port's configuration.
-        drop(self.link.take());
-        self.program.unregister(self.ifindex);
     }
 }
 
@@ -114,7 +95,8 @@ pub struct PacketRx {
     queue_drops: u64,
     /// On a veth: what the device and its peer dropped on the way to and from the switch.
     peer: Option<PeerDrops>,
-    fast: Option<FastPath>,
+    /// On the fast path: known unicast from the port is forwarded by the kernel.
+    fast: Option<PacketAttachment>,
 }
 
 /// Transmit half of a packet port.
@@ -146,20 +128,13 @@ impl PacketPort {
             .map_err(|e| PortError::io(&name, "open AF_PACKET socket (PACKET_VNET_HDR)", e))?;
         let driver = netdev::driver_name(&name).unwrap_or_default();
         let slot = (RECV_GAP + MAX_SUPERFRAME.max(mtu as usize + 22)).next_multiple_of(64);
-        let fast = match cfg.program.as_ref().filter(|p| p.0.fast()) {
-            Some(p) => {
-                let (slot, link) =
-                    p.0.register_packet(ifindex, &sock)
-                        .map_err(|e| PortError::io(&name, "put the port on the fast path", e))?;
-                Some(FastPath {
-                    program: p.0.clone(),
-                    ifindex,
-                    slot,
-                    link: Some(link),
-                })
-            }
-            None => None,
-        };
+        let fast = cfg
+            .program
+            .as_ref()
+            .filter(|p| p.0.fast())
+            .map(|p| p.0.register_packet(ifindex, &sock))
+            .transpose()
+            .map_err(|e| PortError::io(&name, "put the port on the fast path", e))?;
         let sock = Arc::new(sock);
         Ok(PacketPort {
             info: PacketInfo {
@@ -294,25 +269,17 @@ impl RxPort for PacketRx {
     /// Frames dropped at receive: too long for a slot (`mtu_exceeded`), or with a header
     /// the switch cannot honour (`bad_offload`); and what the fast path forwarded.
     fn xdp_counters(&mut self) -> XdpCounters {
-        let fwd = self
-            .fast
-            .as_ref()
-            .and_then(|f| f.program.port_stats(f.slot).ok())
-            .unwrap_or_default();
+        let fwd = self.fast.as_ref().and_then(|f| f.stats().ok());
         XdpCounters {
-            fwd_rx_packets: fwd.fwd_rx_packets,
-            fwd_rx_bytes: fwd.fwd_rx_bytes,
-            fwd_tx_packets: fwd.fwd_tx_packets,
-            fwd_tx_bytes: fwd.fwd_tx_bytes,
             oversize: self.oversize,
             bad_offload: self.bad_offload,
-            ..XdpCounters::default()
+            ..fwd.map(XdpCounters::from).unwrap_or_default()
         }
     }
 
     fn bind_port(&mut self, port: PortId) {
         if let Some(f) = &self.fast {
-            f.program.bind(f.ifindex, port);
+            f.bind(port);
         }
     }
 
