@@ -219,9 +219,10 @@ fn cli_output_snapshots() {
     assert_eq!(w["lane_waits"], 0);
     assert_eq!(w["poll_mode"], "adaptive");
     assert_eq!(w["shares_cpu"], false);
+    assert_eq!(w["packet_fast_path"], true);
     let text = d.ctl(&["pmd", "show"]).ok();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 7, "{text}");
+    assert_eq!(lines.len(), 8, "{text}");
     assert_eq!(lines[0], "poll mode: adaptive (window 20000 us)");
     assert_eq!(lines[1], "pmd thread 0 of bridge br0 (unpinned):");
     assert!(
@@ -237,6 +238,10 @@ fn cli_output_snapshots() {
     assert!(
         lines[6].starts_with("  poll mode: adaptive  idle waits: "),
         "{text}"
+    );
+    assert_eq!(
+        lines[7],
+        "  packet fast path: on  fdb entries: 0  map errors: 0"
     );
 
     // trace: broadcast from p1 in VLAN 10.
