@@ -22,7 +22,9 @@ use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
 use datapath::vlan::PortVlan;
 use datapath::wire::MacAddr;
-use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp, PollMode};
+use datapath::worker::{
+    merge_fdb, sum_counters, Datapath, DatapathConfig, DatapathError, FdbOp, PollMode,
+};
 
 use crate::config::{
     BridgeConfig, Config, ConfigError, PortKind, PortSpec, StaticMac, XdpModeSpec,
@@ -77,13 +79,79 @@ struct PortState {
 struct Bridge {
     dp: Datapath,
     ports: BTreeMap<String, PortState>,
-    statics: Vec<StaticMac>,
+    /// The static MACs installed in the workers' FDBs: (VLAN, MAC) -> port.
+    statics: BTreeMap<(u16, MacAddr), PortId>,
     /// The bridge's XDP program with the fast path on (`datapath.xdp_fast_path`), shared
     /// by the datapath and every AF_XDP port opened for the bridge. `None`: fast path off,
     /// each AF_XDP port runs a private program.
     xdp: Option<SharedProgram>,
     /// Why the bridge runs without the fast path it is configured with.
     xdp_error: Option<String>,
+}
+
+impl Bridge {
+    /// Brings the workers' static MACs to `want` by difference: entries that left the
+    /// configuration are removed, new or moved ones added (a move replaces the entry in
+    /// place); the others are not touched, so they never go missing for a moment in which
+    /// a spoofed source could be learned. `reset` lists the ids of ports that left the
+    /// topology in this sync: the workers dropped their entries with them.
+    fn sync_statics(&mut self, bridge: &str, want: &[StaticMac], reset: &[PortId]) -> Vec<String> {
+        self.statics.retain(|_, p| !reset.contains(p));
+        let wanted = self.wanted_statics(want);
+        let mut problems = Vec::new();
+        let stale: Vec<(u16, MacAddr)> = self
+            .statics
+            .keys()
+            .filter(|k| !wanted.contains_key(k))
+            .copied()
+            .collect();
+        for (vid, mac) in stale {
+            match self.dp.fdb(FdbOp::Remove { vid, mac }, WORKER_TIMEOUT) {
+                Ok(()) => {
+                    self.statics.remove(&(vid, mac));
+                }
+                Err(e) => problems.push(format!("bridge {bridge}: static MAC {mac}: {e}")),
+            }
+        }
+        for (&(vid, mac), &port) in &wanted {
+            if self.statics.get(&(vid, mac)) == Some(&port) {
+                continue;
+            }
+            if let Err(e) = self.add_static(vid, mac, port) {
+                problems.push(format!("bridge {bridge}: static MAC {mac} vlan {vid}: {e}"));
+            }
+        }
+        problems
+    }
+
+    /// The configured static MACs of ports that have an id: (VLAN, MAC) -> port.
+    fn wanted_statics(&self, want: &[StaticMac]) -> BTreeMap<(u16, MacAddr), PortId> {
+        want.iter()
+            .filter_map(|s| {
+                let (vid, mac) = s.parsed().ok()?;
+                Some(((vid.get(), mac), self.ports.get(&s.port)?.id))
+            })
+            .collect()
+    }
+
+    /// Installs one static MAC in every replica. On failure no replica keeps it (some
+    /// may have taken it before another refused).
+    fn add_static(&mut self, vid: u16, mac: MacAddr, port: PortId) -> Result<(), DatapathError> {
+        match self
+            .dp
+            .fdb(FdbOp::AddStatic { vid, mac, port }, WORKER_TIMEOUT)
+        {
+            Ok(()) => {
+                self.statics.insert((vid, mac), port);
+                Ok(())
+            }
+            Err(e) => {
+                self.statics.remove(&(vid, mac));
+                let _ = self.dp.fdb(FdbOp::Remove { vid, mac }, WORKER_TIMEOUT);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The XDP program of a bridge about to start: `Ok(None)` with the fast path off.
@@ -471,7 +539,7 @@ impl Daemon {
                     Bridge {
                         dp,
                         ports: BTreeMap::new(),
-                        statics: Vec::new(),
+                        statics: BTreeMap::new(),
                         xdp,
                         xdp_error,
                     },
@@ -601,34 +669,9 @@ impl Daemon {
                 }
             }
         }
-        // Static MACs: remove the old set, add the new one.
-        for s in &br.statics {
-            if let Ok((vid, mac)) = s.parsed() {
-                let _ = br.dp.fdb(
-                    FdbOp::Remove {
-                        vid: vid.get(),
-                        mac,
-                    },
-                    WORKER_TIMEOUT,
-                );
-            }
-        }
-        for s in &want.static_macs {
-            let (Ok((vid, mac)), Some(st)) = (s.parsed(), br.ports.get(&s.port)) else {
-                continue;
-            };
-            if let Err(e) = br.dp.fdb(
-                FdbOp::AddStatic {
-                    vid: vid.get(),
-                    mac,
-                    port: st.id,
-                },
-                WORKER_TIMEOUT,
-            ) {
-                problems.push(format!("bridge {}: static MAC {mac}: {e}", want.name));
-            }
-        }
-        br.statics = want.static_macs.clone();
+        // Static MACs: only the changed ones (those of ports that left went with them).
+        let mut p = br.sync_statics(&want.name, &want.static_macs, &free_ids);
+        problems.append(&mut p);
         let _ = br.dp.sync(WORKER_TIMEOUT);
         problems
     }
@@ -968,6 +1011,7 @@ impl Daemon {
                     moved: 0,
                     learn_limit: 0,
                     static_move_blocked: 0,
+                    static_removed: 0,
                     capacity: self.config.fdb.capacity,
                     aging_secs: self.config.fdb.aging_secs,
                 };
@@ -978,6 +1022,7 @@ impl Daemon {
                     s.moved += w.fdb.moved;
                     s.learn_limit += w.fdb.learn_limit;
                     s.static_move_blocked += w.fdb.static_move_blocked;
+                    s.static_removed = s.static_removed.max(w.fdb.static_removed);
                 }
                 Ok(Response::FdbStats { stats: s })
             }

@@ -1355,3 +1355,62 @@ fn poll_mode_is_set_live_and_persisted() {
     assert_eq!(std::fs::read_to_string(&d.config).expect("config"), file);
     assert_eq!(mode_of_workers(&d), ["adaptive"]);
 }
+
+/// `fdb stats --json` of br0.
+fn fdb_stats(d: &Vswitchd) -> serde_json::Value {
+    d.ctl(&["fdb", "stats", "br0", "--json"]).json()
+}
+
+/// (static entries, static entries removed from the workers' FDBs) of br0.
+fn statics(d: &Vswitchd) -> (u64, u64) {
+    let s = fdb_stats(d);
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("no {k} in {s}"));
+    (n("static_entries"), n("static_removed"))
+}
+
+#[test]
+fn config_changes_leave_other_static_macs_in_place() {
+    let _w = Watchdog::new(
+        "config_changes_leave_other_static_macs_in_place",
+        Duration::from_secs(90),
+    );
+    let d = Vswitchd::start(Some(&format!("[datapath]\nworkers = 2\n{FOUR_PORTS}")));
+    assert_eq!(statics(&d), (1, 0));
+    // Changes that do not touch p2's static entry: it is never removed from any worker
+    // (a removal, even followed by a re-add, is a window for a spoofed source).
+    let extra = "02:00:00:00:00:77";
+    for (args, want) in [
+        (&["set-port", "br0", "p4", "--access", "30"][..], (1, 0)),
+        (&["set-port", "br0", "p1", "--mtu", "1400"], (1, 0)),
+        (&["set-port", "br0", "p3", "--flood-unknown", "off"], (1, 0)),
+        (
+            &["add-port", "br0", "p5", "--type", "tap", "--access", "10"],
+            (1, 0),
+        ),
+        (
+            &[
+                "fdb", "add", "br0", "--vlan", "10", "--mac", extra, "--port", "p5",
+            ],
+            (2, 0),
+        ),
+        (&["del-port", "br0", "p4"], (2, 0)),
+        (&["pmd", "set-poll-mode", "sleep"], (2, 0)),
+        // Moving a static entry replaces it in place.
+        (
+            &[
+                "fdb", "add", "br0", "--vlan", "10", "--mac", extra, "--port", "p1",
+            ],
+            (2, 0),
+        ),
+        // Only the deleted entry goes (once per worker: counted once).
+        (
+            &["fdb", "del", "br0", "--vlan", "10", "--mac", extra],
+            (1, 1),
+        ),
+        // A port's removal takes its static entries with it, only those.
+        (&["del-port", "br0", "p2"], (0, 2)),
+    ] {
+        d.ctl(args).ok();
+        assert_eq!(statics(&d), want, "after {args:?}: {}", fdb_stats(&d));
+    }
+}

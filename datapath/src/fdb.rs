@@ -45,7 +45,7 @@ impl Default for FdbConfig {
 }
 
 /// FDB counters (vlan-semantics.md: entries, static entries, learned, expired, evicted,
-/// moved, learn_limit; plus static_move_blocked and table_full).
+/// moved, learn_limit; plus static_move_blocked, table_full and static_removed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FdbCounters {
     pub entries: u64,
@@ -58,6 +58,9 @@ pub struct FdbCounters {
     pub static_move_blocked: u64,
     /// Learning refused because the table is full of static entries.
     pub table_full: u64,
+    /// Static entries removed from this replica (by the control plane: entry deletion,
+    /// flushes including statics, port removal).
+    pub static_removed: u64,
 }
 
 /// What learning a source address did.
@@ -524,6 +527,7 @@ impl Fdb {
         self.map.remove(&k);
         if self.slots[idx as usize].is_static {
             self.counters.static_entries -= 1;
+            self.counters.static_removed += 1;
         } else {
             self.unlink(idx);
         }

@@ -206,6 +206,30 @@ fn flushes() {
 }
 
 #[test]
+fn static_removals_are_counted() {
+    let mut f = small(8, 300);
+    f.add_static(1, mac(1), pid(1)).expect("static");
+    f.add_static(1, mac(2), pid(2)).expect("static");
+    f.learn(1, mac(3), pid(1), 0, None);
+    // Replacing a static (another port) and removing or flushing dynamic entries is no
+    // static removal.
+    f.add_static(1, mac(1), pid(3)).expect("static");
+    f.remove(1, mac(3));
+    f.flush(Flush::default());
+    assert_eq!(f.counters().static_removed, 0);
+    assert!(f.remove(1, mac(1)));
+    assert_eq!(
+        f.flush(Flush {
+            include_static: true,
+            ..Flush::default()
+        }),
+        1
+    );
+    let c = f.counters();
+    assert_eq!((c.static_removed, c.static_entries), (2, 0));
+}
+
+#[test]
 fn replica_updates_do_not_count_as_local_learning() {
     let mut f = small(8, 300);
     let u = FdbUpdate::Learned {
