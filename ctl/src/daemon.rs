@@ -81,6 +81,8 @@ struct Bridge {
     ports: BTreeMap<String, PortState>,
     /// The static MACs installed in the workers' FDBs: (VLAN, MAC) -> port.
     statics: BTreeMap<(u16, MacAddr), PortId>,
+    /// The configured static MACs the workers refused at the last sync, with the reason.
+    static_errors: Vec<String>,
     /// The bridge's XDP program with the fast path on (`datapath.xdp_fast_path`), shared
     /// by the datapath and every AF_XDP port opened for the bridge. `None`: fast path off,
     /// each AF_XDP port runs a private program.
@@ -113,12 +115,15 @@ impl Bridge {
                 Err(e) => problems.push(format!("bridge {bridge}: static MAC {mac}: {e}")),
             }
         }
+        self.static_errors.clear();
         for (&(vid, mac), &port) in &wanted {
             if self.statics.get(&(vid, mac)) == Some(&port) {
                 continue;
             }
             if let Err(e) = self.add_static(vid, mac, port) {
-                problems.push(format!("bridge {bridge}: static MAC {mac} vlan {vid}: {e}"));
+                let msg = format!("bridge {bridge}: static MAC {mac} vlan {vid}: {e}");
+                problems.push(msg.clone());
+                self.static_errors.push(msg);
             }
         }
         problems
@@ -540,6 +545,7 @@ impl Daemon {
                         dp,
                         ports: BTreeMap::new(),
                         statics: BTreeMap::new(),
+                        static_errors: Vec::new(),
                         xdp,
                         xdp_error,
                     },
@@ -681,23 +687,15 @@ impl Daemon {
     fn change(&mut self, new: Config, message: String) -> Reply {
         let old = self.config.clone();
         let up_before = self.up_ports();
+        let refused_before = self.static_errors();
         let problems = self.apply(new, true)?;
-        // A port reopened on its own interface (e.g. an AF_XDP port whose MTU needs other
-        // UMEM frames) releases it before opening again, so `strict` cannot open it first:
-        // if it is down now, put the old configuration back and say why.
-        let broken = up_before.iter().any(|(b, p)| {
-            self.bridges
-                .get(b)
-                .and_then(|br| br.ports.get(p))
-                .is_some_and(|st| st.io.is_err())
-        });
-        if broken {
+        if let Some(why) = self.strict_failure(&up_before, &refused_before, &problems) {
             let restored = match self.apply(old, false) {
                 Ok(p) if p.is_empty() => "previous configuration restored".to_string(),
                 Ok(p) => format!("previous configuration restored with: {}", p.join("; ")),
                 Err(e) => format!("restoring the previous configuration failed: {}", e.message),
             };
-            return Err(failed(format!("{}; {restored}", problems.join("; "))));
+            return Err(failed(format!("{why}; {restored}")));
         }
         if let Err(e) = self.config.save(&self.config_path) {
             // Roll back the running state to match the file.
@@ -705,6 +703,42 @@ impl Daemon {
             return Err(failed(e.to_string()));
         }
         done(message)
+    }
+
+    /// Why a strict change that `apply` went through must be undone, if it must:
+    /// - a port reopened on its own interface (e.g. an AF_XDP port whose MTU needs other
+    ///   UMEM frames) releases it before opening again, so `strict` cannot open it first,
+    ///   and it is down now (`up_before`: the ports up before the change);
+    /// - the workers refused a static MAC that was not refused before (e.g. FDB full).
+    fn strict_failure(
+        &self,
+        up_before: &[(String, String)],
+        refused_before: &[String],
+        problems: &[String],
+    ) -> Option<String> {
+        let broken = up_before.iter().any(|(b, p)| {
+            self.bridges
+                .get(b)
+                .and_then(|br| br.ports.get(p))
+                .is_some_and(|st| st.io.is_err())
+        });
+        if broken {
+            return Some(problems.join("; "));
+        }
+        let refused: Vec<String> = self
+            .static_errors()
+            .into_iter()
+            .filter(|e| !refused_before.contains(e))
+            .collect();
+        (!refused.is_empty()).then(|| refused.join("; "))
+    }
+
+    /// The configured static MACs the workers refused, with the reason.
+    fn static_errors(&self) -> Vec<String> {
+        self.bridges
+            .values()
+            .flat_map(|b| b.static_errors.iter().cloned())
+            .collect()
     }
 
     /// The notes the workers of `bridge` keep about interface `iface`.

@@ -1414,3 +1414,48 @@ fn config_changes_leave_other_static_macs_in_place() {
         assert_eq!(statics(&d), want, "after {args:?}: {}", fdb_stats(&d));
     }
 }
+
+#[test]
+fn refused_static_mac_fails_and_leaves_the_file_unchanged() {
+    let _w = Watchdog::new(
+        "refused_static_mac_fails_and_leaves_the_file_unchanged",
+        Duration::from_secs(60),
+    );
+    // Room for two entries, both static: the workers refuse a third.
+    let text = format!(
+        "[fdb]\ncapacity = 2\n{FOUR_PORTS}\n[[bridge.static_mac]]\nvlan = 20\n\
+         mac = \"02:00:00:00:00:5f\"\nport = \"p3\"\n"
+    );
+    let d = Vswitchd::start(Some(&text));
+    let add = |mac: &str, port: &str| {
+        d.ctl(&[
+            "fdb", "add", "br0", "--vlan", "10", "--mac", mac, "--port", port,
+        ])
+    };
+    let before = std::fs::read(&d.config).expect("config");
+    let r = add("02:00:00:00:00:60", "p1");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "vswitchctl: bridge br0: static MAC 02:00:00:00:00:60 vlan 10: FDB full (2 entries, \
+         none dynamic to evict); previous configuration restored\n",
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&d.config).expect("config"), before);
+    let shown = d.ctl(&["fdb", "show", "br0", "--json"]).json();
+    assert_eq!(
+        shown,
+        json!([
+            {"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0},
+            {"vlan": 20, "mac": "02:00:00:00:00:5f", "port": "p3", "static": true, "age": 0},
+        ]),
+        "the refused entry is in no worker, the others stayed"
+    );
+    assert_eq!(statics(&d), (2, 0));
+    // Replacing an entry needs no room; other changes still go through.
+    add("02:00:00:00:00:5e", "p3").ok();
+    d.ctl(&["set-port", "br0", "p4", "--access", "30"]).ok();
+    let cfg = Config::load(&d.config, false).expect("saved config parses");
+    assert_eq!(cfg.bridges[0].static_macs.len(), 2, "{cfg:?}");
+    assert_eq!(statics(&d), (2, 0));
+}
