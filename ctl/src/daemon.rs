@@ -22,7 +22,9 @@ use datapath::port::{RxPort, TxPort};
 use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
 use datapath::vlan::PortVlan;
 use datapath::wire::MacAddr;
-use datapath::worker::{merge_fdb, sum_counters, Datapath, DatapathConfig, FdbOp, PollMode};
+use datapath::worker::{
+    merge_fdb, sum_counters, Datapath, DatapathConfig, DatapathError, FdbOp, PollMode,
+};
 
 use crate::config::{
     BridgeConfig, Config, ConfigError, DatapathSection, PortKind, PortSpec, StaticMac, XdpModeSpec,
@@ -77,13 +79,84 @@ struct PortState {
 struct Bridge {
     dp: Datapath,
     ports: BTreeMap<String, PortState>,
-    statics: Vec<StaticMac>,
+    /// The static MACs installed in the workers' FDBs: (VLAN, MAC) -> port.
+    statics: BTreeMap<(u16, MacAddr), PortId>,
+    /// The configured static MACs the workers refused at the last sync, with the reason.
+    static_errors: Vec<String>,
     /// The bridge's XDP program with the fast path on (`datapath.xdp_fast_path`), shared
     /// by the datapath and every AF_XDP port opened for the bridge. `None`: fast path off,
     /// each AF_XDP port runs a private program.
     xdp: Option<SharedProgram>,
     /// Why the bridge runs without the fast path it is configured with.
     xdp_error: Option<String>,
+}
+
+impl Bridge {
+    /// Brings the workers' static MACs to `want` by difference: entries that left the
+    /// configuration are removed, new or moved ones added (a move replaces the entry in
+    /// place); the others are not touched, so they never go missing for a moment in which
+    /// a spoofed source could be learned. `reset` lists the ids of ports that left the
+    /// topology in this sync: the workers dropped their entries with them.
+    fn sync_statics(&mut self, bridge: &str, want: &[StaticMac], reset: &[PortId]) -> Vec<String> {
+        self.statics.retain(|_, p| !reset.contains(p));
+        let wanted = self.wanted_statics(want);
+        let mut problems = Vec::new();
+        let stale: Vec<(u16, MacAddr)> = self
+            .statics
+            .keys()
+            .filter(|k| !wanted.contains_key(k))
+            .copied()
+            .collect();
+        for (vid, mac) in stale {
+            match self.dp.fdb(FdbOp::Remove { vid, mac }, WORKER_TIMEOUT) {
+                Ok(()) => {
+                    self.statics.remove(&(vid, mac));
+                }
+                Err(e) => problems.push(format!("bridge {bridge}: static MAC {mac}: {e}")),
+            }
+        }
+        self.static_errors.clear();
+        for (&(vid, mac), &port) in &wanted {
+            if self.statics.get(&(vid, mac)) == Some(&port) {
+                continue;
+            }
+            if let Err(e) = self.add_static(vid, mac, port) {
+                let msg = format!("bridge {bridge}: static MAC {mac} vlan {vid}: {e}");
+                problems.push(msg.clone());
+                self.static_errors.push(msg);
+            }
+        }
+        problems
+    }
+
+    /// The configured static MACs of ports that have an id: (VLAN, MAC) -> port.
+    fn wanted_statics(&self, want: &[StaticMac]) -> BTreeMap<(u16, MacAddr), PortId> {
+        want.iter()
+            .filter_map(|s| {
+                let (vid, mac) = s.parsed().ok()?;
+                Some(((vid.get(), mac), self.ports.get(&s.port)?.id))
+            })
+            .collect()
+    }
+
+    /// Installs one static MAC in every replica. On failure no replica keeps it (some
+    /// may have taken it before another refused).
+    fn add_static(&mut self, vid: u16, mac: MacAddr, port: PortId) -> Result<(), DatapathError> {
+        match self
+            .dp
+            .fdb(FdbOp::AddStatic { vid, mac, port }, WORKER_TIMEOUT)
+        {
+            Ok(()) => {
+                self.statics.insert((vid, mac), port);
+                Ok(())
+            }
+            Err(e) => {
+                self.statics.remove(&(vid, mac));
+                let _ = self.dp.fdb(FdbOp::Remove { vid, mac }, WORKER_TIMEOUT);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The fast-path program of a bridge about to start: `Ok(None)` with both fast paths
@@ -504,7 +577,8 @@ impl Daemon {
                     Bridge {
                         dp,
                         ports: BTreeMap::new(),
-                        statics: Vec::new(),
+                        statics: BTreeMap::new(),
+                        static_errors: Vec::new(),
                         xdp,
                         xdp_error,
                     },
@@ -636,34 +710,9 @@ impl Daemon {
                 }
             }
         }
-        // Static MACs: remove the old set, add the new one.
-        for s in &br.statics {
-            if let Ok((vid, mac)) = s.parsed() {
-                let _ = br.dp.fdb(
-                    FdbOp::Remove {
-                        vid: vid.get(),
-                        mac,
-                    },
-                    WORKER_TIMEOUT,
-                );
-            }
-        }
-        for s in &want.static_macs {
-            let (Ok((vid, mac)), Some(st)) = (s.parsed(), br.ports.get(&s.port)) else {
-                continue;
-            };
-            if let Err(e) = br.dp.fdb(
-                FdbOp::AddStatic {
-                    vid: vid.get(),
-                    mac,
-                    port: st.id,
-                },
-                WORKER_TIMEOUT,
-            ) {
-                problems.push(format!("bridge {}: static MAC {mac}: {e}", want.name));
-            }
-        }
-        br.statics = want.static_macs.clone();
+        // Static MACs: only the changed ones (those of ports that left went with them).
+        let mut p = br.sync_statics(&want.name, &want.static_macs, &free_ids);
+        problems.append(&mut p);
         let _ = br.dp.sync(WORKER_TIMEOUT);
         problems
     }
@@ -673,23 +722,15 @@ impl Daemon {
     fn change(&mut self, new: Config, message: String) -> Reply {
         let old = self.config.clone();
         let up_before = self.up_ports();
+        let refused_before = self.static_errors();
         let problems = self.apply(new, true)?;
-        // A port reopened on its own interface (e.g. an AF_XDP port whose MTU needs other
-        // UMEM frames) releases it before opening again, so `strict` cannot open it first:
-        // if it is down now, put the old configuration back and say why.
-        let broken = up_before.iter().any(|(b, p)| {
-            self.bridges
-                .get(b)
-                .and_then(|br| br.ports.get(p))
-                .is_some_and(|st| st.io.is_err())
-        });
-        if broken {
+        if let Some(why) = self.strict_failure(&up_before, &refused_before, &problems) {
             let restored = match self.apply(old, false) {
                 Ok(p) if p.is_empty() => "previous configuration restored".to_string(),
                 Ok(p) => format!("previous configuration restored with: {}", p.join("; ")),
                 Err(e) => format!("restoring the previous configuration failed: {}", e.message),
             };
-            return Err(failed(format!("{}; {restored}", problems.join("; "))));
+            return Err(failed(format!("{why}; {restored}")));
         }
         if let Err(e) = self.config.save(&self.config_path) {
             // Roll back the running state to match the file.
@@ -697,6 +738,42 @@ impl Daemon {
             return Err(failed(e.to_string()));
         }
         done(message)
+    }
+
+    /// Why a strict change that `apply` went through must be undone, if it must:
+    /// - a port reopened on its own interface (e.g. an AF_XDP port whose MTU needs other
+    ///   UMEM frames) releases it before opening again, so `strict` cannot open it first,
+    ///   and it is down now (`up_before`: the ports up before the change);
+    /// - the workers refused a static MAC that was not refused before (e.g. FDB full).
+    fn strict_failure(
+        &self,
+        up_before: &[(String, String)],
+        refused_before: &[String],
+        problems: &[String],
+    ) -> Option<String> {
+        let broken = up_before.iter().any(|(b, p)| {
+            self.bridges
+                .get(b)
+                .and_then(|br| br.ports.get(p))
+                .is_some_and(|st| st.io.is_err())
+        });
+        if broken {
+            return Some(problems.join("; "));
+        }
+        let refused: Vec<String> = self
+            .static_errors()
+            .into_iter()
+            .filter(|e| !refused_before.contains(e))
+            .collect();
+        (!refused.is_empty()).then(|| refused.join("; "))
+    }
+
+    /// The configured static MACs the workers refused, with the reason.
+    fn static_errors(&self) -> Vec<String> {
+        self.bridges
+            .values()
+            .flat_map(|b| b.static_errors.iter().cloned())
+            .collect()
     }
 
     /// The notes the workers of `bridge` keep about interface `iface`.
@@ -1003,6 +1080,7 @@ impl Daemon {
                     moved: 0,
                     learn_limit: 0,
                     static_move_blocked: 0,
+                    static_removed: 0,
                     capacity: self.config.fdb.capacity,
                     aging_secs: self.config.fdb.aging_secs,
                 };
@@ -1013,6 +1091,7 @@ impl Daemon {
                     s.moved += w.fdb.moved;
                     s.learn_limit += w.fdb.learn_limit;
                     s.static_move_blocked += w.fdb.static_move_blocked;
+                    s.static_removed = s.static_removed.max(w.fdb.static_removed);
                 }
                 Ok(Response::FdbStats { stats: s })
             }

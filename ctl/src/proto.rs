@@ -325,6 +325,10 @@ pub struct FdbStatsView {
     pub moved: u64,
     pub learn_limit: u64,
     pub static_move_blocked: u64,
+    /// Static entries removed from the workers' FDBs (entry deleted, port removed), the
+    /// most any replica removed: a configuration change leaves other statics alone.
+    #[serde(default)]
+    pub static_removed: u64,
     pub capacity: usize,
     pub aging_secs: u64,
 }

@@ -123,6 +123,7 @@ pub fn fdb_stats(st: &FdbStatsView) -> String {
     let _ = writeln!(s, "moved:               {}", st.moved);
     let _ = writeln!(s, "learn limit hits:    {}", st.learn_limit);
     let _ = writeln!(s, "static move blocked: {}", st.static_move_blocked);
+    let _ = writeln!(s, "static removed:      {}", st.static_removed);
     s
 }
 

@@ -1360,3 +1360,107 @@ fn poll_mode_is_set_live_and_persisted() {
     assert_eq!(std::fs::read_to_string(&d.config).expect("config"), file);
     assert_eq!(mode_of_workers(&d), ["adaptive"]);
 }
+
+/// `fdb stats --json` of br0.
+fn fdb_stats(d: &Vswitchd) -> serde_json::Value {
+    d.ctl(&["fdb", "stats", "br0", "--json"]).json()
+}
+
+/// (static entries, static entries removed from the workers' FDBs) of br0.
+fn statics(d: &Vswitchd) -> (u64, u64) {
+    let s = fdb_stats(d);
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("no {k} in {s}"));
+    (n("static_entries"), n("static_removed"))
+}
+
+#[test]
+fn config_changes_leave_other_static_macs_in_place() {
+    let _w = Watchdog::new(
+        "config_changes_leave_other_static_macs_in_place",
+        Duration::from_secs(90),
+    );
+    let d = Vswitchd::start(Some(&format!("[datapath]\nworkers = 2\n{FOUR_PORTS}")));
+    assert_eq!(statics(&d), (1, 0));
+    // Changes that do not touch p2's static entry: it is never removed from any worker
+    // (a removal, even followed by a re-add, is a window for a spoofed source).
+    let extra = "02:00:00:00:00:77";
+    for (args, want) in [
+        (&["set-port", "br0", "p4", "--access", "30"][..], (1, 0)),
+        (&["set-port", "br0", "p1", "--mtu", "1400"], (1, 0)),
+        (&["set-port", "br0", "p3", "--flood-unknown", "off"], (1, 0)),
+        (
+            &["add-port", "br0", "p5", "--type", "tap", "--access", "10"],
+            (1, 0),
+        ),
+        (
+            &[
+                "fdb", "add", "br0", "--vlan", "10", "--mac", extra, "--port", "p5",
+            ],
+            (2, 0),
+        ),
+        (&["del-port", "br0", "p4"], (2, 0)),
+        (&["pmd", "set-poll-mode", "sleep"], (2, 0)),
+        // Moving a static entry replaces it in place.
+        (
+            &[
+                "fdb", "add", "br0", "--vlan", "10", "--mac", extra, "--port", "p1",
+            ],
+            (2, 0),
+        ),
+        // Only the deleted entry goes (once per worker: counted once).
+        (
+            &["fdb", "del", "br0", "--vlan", "10", "--mac", extra],
+            (1, 1),
+        ),
+        // A port's removal takes its static entries with it, only those.
+        (&["del-port", "br0", "p2"], (0, 2)),
+    ] {
+        d.ctl(args).ok();
+        assert_eq!(statics(&d), want, "after {args:?}: {}", fdb_stats(&d));
+    }
+}
+
+#[test]
+fn refused_static_mac_fails_and_leaves_the_file_unchanged() {
+    let _w = Watchdog::new(
+        "refused_static_mac_fails_and_leaves_the_file_unchanged",
+        Duration::from_secs(60),
+    );
+    // Room for two entries, both static: the workers refuse a third.
+    let text = format!(
+        "[fdb]\ncapacity = 2\n{FOUR_PORTS}\n[[bridge.static_mac]]\nvlan = 20\n\
+         mac = \"02:00:00:00:00:5f\"\nport = \"p3\"\n"
+    );
+    let d = Vswitchd::start(Some(&text));
+    let add = |mac: &str, port: &str| {
+        d.ctl(&[
+            "fdb", "add", "br0", "--vlan", "10", "--mac", mac, "--port", port,
+        ])
+    };
+    let before = std::fs::read(&d.config).expect("config");
+    let r = add("02:00:00:00:00:60", "p1");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "vswitchctl: bridge br0: static MAC 02:00:00:00:00:60 vlan 10: FDB full (2 entries, \
+         none dynamic to evict); previous configuration restored\n",
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&d.config).expect("config"), before);
+    let shown = d.ctl(&["fdb", "show", "br0", "--json"]).json();
+    assert_eq!(
+        shown,
+        json!([
+            {"vlan": 10, "mac": "02:00:00:00:00:5e", "port": "p2", "static": true, "age": 0},
+            {"vlan": 20, "mac": "02:00:00:00:00:5f", "port": "p3", "static": true, "age": 0},
+        ]),
+        "the refused entry is in no worker, the others stayed"
+    );
+    assert_eq!(statics(&d), (2, 0));
+    // Replacing an entry needs no room; other changes still go through.
+    add("02:00:00:00:00:5e", "p3").ok();
+    d.ctl(&["set-port", "br0", "p4", "--access", "30"]).ok();
+    let cfg = Config::load(&d.config, false).expect("saved config parses");
+    assert_eq!(cfg.bridges[0].static_macs.len(), 2, "{cfg:?}");
+    assert_eq!(statics(&d), (2, 0));
+}

@@ -13,6 +13,11 @@
 //!   the capacity, so deletions never force it to grow), so learning, moving, aging and
 //!   evicting never allocate.
 //! - Static entries never age, move or get evicted, and survive dynamic flushes.
+//! - Every dynamic entry carries the stamp of the observation it was last changed by
+//!   (monotonic nanoseconds, see [`Fdb::set_clock_ns`], kept above the stamps this
+//!   replica already holds for the entry). Replicas apply another's update only when it is
+//!   newer, (stamp, port) ordering ties, so a late update never reverts a newer move and
+//!   all replicas settle on the same port whatever order the updates arrive in.
 
 use hashbrown::HashMap;
 
@@ -45,7 +50,7 @@ impl Default for FdbConfig {
 }
 
 /// FDB counters (vlan-semantics.md: entries, static entries, learned, expired, evicted,
-/// moved, learn_limit; plus static_move_blocked and table_full).
+/// moved, learn_limit; plus static_move_blocked, table_full and static_removed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FdbCounters {
     pub entries: u64,
@@ -58,6 +63,9 @@ pub struct FdbCounters {
     pub static_move_blocked: u64,
     /// Learning refused because the table is full of static entries.
     pub table_full: u64,
+    /// Static entries removed from this replica (by the control plane: entry deletion,
+    /// flushes including statics, port removal).
+    pub static_removed: u64,
 }
 
 /// What learning a source address did.
@@ -80,6 +88,8 @@ pub enum Learn {
     LimitReached,
     /// The table is full and holds no dynamic entry to evict.
     TableFull,
+    /// Another replica's update older than what this replica knows: ignored.
+    Stale,
 }
 
 impl Learn {
@@ -100,6 +110,12 @@ pub enum FdbUpdate {
         mac: MacAddr,
         port: PortId,
         now: u64,
+        /// The entry's stamp at the learning replica (see [`Fdb`]'s invariants).
+        stamp: u64,
+        /// The port's epoch at the learning replica: it changes when the port leaves the
+        /// topology, so an update for a removed port never lands on a port that reuses
+        /// its id (see `Pipeline::apply_update`).
+        epoch: u32,
     },
 }
 
@@ -141,6 +157,8 @@ struct Slot {
     next: u32,
     port: u16,
     is_static: bool,
+    /// Stamp of the observation that last changed the entry (dynamic entries).
+    stamp: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +193,10 @@ pub struct Fdb {
     free: Vec<u32>,
     lists: Box<[PortList]>,
     counters: FdbCounters,
+    /// Monotonic nanoseconds of the current burst, shared epoch across replicas.
+    clock_ns: u64,
+    /// Stamp of the entry the last local learning changed.
+    last_stamp: u64,
 }
 
 impl Fdb {
@@ -187,7 +209,28 @@ impl Fdb {
             free: Vec::with_capacity(capacity),
             lists: vec![EMPTY_LIST; MAX_PORTS].into_boxed_slice(),
             counters: FdbCounters::default(),
+            clock_ns: 0,
+            last_stamp: 0,
         }
+    }
+
+    /// Sets the clock local learning stamps entries with (monotonic nanoseconds on an
+    /// epoch all replicas share); call once per burst, not per frame.
+    pub fn set_clock_ns(&mut self, ns: u64) {
+        self.clock_ns = ns;
+    }
+
+    /// The stamp of the entry the last local learning changed (for its [`FdbUpdate`]).
+    pub fn last_stamp(&self) -> u64 {
+        self.last_stamp
+    }
+
+    /// A stamp for a local observation of an entry stamped `after`: the clock, or just
+    /// after `after` when this replica holds a newer stamp (another replica's clock read).
+    #[inline]
+    fn next_stamp(&mut self, after: u64) -> u64 {
+        self.last_stamp = self.clock_ns.max(after.saturating_add(1));
+        self.last_stamp
     }
 
     pub fn config(&self) -> FdbConfig {
@@ -274,7 +317,7 @@ impl Fdb {
     fn count(&mut self, r: Learn) {
         let c = &mut self.counters;
         match r {
-            Learn::Refreshed | Learn::Known => {}
+            Learn::Refreshed | Learn::Known | Learn::Stale => {}
             Learn::Learned => c.learned += 1,
             Learn::Moved { .. } => c.moved += 1,
             Learn::StaticMoveBlocked => c.static_move_blocked += 1,
@@ -300,8 +343,11 @@ impl Fdb {
             if usize::from(s.port) == port.index() {
                 // Hot path: a known source on its port, refreshed at most once a second.
                 if !s.is_static && s.last_seen != now {
+                    let stamp = self.next_stamp(s.stamp);
                     self.unlink(idx);
-                    self.slots[idx as usize].last_seen = now;
+                    let slot = &mut self.slots[idx as usize];
+                    slot.last_seen = now;
+                    slot.stamp = stamp;
                     self.link_tail(idx);
                     return Learn::Refreshed;
                 }
@@ -332,10 +378,12 @@ impl Fdb {
             self.remove_slot(k, idx);
             return Learn::LimitReached;
         }
+        let stamp = self.next_stamp(s.stamp);
         self.unlink(idx);
         let slot = &mut self.slots[idx as usize];
         slot.port = port.index() as u16;
         slot.last_seen = now;
+        slot.stamp = stamp;
         self.link_tail(idx);
         Learn::Moved { from }
     }
@@ -348,21 +396,38 @@ impl Fdb {
         if self.map.len() >= self.config.capacity && !self.evict_one() {
             return Learn::TableFull;
         }
-        self.insert_new(k, port, now, false);
+        let stamp = self.next_stamp(0);
+        self.insert_new(k, port, now, Some(stamp));
         Learn::Learned
     }
 
     /// Applies another replica's learning. Never counts as local learning; respects static
-    /// entries and capacity like local learning does.
+    /// entries and capacity like local learning does. An update not newer (stamp, then
+    /// port) than the dynamic entry it would change is [`Learn::Stale`] and ignored.
     pub fn apply(&mut self, update: FdbUpdate, limit: Option<u32>) -> Learn {
-        match update {
-            FdbUpdate::Learned {
-                vid,
-                mac,
-                port,
-                now,
-            } => self.learn_uncounted(vid, mac.to_u64(), port, now, limit),
+        let FdbUpdate::Learned {
+            vid,
+            mac,
+            port,
+            now,
+            stamp,
+            ..
+        } = update;
+        let k = key(vid, mac.to_u64());
+        let newer = |s: &Slot| s.is_static || (stamp, port.index() as u16) > (s.stamp, s.port);
+        if let Some(&idx) = self.map.get(&k) {
+            if !newer(&self.slots[idx as usize]) {
+                return Learn::Stale;
+            }
         }
+        let r = self.learn_uncounted(vid, mac.to_u64(), port, now, limit);
+        if let Some(&idx) = self.map.get(&k) {
+            let s = &mut self.slots[idx as usize];
+            if !s.is_static && usize::from(s.port) == port.index() {
+                s.stamp = stamp;
+            }
+        }
+        r
     }
 
     #[inline]
@@ -392,7 +457,7 @@ impl Fdb {
                 capacity: self.config.capacity,
             });
         }
-        self.insert_new(k, port, 0, true);
+        self.insert_new(k, port, 0, None);
         self.counters.static_entries += 1;
         Ok(())
     }
@@ -495,7 +560,9 @@ impl Fdb {
         true
     }
 
-    fn insert_new(&mut self, k: u64, port: PortId, now: u64, is_static: bool) {
+    /// Inserts a dynamic entry with its stamp, or a static one (`stamp` None).
+    fn insert_new(&mut self, k: u64, port: PortId, now: u64, stamp: Option<u64>) {
+        let is_static = stamp.is_none();
         let slot = Slot {
             key: k,
             last_seen: now,
@@ -503,6 +570,7 @@ impl Fdb {
             next: NIL,
             port: port.index() as u16,
             is_static,
+            stamp: stamp.unwrap_or(0),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -524,6 +592,7 @@ impl Fdb {
         self.map.remove(&k);
         if self.slots[idx as usize].is_static {
             self.counters.static_entries -= 1;
+            self.counters.static_removed += 1;
         } else {
             self.unlink(idx);
         }

@@ -16,7 +16,7 @@
 //!   never allocates.
 
 use crate::counters::{DropReason, PortCounters};
-use crate::fdb::{Fdb, FdbConfig, FdbUpdate};
+use crate::fdb::{Fdb, FdbConfig, FdbUpdate, Learn};
 use crate::offload::Offload;
 use crate::topology::{FloodKind, PortId, PortSet, Topology, MAX_PORTS};
 use crate::vlan::VID_RESERVED;
@@ -180,6 +180,10 @@ pub struct Pipeline {
     storm: Box<[[Bucket; 3]]>,
     /// Monotonic nanoseconds for storm control, set once per loop by the worker.
     clock_ns: u64,
+    /// Per port id: how many times the port left the topology. Updates from other
+    /// workers carry it, so those made for a removed port are dropped even when a new
+    /// port took its id (every worker sees the same topology sequence).
+    epochs: Box<[u32]>,
 }
 
 impl Pipeline {
@@ -200,6 +204,7 @@ impl Pipeline {
             updates: Vec::with_capacity(MAX_BURST),
             storm: vec![[Bucket::default(); 3]; MAX_PORTS].into_boxed_slice(),
             clock_ns: 0,
+            epochs: vec![0; MAX_PORTS].into_boxed_slice(),
         }
     }
 
@@ -207,6 +212,18 @@ impl Pipeline {
     /// burst or loop, not per frame.
     pub fn set_clock_ns(&mut self, ns: u64) {
         self.clock_ns = ns;
+        self.fdb.set_clock_ns(ns);
+    }
+
+    /// Applies another worker's learning to this replica. Dropped ([`Learn::Stale`]) when
+    /// the port is not in `topo` or left it since the update was made (its id may now
+    /// belong to another port); otherwise [`Fdb::apply`].
+    pub fn apply_update(&mut self, topo: &Topology, u: FdbUpdate) -> Learn {
+        let FdbUpdate::Learned { port, epoch, .. } = u;
+        match topo.port(port) {
+            Some(c) if epoch == self.epochs[port.index()] => self.fdb.apply(u, c.learn_limit),
+            _ => Learn::Stale,
+        }
     }
 
     pub fn fdb(&self) -> &Fdb {
@@ -340,6 +357,8 @@ impl Pipeline {
                     mac: MacAddr::from_u64(hdr.src),
                     port: ingress,
                     now,
+                    stamp: self.fdb.last_stamp(),
+                    epoch: self.epochs[ingress.index()],
                 });
             }
         }
@@ -483,6 +502,7 @@ impl Pipeline {
                         ..Flush::default()
                     });
                     self.reset_counters(p);
+                    self.epochs[p.index()] = self.epochs[p.index()].wrapping_add(1);
                 }
                 Some(n) if o.vlan != n.vlan || (o.up && !n.up) => {
                     self.fdb.flush(Flush {

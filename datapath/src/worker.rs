@@ -13,6 +13,9 @@
 //! - Learning reaches the other replicas as [`FdbUpdate`]s on the same lanes. A full queue
 //!   drops the update (counted); that only costs a flood until the MAC is seen again.
 //!   Replicas never forward to a stale port for long: a move is an update like a learn.
+//!   Updates carry the entry's stamp (a late one never reverts a newer move, whatever
+//!   lane it comes on) and the port's epoch (one made for a port that has since left the
+//!   topology is dropped, even when a new port took its id).
 //! - The control plane talks to a worker only through its command channel, read once per
 //!   loop iteration (a burst boundary): configuration snapshots ([`Topology`]), port
 //!   attach/detach, FDB operations and statistics requests.
@@ -920,11 +923,7 @@ impl Worker {
         let mut n = 0;
         for lane in &self.inbound {
             while let Some(u) = lane.updates.pop() {
-                let FdbUpdate::Learned { port, .. } = u;
-                let limit = self.topo.port(port).and_then(|c| c.learn_limit);
-                if self.topo.port(port).is_some() {
-                    self.pipeline.fdb_mut().apply(u, limit);
-                }
+                self.pipeline.apply_update(&self.topo, u);
                 n += 1;
             }
         }

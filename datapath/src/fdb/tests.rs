@@ -206,6 +206,30 @@ fn flushes() {
 }
 
 #[test]
+fn static_removals_are_counted() {
+    let mut f = small(8, 300);
+    f.add_static(1, mac(1), pid(1)).expect("static");
+    f.add_static(1, mac(2), pid(2)).expect("static");
+    f.learn(1, mac(3), pid(1), 0, None);
+    // Replacing a static (another port) and removing or flushing dynamic entries is no
+    // static removal.
+    f.add_static(1, mac(1), pid(3)).expect("static");
+    f.remove(1, mac(3));
+    f.flush(Flush::default());
+    assert_eq!(f.counters().static_removed, 0);
+    assert!(f.remove(1, mac(1)));
+    assert_eq!(
+        f.flush(Flush {
+            include_static: true,
+            ..Flush::default()
+        }),
+        1
+    );
+    let c = f.counters();
+    assert_eq!((c.static_removed, c.static_entries), (2, 0));
+}
+
+#[test]
 fn replica_updates_do_not_count_as_local_learning() {
     let mut f = small(8, 300);
     let u = FdbUpdate::Learned {
@@ -213,10 +237,82 @@ fn replica_updates_do_not_count_as_local_learning() {
         mac: mac(1),
         port: pid(3),
         now: 7,
+        stamp: 7_000_000_000,
+        epoch: 0,
     };
     assert_eq!(f.apply(u, None), Learn::Learned);
     assert_eq!(f.lookup(5, mac(1), 7), Some(pid(3)));
     assert_eq!(f.counters().learned, 0);
+}
+
+/// Another replica's learning of (1, mac(1)) on `port` with `stamp`.
+fn update(port: usize, stamp: u64) -> FdbUpdate {
+    FdbUpdate::Learned {
+        vid: 1,
+        mac: mac(1),
+        port: pid(port),
+        now: stamp / 1_000_000_000,
+        stamp,
+        epoch: 0,
+    }
+}
+
+#[test]
+fn late_updates_never_revert_a_newer_move() {
+    // Worker A saw the MAC on port 1 at t=100 ns, worker B on port 2 at t=200 ns; the
+    // lanes from A and B deliver them in either order.
+    let (old, new) = (update(1, 100), update(2, 200));
+    let mut c = small(8, 300);
+    assert_eq!(c.apply(new, None), Learn::Learned);
+    assert_eq!(c.apply(old, None), Learn::Stale);
+    assert_eq!(c.lookup(1, mac(1), 0), Some(pid(2)));
+    let mut d = small(8, 300);
+    d.apply(old, None);
+    assert_eq!(d.apply(new, None), Learn::Moved { from: pid(1) });
+    assert_eq!(d.lookup(1, mac(1), 0), Some(pid(2)));
+    // B itself: its own move stands against A's older update.
+    let mut b = small(8, 300);
+    b.set_clock_ns(200);
+    assert_eq!(b.learn(1, mac(1), pid(2), 0, None), Learn::Learned);
+    assert_eq!(b.last_stamp(), 200);
+    assert_eq!(b.apply(old, None), Learn::Stale);
+    assert_eq!(b.lookup(1, mac(1), 0), Some(pid(2)));
+    // A refresh of the same entry that is older than the move is stale too.
+    assert_eq!(c.apply(update(2, 150), None), Learn::Stale);
+    assert_eq!(c.apply(update(2, 1_000_000_200), None), Learn::Refreshed);
+}
+
+#[test]
+fn equal_stamps_settle_on_one_port_in_any_order() {
+    let (a, b) = (update(1, 100), update(3, 100));
+    let mut x = small(8, 300);
+    let mut y = small(8, 300);
+    x.apply(a, None);
+    x.apply(b, None);
+    y.apply(b, None);
+    y.apply(a, None);
+    assert_eq!(x.lookup(1, mac(1), 0), Some(pid(3)));
+    assert_eq!(y.lookup(1, mac(1), 0), Some(pid(3)));
+}
+
+#[test]
+fn local_learning_after_a_newer_update_is_stamped_after_it() {
+    // This replica's clock (read at its burst start) is behind the stamp of an update it
+    // applied; a move it sees afterwards is still newer, here and at other replicas.
+    let mut f = small(8, 300);
+    f.apply(update(1, 500), None);
+    f.set_clock_ns(300);
+    assert_eq!(
+        f.learn(1, mac(1), pid(2), 0, None),
+        Learn::Moved { from: pid(1) }
+    );
+    assert_eq!(f.last_stamp(), 501);
+    let mut other = small(8, 300);
+    other.apply(update(1, 500), None);
+    assert_eq!(
+        other.apply(update(2, f.last_stamp()), None),
+        Learn::Moved { from: pid(1) }
+    );
 }
 
 // ---- property test against a reference model ----

@@ -3,7 +3,7 @@
 //! judged by the frames each in-memory port actually transmitted.
 
 use crate::counters::DropReason;
-use crate::fdb::FdbConfig;
+use crate::fdb::{FdbConfig, Learn};
 use crate::mem::{MemPortConfig, MemSwitch};
 use crate::pipeline::{Pipeline, TxDone, TxItem, TxPorts, Verdict};
 use crate::topology::{PortConfig, PortId, Topology};
@@ -743,6 +743,44 @@ fn port_down_and_removal_flush_fdb() {
         sw.pipeline().counters(pid(1)).drops(DropReason::PortDown),
         1
     );
+}
+
+/// Ports 1 and (if `with_p3`) 3, access 10.
+fn two_ports(with_p3: bool) -> Topology {
+    let mut b = Topology::builder();
+    for i in [1, 3].into_iter().filter(|&i| i == 1 || with_p3) {
+        let c = PortConfig::new(format!("p{i}"), "access 10".parse().expect("vlan"));
+        b.add_port(i, c).expect("port");
+    }
+    b.build()
+}
+
+#[test]
+fn updates_for_a_removed_port_do_not_land_on_its_successor() {
+    let (t1, t2, t3) = (two_ports(true), two_ports(false), two_ports(true));
+    let mut a = Pipeline::new(FdbConfig::default());
+    let mut c = Pipeline::new(FdbConfig::default());
+    // Worker A learns mac(5) on port 3 before it hears of the port's removal.
+    let f = frame(MacAddr::BROADCAST, mac(5), Hdr::Untagged, 46);
+    a.process(&t1, pid(3), &[&f], &[], 0);
+    let late = a.updates()[0];
+    // Worker C removed port 3 and gave its id to a new port before A's update arrives.
+    c.apply_topology_change(&t1, &t2);
+    c.apply_topology_change(&t2, &t3);
+    assert_eq!(c.apply_update(&t3, late), Learn::Stale);
+    assert_eq!(
+        c.fdb().lookup(10, mac(5), 0),
+        None,
+        "nothing behind the new port 3"
+    );
+    // Learning on the new port (A past the same changes) reaches C.
+    a.apply_topology_change(&t1, &t2);
+    a.apply_topology_change(&t2, &t3);
+    a.process(&t3, pid(3), &[&f], &[], 1);
+    assert_eq!(c.apply_update(&t3, a.updates()[0]), Learn::Learned);
+    assert_eq!(c.fdb().lookup(10, mac(5), 1), Some(pid(3)));
+    // A port not in the receiver's topology takes nothing either.
+    assert_eq!(c.apply_update(&t2, a.updates()[0]), Learn::Stale);
 }
 
 /// Bursts of 1, B-1, B, B+1 and 257 frames x sizes (64/512/1518/1522 with FCS, so
