@@ -83,6 +83,7 @@ struct port_stats {
 	__u64 fwd_tx_bytes;
 	__u64 oversize;
 	__u64 fwd_tx_refused; /* redirected here, refused by the kernel (vswitch_redirect_refused) */
+	__u64 no_socket;      /* for userspace, but no socket on the queue: dropped (see slow) */
 };
 
 struct conf {
@@ -186,12 +187,20 @@ INLINE struct port_stats *port_stats(__u16 index)
 	return bpf_map_lookup_elem(&stats, &k);
 }
 
+/* Hands the frame to the port's AF_XDP socket of its receive queue. A queue without one
+ * (a device queue beyond the port's `queues`, the port between attach and socket
+ * insert, its process killed) drops the frame, counted per port (`no_socket`): the
+ * interface belongs to the switch, so the host stack must not see its frames. */
 INLINE int slow(struct xdp_md *ctx, const struct port_cfg *pc)
 {
 	__u32 q = ctx->rx_queue_index;
-	if (q >= MAX_QUEUES)
-		return XDP_PASS;
-	return bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_PASS);
+	if (q < MAX_QUEUES &&
+	    bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_DROP) == XDP_REDIRECT)
+		return XDP_REDIRECT;
+	struct port_stats *st = port_stats(pc->index);
+	if (st)
+		st->no_socket++;
+	return XDP_DROP;
 }
 
 struct vlan_tag {

@@ -974,6 +974,7 @@ impl RxPort for AfXdpRx {
                 fwd_tx_bytes: s.fwd_tx_bytes,
                 oversize: s.oversize + self.multi.as_ref().map_or(0, |m| m.broken),
                 fwd_tx_refused: s.fwd_tx_refused,
+                no_socket: s.no_socket,
                 bad_offload: 0,
             },
             Err(_) => XdpCounters::default(),

@@ -116,6 +116,9 @@ pub struct XdpCounters {
     /// Frames the fast path redirected to this port that its device refused
     /// (`redirect_refused`).
     pub fwd_tx_refused: u64,
+    /// Frames that arrived on a device queue without a socket of the port, dropped by the
+    /// XDP program (`no_socket`).
+    pub no_socket: u64,
 }
 
 pub trait RxPort: Send {

@@ -353,6 +353,60 @@ fn afxdp_two_queues_receive_each_frame_once() {
     assert_each_seq_once(&got, 32);
 }
 
+/// Frames arriving on a device queue the port does not bind are dropped by the port's XDP
+/// program and counted (`no_socket`), not handed to the host's stack (before, the XSKMAP
+/// redirect fell back to `XDP_PASS`: a capture on the switch's interface saw them). The
+/// peer's transmit queue, which a veth keeps as the receive queue, is chosen by XPS: every
+/// CPU sends on the one queue given all of them.
+#[test]
+fn afxdp_frames_on_an_unbound_queue_are_dropped_and_counted() {
+    let ns = Netns::new("xu");
+    let pair = VethPair::with_queues("xu", 2);
+    ns.adopt(&pair.b);
+    let mut port = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect("open queue 0");
+    assert_eq!(port.info().queues, vec![0]);
+    let host = Capture::open(&pair.a);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let send_on = |q: u32| {
+        let xps = |tx: u32, mask: &str| {
+            format!(
+                "echo {mask} > /sys/class/net/{}/queues/tx-{tx}/xps_cpus",
+                pair.b
+            )
+        };
+        let all = "$(printf %x $(( (1 << $(nproc --all)) - 1 )))";
+        ns.exec(
+            "sh",
+            &["-ec", &format!("{}; {}", xps(1 - q, "0"), xps(q, all))],
+        );
+    };
+    send_on(1);
+    for i in 0..5 {
+        peer.send(&test_frame(DST, SRC, i, 60));
+    }
+    assert_eq!(
+        rx_collect(port.rx(), 1),
+        Vec::<Vec<u8>>::new(),
+        "queue 1 unbound"
+    );
+    assert_eq!(
+        host.collect_test_frames(1, Duration::from_millis(300)),
+        Vec::<Vec<u8>>::new(),
+        "the host stack saw frames of the switch's interface"
+    );
+    assert_eq!(port.rx().xdp_counters().no_socket, 5);
+    // Queue 0 is the port's: received by the switch, counted nowhere else.
+    send_on(0);
+    let frame = test_frame(DST, SRC, 9, 60);
+    peer.send(&frame);
+    assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+    assert_eq!(port.rx().xdp_counters().no_socket, 5);
+    assert_eq!(
+        host.collect_test_frames(1, Duration::from_millis(100)),
+        Vec::<Vec<u8>>::new()
+    );
+}
+
 #[test]
 fn afxdp_generic_mode_is_reported_and_works() {
     let ns = Netns::new("xg");
