@@ -34,6 +34,12 @@ static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)BPF_
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
 static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_get_buff_len;
 
+/* vswitch's mark (program metadata, shown by `bpftool prog`): libbpf binds .rodata to the
+ * program, so the kernel reports this map among the program's maps. An XDP program found
+ * on an interface is replaced without being asked only when it is named vswitch_port and
+ * carries this mark (datapath/src/sys/xdp.rs, OWNER_MARK). */
+volatile const char bpf_metadata_vswitch_owner[] SEC(".rodata") = "vswitch-xdp-port-owner-v1";
+
 #define MAX_PORTS 256
 #define MAX_QUEUES 64
 

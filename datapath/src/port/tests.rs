@@ -565,6 +565,33 @@ fn afxdp_stale_program_after_kill_is_replaced() {
         }
     }
     let stale_id = stale_id.expect("child opened the port");
+    // While the child lives its program is in use, not stale: not taken over (before, it
+    // was detached, and then the child's busy queue failed the open anyway).
+    let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("in use");
+    assert!(
+        matches!(&err, PortError::XdpProgramInUse { prog_id, pid, .. }
+            if *prog_id == stale_id && *pid == child.id()),
+        "{err:?}"
+    );
+    let comm = match &err {
+        PortError::XdpProgramInUse { comm, .. } => comm.clone(),
+        _ => String::new(),
+    };
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "interface {}: vswitch's XDP program (id {stale_id}) is attached and in use by \
+             process {} ({comm}); not replacing it: another vswitchd serves this interface \
+             (xdp_replace / --xdp-replace detaches it anyway)",
+            pair.a,
+            child.id()
+        )
+    );
+    assert_eq!(
+        xdp::attached(idx).expect("query").map(|a| a.prog_id),
+        Some(stale_id),
+        "the live process's program stays"
+    );
     child.kill().expect("SIGKILL child");
     child.wait().expect("reap child");
 
@@ -602,6 +629,61 @@ fn afxdp_stale_program_after_kill_is_replaced() {
     assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
     drop(port);
     assert_eq!(xdp::attached(idx).expect("query"), None, "detached on drop");
+}
+
+/// Someone else's XDP program on the interface (here a minimal XDP_PASS program, as a
+/// firewall or a libxdp component would be) is never detached by default: opening the
+/// port fails naming the program and the option, and the program stays attached (same
+/// id). Also one that merely carries vswitch's program name without its owner mark. With
+/// `replace_foreign` it is detached and the port works. (Before, any program was replaced
+/// silently.)
+#[test]
+fn afxdp_foreign_program_is_kept_unless_replacing_is_asked() {
+    let ns = Netns::new("xy");
+    let pair = VethPair::new("xy");
+    ns.adopt(&pair.b);
+    let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+    for name in ["fw_pass", crate::sys::bpf::PROG_NAME] {
+        let id = xdp::attach_foreign_test_program(idx, name, 0).expect("attach foreign program");
+        let who = xdp::identify(id).expect("identify");
+        assert_eq!(
+            (who.name.as_str(), who.marked, who.is_vswitch()),
+            (name, false, false)
+        );
+        let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("foreign kept");
+        assert!(
+            matches!(&err, PortError::ForeignXdpProgram { prog_id, program, dispatcher: false, .. }
+                if *prog_id == id && program == name),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "interface {}: XDP program {name} (id {id}, native mode) is attached and is not \
+                 vswitch's; not replacing it: set the port's xdp_replace option (vswitchctl \
+                 add-port --xdp-replace, or xdp_replace = true in its config) to detach it",
+                pair.a
+            )
+        );
+        let still = xdp::attached(idx).expect("query").expect("still attached");
+        assert_eq!((still.prog_id, still.name.as_str()), (id, name));
+
+        let mut replace = AfXdpConfig::new(pair.a.clone());
+        replace.replace_foreign = true;
+        let mut port = AfXdpPort::open(&replace).expect("replaced on request");
+        let replaced = port.info().replaced.clone().expect("replaced");
+        assert_eq!((replaced.prog_id, replaced.name.as_str()), (id, name));
+        assert_ne!(port.info().prog_id, id);
+        assert!(xdp::identify(port.info().prog_id)
+            .expect("identify")
+            .is_vswitch());
+        let peer = Capture::open_in(&ns, &pair.b);
+        let frame = test_frame(DST, SRC, 12, 80);
+        peer.send(&frame);
+        assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+        drop(port);
+        assert_eq!(xdp::attached(idx).expect("query"), None, "detached on drop");
+    }
 }
 
 fn tap_name(prefix: &str) -> String {

@@ -296,7 +296,7 @@ impl Map {
 }
 
 /// What the kernel says about the map behind `fd`.
-fn map_info(fd: c_int) -> io::Result<lx::bpf_map_info> {
+pub(crate) fn map_info(fd: c_int) -> io::Result<lx::bpf_map_info> {
     // SAFETY: bpf_map_info is a plain C struct for which zero bytes are valid.
     let mut info: lx::bpf_map_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<lx::bpf_map_info>() as u32;
