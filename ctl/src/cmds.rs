@@ -67,6 +67,10 @@ pub struct AddPortArgs {
     pub queues: u32,
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpArg,
+    /// AF_XDP: detach an XDP program already on the interface even if it is not vswitch's
+    /// (a libxdp dispatcher, a firewall); kept in the config as `xdp_replace = true`.
+    #[arg(long)]
+    pub xdp_replace: bool,
     #[command(flatten)]
     pub vlan: VlanArgs,
     #[arg(long)]
@@ -346,6 +350,7 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
         XdpArg::Native => XdpModeSpec::Native,
         XdpArg::Generic => XdpModeSpec::Generic,
     };
+    p.xdp_replace = a.xdp_replace;
     p.access = a.vlan.access;
     p.trunk = a.vlan.trunk.clone();
     p.native = a.vlan.native;
@@ -551,7 +556,7 @@ pub fn doctor(interfaces: &[String], json: bool) -> Result<u8> {
             what: format!(
                 "interface {ifname}: {}",
                 if xdp {
-                    "an XDP program is attached (vswitchd replaces a stale one)"
+                    "an XDP program is attached (vswitchd replaces only its own stale program; another needs add-port --xdp-replace)"
                 } else {
                     "no XDP program attached"
                 }

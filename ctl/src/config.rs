@@ -347,6 +347,11 @@ pub struct PortSpec {
     pub queues: u32,
     #[serde(default)]
     pub xdp_mode: XdpModeSpec,
+    /// AF_XDP: detach an XDP program found on the interface even when it is not
+    /// vswitch's (a libxdp dispatcher, a firewall). Without it only vswitch's own stale
+    /// program (after a kill -9) is replaced, and any other is an error naming it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xdp_replace: bool,
     /// Access VLAN (exclusive with `trunk`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<u16>,
@@ -390,6 +395,7 @@ impl PortSpec {
             interface: None,
             queues: 1,
             xdp_mode: XdpModeSpec::Auto,
+            xdp_replace: false,
             access: None,
             trunk: None,
             native: None,
@@ -722,6 +728,12 @@ impl Config {
                         "port {}: interface {} is used by another port",
                         p.name,
                         p.interface()
+                    ));
+                }
+                if p.xdp_replace && matches!(p.kind, PortKind::Tap | PortKind::Packet) {
+                    return Err(format!(
+                        "port {}: xdp_replace applies to afxdp ports only (this one is {})",
+                        p.name, p.kind
                     ));
                 }
                 if p.queues == 0 || p.queues > 64 {

@@ -241,6 +241,7 @@ fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
                 XdpModeSpec::Native => XdpMode::Native,
                 XdpModeSpec::Generic => XdpMode::Generic,
             };
+            c.replace_foreign = spec.xdp_replace;
             c.frame_size = spec.afxdp_frame_size();
             c.max_frame = spec.afxdp_max_frame().unwrap_or(0);
             let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;

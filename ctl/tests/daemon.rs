@@ -1063,6 +1063,94 @@ fn afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open() {
     assert_eq!(show[0]["ports"][0]["mtu"], 9216, "{show}");
 }
 
+/// The XDP program on `ifname` in the daemon's namespace: (id, name, vswitch's own).
+fn xdp_on(d: &Vswitchd, ifname: &str) -> Option<(u32, String, bool)> {
+    let ifname = ifname.to_owned();
+    datapath::sys::netns::run_in(&d.ns.path(), move || {
+        let idx = datapath::sys::netdev::if_index(&ifname).expect("ifindex");
+        let a = datapath::sys::xdp::attached(idx).expect("query XDP")?;
+        let who = datapath::sys::xdp::identify(a.prog_id).expect("identify");
+        Some((a.prog_id, a.name, who.is_vswitch()))
+    })
+    .expect("run in the daemon's namespace")
+}
+
+/// `add-port` on an interface running someone else's XDP program (a minimal XDP_PASS
+/// program standing in for a firewall or libxdp's dispatcher) fails naming the program
+/// and the option, leaves it attached (same id) and adds nothing; `--xdp-replace` detaches
+/// it, opens the port and keeps the option in the file; `del-port` leaves nothing
+/// attached. (Before, the program was replaced silently.)
+#[test]
+fn add_port_keeps_a_foreign_xdp_program_unless_asked() {
+    let _w = Watchdog::new(
+        "add_port_keeps_a_foreign_xdp_program_unless_asked",
+        Duration::from_secs(60),
+    );
+    let d = Vswitchd::start(None);
+    d.ns.exec(
+        "ip",
+        &["link", "add", "vf0", "type", "veth", "peer", "name", "vf1"],
+    );
+    for i in ["vf0", "vf1"] {
+        d.ns.exec("ip", &["link", "set", i, "up"]);
+    }
+    let id = datapath::sys::netns::run_in(&d.ns.path(), || {
+        let idx = datapath::sys::netdev::if_index("vf0").expect("ifindex");
+        datapath::sys::xdp::attach_foreign_test_program(idx, "fw_pass", 0)
+    })
+    .expect("run in the daemon's namespace")
+    .expect("attach the foreign program");
+    d.ctl(&["add-br", "br0"]).ok();
+    let add = [
+        "add-port",
+        "br0",
+        "x",
+        "--type",
+        "afxdp",
+        "--interface",
+        "vf0",
+    ];
+    let r = d.ctl(&add);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            format!(
+                "vswitchctl: bridge br0: port x: interface vf0: XDP program fw_pass (id {id}, \
+                 native mode) is attached and is not vswitch's; not replacing it: set the \
+                 port's xdp_replace option (vswitchctl add-port --xdp-replace, or xdp_replace \
+                 = true in its config) to detach it\n"
+            )
+            .as_str()
+        ),
+        "{r:?}"
+    );
+    assert_eq!(xdp_on(&d, "vf0"), Some((id, "fw_pass".to_string(), false)));
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"], json!([]), "nothing added: {show}");
+    let saved = Config::load(&d.config, false).expect("saved config");
+    assert!(saved.bridges[0].ports.is_empty());
+
+    let mut replace = add.to_vec();
+    replace.push("--xdp-replace");
+    d.ctl(&replace).ok();
+    let show = d.ctl(&["show", "--json"]).json();
+    assert_eq!(show[0]["ports"][0]["state"], "up", "{show}");
+    let (now, name, ours) = xdp_on(&d, "vf0").expect("vswitch's program attached");
+    assert_ne!(now, id);
+    assert_eq!((name.as_str(), ours), ("vswitch_port", true));
+    let saved = Config::load(&d.config, false).expect("saved config");
+    assert!(
+        saved.bridges[0].ports[0].xdp_replace,
+        "option kept in the file"
+    );
+    assert!(std::fs::read_to_string(&d.config)
+        .expect("config text")
+        .contains("xdp_replace = true"));
+    d.ctl(&["del-port", "br0", "x"]).ok();
+    assert_eq!(xdp_on(&d, "vf0"), None, "detached by del-port");
+}
+
 /// `set-port --mtu` that needs other UMEM frames reopens the AF_XDP port; when the reopen
 /// fails (here: its interface was deleted) the command fails with the reason, and the
 /// previous configuration stays (running and on disk).

@@ -38,6 +38,12 @@ static long (*bpf_skb_vlan_push)(struct __sk_buff *skb, __be16 proto, __u16 tci)
 static long (*bpf_skb_vlan_pop)(struct __sk_buff *skb) = (void *)BPF_FUNC_skb_vlan_pop;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)BPF_FUNC_redirect;
 
+/* vswitch's mark (program metadata, shown by `bpftool prog`): libbpf binds .rodata to the
+ * program, so the kernel reports this map among the program's maps. An XDP program found
+ * on an interface is replaced without being asked only when it is named vswitch_port and
+ * carries this mark (datapath/src/sys/xdp.rs, OWNER_MARK). */
+volatile const char bpf_metadata_vswitch_owner[] SEC(".rodata") = "vswitch-xdp-port-owner-v1";
+
 #define MAX_PORTS 256
 #define MAX_QUEUES 64
 
@@ -88,6 +94,7 @@ struct port_stats {
 	__u64 fwd_tx_bytes;
 	__u64 oversize;
 	__u64 fwd_tx_refused; /* redirected here, refused by the kernel (vswitch_redirect_refused) */
+	__u64 no_socket;      /* for userspace, but no socket on the queue: dropped (see slow) */
 };
 
 struct conf {
@@ -206,12 +213,20 @@ INLINE void count_forwarded(__u16 in_index, __u64 len, __u16 out_index, __u64 ou
 	}
 }
 
+/* Hands the frame to the port's AF_XDP socket of its receive queue. A queue without one
+ * (a device queue beyond the port's `queues`, the port between attach and socket
+ * insert, its process killed) drops the frame, counted per port (`no_socket`): the
+ * interface belongs to the switch, so the host stack must not see its frames. */
 INLINE int slow(struct xdp_md *ctx, const struct port_cfg *pc)
 {
 	__u32 q = ctx->rx_queue_index;
-	if (q >= MAX_QUEUES)
-		return XDP_PASS;
-	return bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_PASS);
+	if (q < MAX_QUEUES &&
+	    bpf_redirect_map(&xsks, (__u32)pc->index * MAX_QUEUES + q, XDP_DROP) == XDP_REDIRECT)
+		return XDP_REDIRECT;
+	struct port_stats *st = port_stats(pc->index);
+	if (st)
+		st->no_socket++;
+	return XDP_DROP;
 }
 
 /* The egress port of a known unicast frame in `vid` from `src` (learned on the ingress

@@ -89,6 +89,12 @@ drop_reasons! {
     /// completed for a port without offloads) headers that do not parse or checksum
     /// offsets outside the frame.
     BadOffload => "bad_offload",
+    /// Received on an AF_XDP port's device queue that has no socket of the switch: a queue
+    /// beyond the port's `queues` (the device spreads frames over more queues than the port
+    /// binds), or the moment between the port's XDP program being attached and its socket
+    /// bound. Dropped by the port's XDP program instead of reaching the host's network
+    /// stack. Not included in rx_packets. Read about once per second.
+    NoSocket => "no_socket",
 }
 
 /// Counters of one port as seen by one worker.

@@ -2,7 +2,8 @@
 //!
 //! Every AF_XDP port runs vswitch's own XDP program (`datapath/bpf/vswitch_xdp.c`): it
 //! drops frames longer than the port's AF_XDP frames (counted, reported `mtu_exceeded`)
-//! and hands the rest to the port's sockets. One [`XdpProgram`] is shared by all AF_XDP
+//! and hands the rest to the port's sockets; a frame on a queue without one is dropped
+//! (counted, reported `no_socket`), never passed to the host stack. One [`XdpProgram`] is shared by all AF_XDP
 //! ports of a switch; a port opened without one gets a private instance.
 //!
 //! With the fast path on ([`XdpProgram::new`] with `fast = true`), the program also
@@ -606,6 +607,17 @@ impl XdpProgram {
         self.obj.test_run(ifindex, frame, repeat)
     }
 
+    /// [`XdpProgram::test_run`] on receive queue `queue` of `ifindex`.
+    pub fn test_run_on_queue(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> io::Result<bpf::TestRun> {
+        self.obj.test_run_on_queue(ifindex, queue, frame, repeat)
+    }
+
     /// The entry the program holds for (`vid`, `mac`): (ifindex, is_static).
     pub fn lookup(&self, vid: u16, mac: MacAddr) -> io::Result<Option<(u32, bool)>> {
         Ok(self
@@ -733,7 +745,7 @@ mod tests {
         assert_eq!(r.action, bpf::XDP_REDIRECT);
         assert_eq!(r.frame, frame(A, B, Some(100)));
         // Broadcast, another VLAN, an unknown destination: userspace (no socket in
-        // the XSKMAP here, so the fallback verdict XDP_PASS), frame untouched.
+        // the XSKMAP here, so dropped and counted `no_socket`), frame untouched.
         for (ing, f) in [
             (ia, frame(MacAddr::BROADCAST, A, Some(100))),
             (ia, frame(B, A, Some(200))),
@@ -742,9 +754,11 @@ mod tests {
             (ib, frame(A, MacAddr([2, 0, 0x5e, 0, 0, 1]), None)),
         ] {
             let r = p.test_run(ing, &f, 1).expect("run");
-            assert_eq!(r.action, bpf::XDP_PASS, "frame {f:02x?}");
+            assert_eq!(r.action, bpf::XDP_DROP, "frame {f:02x?}");
             assert_eq!(r.frame, f);
         }
+        let no_socket = |slot| p.port_stats(slot).expect("stats").no_socket;
+        assert_eq!((no_socket(0), no_socket(1)), (2, 2));
         // Not a port of this program: passed to the kernel's stack.
         let r = p
             .test_run(1, &frame(B, A, Some(100)), 1)
@@ -754,8 +768,50 @@ mod tests {
         // pointing at it no longer forwards.
         p.unregister(ib);
         let r = p.test_run(ia, &frame(B, A, Some(100)), 1).expect("run");
-        assert_eq!(r.action, bpf::XDP_PASS);
+        assert_eq!(r.action, bpf::XDP_DROP);
         assert_eq!(r.frame, frame(B, A, Some(100)));
+    }
+
+    /// A frame for userspace on a queue without a socket of the switch (a device queue
+    /// beyond the port's `queues`, one above the program's 64, the port before its
+    /// socket is inserted or after its process died) is dropped and counted per port,
+    /// never passed to the host stack (before: `XDP_PASS`, the fallback of the XSKMAP
+    /// redirect). Another interface's frames still pass.
+    #[test]
+    fn frames_on_queues_without_a_socket_are_dropped_and_counted() {
+        let pair = crate::testutil::VethPair::with_queues("nq", bpf::MAX_QUEUES + 2);
+        let ia = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+        let ib = crate::sys::netdev::if_index(&pair.b).expect("ifindex");
+        let p = XdpProgram::new(false, 1).expect("load XDP program (root, BPF)");
+        let slot = p.register(ia, 4096, true).expect("register");
+        let no_socket = || p.port_stats(slot).expect("stats").no_socket;
+        assert_eq!(no_socket(), 0);
+        let f = frame(B, A, None);
+        for (n, queue) in [
+            0,
+            1,
+            bpf::MAX_QUEUES - 1,
+            bpf::MAX_QUEUES,
+            bpf::MAX_QUEUES + 1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = p.test_run_on_queue(ia, queue, &f, 1).expect("run");
+            assert_eq!(r.action, bpf::XDP_DROP, "queue {queue}");
+            assert_eq!(no_socket(), n as u64 + 1, "queue {queue} counted");
+        }
+        // Repeated runs count each frame.
+        p.test_run_on_queue(ia, 1, &f, 10).expect("run");
+        assert_eq!(no_socket(), 15);
+        // Not a port of this program: the host stack's, uncounted.
+        let r = p.test_run_on_queue(ib, 1, &f, 1).expect("run");
+        assert_eq!(r.action, bpf::XDP_PASS);
+        assert_eq!(no_socket(), 15);
+        // A port registered again starts from zero.
+        p.unregister(ia);
+        let slot = p.register(ia, 4096, true).expect("register again");
+        assert_eq!(p.port_stats(slot).expect("stats").no_socket, 0);
     }
 
     /// A control-plane operation names the same entry in the mirror as in the workers'

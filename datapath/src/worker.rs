@@ -984,7 +984,8 @@ impl Worker {
 
     /// Adds what the XDP program did for receive queue `i`'s port since the last call:
     /// fast-path frames to the port's rx/tx counters, oversize frames as `mtu_exceeded`,
-    /// redirects its device refused as `redirect_refused`.
+    /// redirects its device refused as `redirect_refused`, frames on queues without a
+    /// socket as `no_socket`.
     fn poll_xdp(&mut self, i: usize) {
         let q = &mut self.rx[i];
         let now = q.rx.xdp_counters();
@@ -1010,6 +1011,7 @@ impl Worker {
                 DropReason::RedirectRefused,
                 d(now.fwd_tx_refused, was.fwd_tx_refused),
             ),
+            (DropReason::NoSocket, d(now.no_socket, was.no_socket)),
         ] {
             if n > 0 {
                 self.pipeline.count_drops(port, reason, n);

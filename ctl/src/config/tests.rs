@@ -301,6 +301,38 @@ fn xdp_fast_path_bad_values_name_the_line_and_type() {
     assert!(e.to_string().contains("line 2"), "{e}");
 }
 
+/// `xdp_replace` (replace a foreign XDP program) parses on AF_XDP and auto ports, is
+/// written only when set, and is refused on ports that attach no XDP program.
+#[test]
+fn xdp_replace_parses_round_trips_and_applies_to_afxdp_only() {
+    let port = |kind: &str, extra: &str| {
+        format!(
+            "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p\"\ntype = \"{kind}\"\n\
+             access = 10\n{extra}"
+        )
+    };
+    for kind in ["afxdp", "auto"] {
+        let c = parse(&port(kind, "xdp_replace = true\n")).expect(kind);
+        assert!(c.bridges[0].ports[0].xdp_replace, "{kind}");
+        let text = c.to_toml();
+        assert!(text.contains("xdp_replace = true"), "{text}");
+        let c = parse(&port(kind, "")).expect(kind);
+        assert!(!c.bridges[0].ports[0].xdp_replace, "default off");
+        assert!(!c.to_toml().contains("xdp_replace"));
+    }
+    for kind in ["tap", "packet"] {
+        let e = parse(&port(kind, "xdp_replace = true\n")).expect_err(kind);
+        assert!(
+            e.to_string().contains(&format!(
+                "port p: xdp_replace applies to afxdp ports only (this one is {kind})"
+            )),
+            "{e}"
+        );
+    }
+    let e = parse(&port("afxdp", "xdp_replace = 1\n")).expect_err("not a bool");
+    assert!(e.to_string().contains("line 7"), "{e}");
+}
+
 #[test]
 fn port_types_parse_and_one_queue_backends_refuse_more() {
     let port = |kind: &str, queues: u32| {

@@ -16,10 +16,14 @@
 //!   token is in exactly one place (see [`crate::sys::xsk`]).
 //! - Each frame is copied exactly once on TX, from the source slice into a free UMEM frame,
 //!   with the VLAN edit applied (`write_edited`).
-//! - On open, an XDP program already on the interface is either an error
-//!   ([`PortError::XdpProgramAttached`]) or, with `replace_stale`, detached first: after a
-//!   kill -9 libxdp's program stays attached with a reference count that never drops to
-//!   zero again, so reusing it would leave it attached forever. On drop (of both halves),
+//! - On open, an XDP program already on the interface is detached first only when it is
+//!   provably vswitch's own ([`xdp::identify`]: its name and the owner mark its object
+//!   carries) and `replace_stale` is set: after a kill -9 the program stays attached with
+//!   a reference count that never drops to zero again, so reusing it would leave it
+//!   attached forever. Anyone else's program (a libxdp dispatcher, a firewall) is an error
+//!   naming it ([`PortError::ForeignXdpProgram`]) unless `replace_foreign` says to detach
+//!   it; a stale vswitch program without `replace_stale` is
+//!   [`PortError::XdpProgramAttached`]. On drop (of both halves),
 //!   the sockets are deleted and the program this port attached is detached if still there.
 
 use std::os::fd::OwnedFd;
@@ -73,9 +77,14 @@ pub struct AfXdpConfig {
     pub tx_ring: u32,
     pub fill_ring: u32,
     pub comp_ring: u32,
-    /// Detach an XDP program already attached to the interface (e.g. left by a process
-    /// killed with SIGKILL) instead of failing with [`PortError::XdpProgramAttached`].
+    /// Detach vswitch's own XDP program found attached to the interface (left by a
+    /// process killed with SIGKILL) instead of failing with
+    /// [`PortError::XdpProgramAttached`].
     pub replace_stale: bool,
+    /// Detach any XDP program found attached, also one that is not vswitch's (a libxdp
+    /// dispatcher with its programs, a firewall), instead of failing with
+    /// [`PortError::ForeignXdpProgram`]. The port option `xdp_replace`.
+    pub replace_foreign: bool,
     /// The switch's XDP program shared by its AF_XDP ports (needed for the fast path);
     /// `None`: a private instance with the fast path off.
     pub program: Option<SharedProgram>,
@@ -109,7 +118,8 @@ impl Eq for SharedProgram {}
 impl AfXdpConfig {
     /// Defaults: queue 0, auto mode, 16384 frames of 2048 bytes (32 MiB: half for
     /// receiving, half for transmitting), receive and fill rings of 8192, transmit and
-    /// completion rings of 4096, replace stale programs. 8192 receive buffers ride out a
+    /// completion rings of 4096, replace vswitch's own stale program (never another
+    /// one). 8192 receive buffers ride out a
     /// worker stall of ~27 ms at 0.3 Mpps. The 30 s zero-loss check at half the maximum
     /// rate (`pktrate --zero-loss-check`) lost frames (`rx_ring_full`):
     /// - with 2048 buffers, in one run of two;
@@ -128,6 +138,7 @@ impl AfXdpConfig {
             fill_ring: 8192,
             comp_ring: 4096,
             replace_stale: true,
+            replace_foreign: false,
             program: None,
             max_frame: 0,
         }
@@ -210,7 +221,8 @@ pub struct AfXdpInfo {
     pub queues: Vec<u32>,
     /// The XDP program (or libxdp dispatcher) serving the sockets.
     pub prog_id: u32,
-    /// The program found attached at open and detached because `replace_stale` was set.
+    /// The program found attached at open and detached: vswitch's own (`replace_stale`)
+    /// or, with `replace_foreign`, any other.
     pub replaced: Option<Attached>,
     /// Longest frame (bytes) the port receives and sends: what one UMEM frame holds, or
     /// more with multi-buffer ([`AfXdpConfig::max_frame`]).
@@ -635,19 +647,48 @@ impl AfXdpPort {
             xdp::attached(ifindex).map_err(|e| PortError::io(ifname, "query XDP program", e))?;
         let replaced = match attached {
             None => None,
-            Some(a) if cfg.replace_stale => {
-                xdp::detach(ifindex)
-                    .map_err(|e| PortError::io(ifname, "detach stale XDP program", e))?;
-                Some(a)
-            }
             Some(a) => {
-                return Err(PortError::XdpProgramAttached {
-                    ifname: ifname.to_owned(),
-                    driver,
-                    program: a.name,
-                    prog_id: a.prog_id,
-                    mode: a.mode,
-                })
+                let ours = xdp::identify(a.prog_id)
+                    .map_err(|e| PortError::io(ifname, "identify the attached XDP program", e))?
+                    .is_vswitch();
+                // vswitch's program is stale only when no other process holds it (a running
+                // vswitchd keeps its descriptor): another daemon's port is not taken over.
+                if ours && !cfg.replace_foreign {
+                    let held = xdp::holders(a.prog_id)
+                        .map_err(|e| PortError::io(ifname, "find the XDP program's holders", e))?;
+                    if let Some((pid, comm)) = held.into_iter().next() {
+                        return Err(PortError::XdpProgramInUse {
+                            ifname: ifname.to_owned(),
+                            prog_id: a.prog_id,
+                            pid,
+                            comm,
+                        });
+                    }
+                }
+                if !(cfg.replace_foreign || (ours && cfg.replace_stale)) {
+                    return Err(if ours {
+                        PortError::XdpProgramAttached {
+                            ifname: ifname.to_owned(),
+                            driver,
+                            program: a.name,
+                            prog_id: a.prog_id,
+                            mode: a.mode,
+                        }
+                    } else {
+                        PortError::ForeignXdpProgram {
+                            ifname: ifname.to_owned(),
+                            program: a.name,
+                            prog_id: a.prog_id,
+                            mode: a.mode,
+                            dispatcher: a.dispatcher,
+                        }
+                    });
+                }
+                // Only the program identified above: one attached since is not touched
+                // (the attach below then fails with a specific error).
+                xdp::detach_if(ifindex, a.prog_id)
+                    .map_err(|e| PortError::io(ifname, "detach the attached XDP program", e))?;
+                Some(a)
             }
         };
 

@@ -54,6 +54,32 @@ pub enum PortError {
         prog_id: u32,
         mode: crate::sys::xdp::AttachMode,
     },
+    /// Someone else's XDP program (not provably vswitch's) is attached; it is detached
+    /// only when the port asks for it (`xdp_replace`).
+    #[error(
+        "interface {ifname}: XDP program {program} (id {prog_id}, {mode} mode{}) is attached and is not vswitch's; not replacing it: set the port's xdp_replace option (vswitchctl add-port --xdp-replace, or xdp_replace = true in its config) to detach it",
+        if *.dispatcher { ", behind libxdp's dispatcher" } else { "" }
+    )]
+    ForeignXdpProgram {
+        ifname: String,
+        /// Its name (behind libxdp's dispatcher: the first component's).
+        program: String,
+        /// The attached program's id (the dispatcher's, behind one).
+        prog_id: u32,
+        mode: crate::sys::xdp::AttachMode,
+        dispatcher: bool,
+    },
+    /// vswitch's XDP program is attached and a running process (another vswitchd) holds
+    /// it: the interface is in use, not left behind by a killed daemon.
+    #[error(
+        "interface {ifname}: vswitch's XDP program (id {prog_id}) is attached and in use by process {pid} ({comm}); not replacing it: another vswitchd serves this interface (xdp_replace / --xdp-replace detaches it anyway)"
+    )]
+    XdpProgramInUse {
+        ifname: String,
+        prog_id: u32,
+        pid: u32,
+        comm: String,
+    },
     #[error(
         "interface {ifname}: cannot register UMEM of {bytes} bytes ({source}); locked memory or kernel memory exhausted"
     )]
@@ -116,6 +142,9 @@ pub struct XdpCounters {
     /// Frames the fast path redirected to this port that its device refused
     /// (`redirect_refused`).
     pub fwd_tx_refused: u64,
+    /// Frames that arrived on a device queue without a socket of the port, dropped by the
+    /// XDP program (`no_socket`).
+    pub no_socket: u64,
 }
 
 impl From<crate::sys::bpf::PortStats> for XdpCounters {
@@ -129,6 +158,7 @@ impl From<crate::sys::bpf::PortStats> for XdpCounters {
             oversize: s.oversize,
             bad_offload: 0,
             fwd_tx_refused: s.fwd_tx_refused,
+            no_socket: s.no_socket,
         }
     }
 }

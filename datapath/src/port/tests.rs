@@ -353,6 +353,60 @@ fn afxdp_two_queues_receive_each_frame_once() {
     assert_each_seq_once(&got, 32);
 }
 
+/// Frames arriving on a device queue the port does not bind are dropped by the port's XDP
+/// program and counted (`no_socket`), not handed to the host's stack (before, the XSKMAP
+/// redirect fell back to `XDP_PASS`: a capture on the switch's interface saw them). The
+/// peer's transmit queue, which a veth keeps as the receive queue, is chosen by XPS: every
+/// CPU sends on the one queue given all of them.
+#[test]
+fn afxdp_frames_on_an_unbound_queue_are_dropped_and_counted() {
+    let ns = Netns::new("xu");
+    let pair = VethPair::with_queues("xu", 2);
+    ns.adopt(&pair.b);
+    let mut port = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect("open queue 0");
+    assert_eq!(port.info().queues, vec![0]);
+    let host = Capture::open(&pair.a);
+    let peer = Capture::open_in(&ns, &pair.b);
+    let send_on = |q: u32| {
+        let xps = |tx: u32, mask: &str| {
+            format!(
+                "echo {mask} > /sys/class/net/{}/queues/tx-{tx}/xps_cpus",
+                pair.b
+            )
+        };
+        let all = "$(printf %x $(( (1 << $(nproc --all)) - 1 )))";
+        ns.exec(
+            "sh",
+            &["-ec", &format!("{}; {}", xps(1 - q, "0"), xps(q, all))],
+        );
+    };
+    send_on(1);
+    for i in 0..5 {
+        peer.send(&test_frame(DST, SRC, i, 60));
+    }
+    assert_eq!(
+        rx_collect(port.rx(), 1),
+        Vec::<Vec<u8>>::new(),
+        "queue 1 unbound"
+    );
+    assert_eq!(
+        host.collect_test_frames(1, Duration::from_millis(300)),
+        Vec::<Vec<u8>>::new(),
+        "the host stack saw frames of the switch's interface"
+    );
+    assert_eq!(port.rx().xdp_counters().no_socket, 5);
+    // Queue 0 is the port's: received by the switch, counted nowhere else.
+    send_on(0);
+    let frame = test_frame(DST, SRC, 9, 60);
+    peer.send(&frame);
+    assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+    assert_eq!(port.rx().xdp_counters().no_socket, 5);
+    assert_eq!(
+        host.collect_test_frames(1, Duration::from_millis(100)),
+        Vec::<Vec<u8>>::new()
+    );
+}
+
 #[test]
 fn afxdp_generic_mode_is_reported_and_works() {
     let ns = Netns::new("xg");
@@ -511,6 +565,33 @@ fn afxdp_stale_program_after_kill_is_replaced() {
         }
     }
     let stale_id = stale_id.expect("child opened the port");
+    // While the child lives its program is in use, not stale: not taken over (before, it
+    // was detached, and then the child's busy queue failed the open anyway).
+    let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("in use");
+    assert!(
+        matches!(&err, PortError::XdpProgramInUse { prog_id, pid, .. }
+            if *prog_id == stale_id && *pid == child.id()),
+        "{err:?}"
+    );
+    let comm = match &err {
+        PortError::XdpProgramInUse { comm, .. } => comm.clone(),
+        _ => String::new(),
+    };
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "interface {}: vswitch's XDP program (id {stale_id}) is attached and in use by \
+             process {} ({comm}); not replacing it: another vswitchd serves this interface \
+             (xdp_replace / --xdp-replace detaches it anyway)",
+            pair.a,
+            child.id()
+        )
+    );
+    assert_eq!(
+        xdp::attached(idx).expect("query").map(|a| a.prog_id),
+        Some(stale_id),
+        "the live process's program stays"
+    );
     child.kill().expect("SIGKILL child");
     child.wait().expect("reap child");
 
@@ -548,6 +629,61 @@ fn afxdp_stale_program_after_kill_is_replaced() {
     assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
     drop(port);
     assert_eq!(xdp::attached(idx).expect("query"), None, "detached on drop");
+}
+
+/// Someone else's XDP program on the interface (here a minimal XDP_PASS program, as a
+/// firewall or a libxdp component would be) is never detached by default: opening the
+/// port fails naming the program and the option, and the program stays attached (same
+/// id). Also one that merely carries vswitch's program name without its owner mark. With
+/// `replace_foreign` it is detached and the port works. (Before, any program was replaced
+/// silently.)
+#[test]
+fn afxdp_foreign_program_is_kept_unless_replacing_is_asked() {
+    let ns = Netns::new("xy");
+    let pair = VethPair::new("xy");
+    ns.adopt(&pair.b);
+    let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
+    for name in ["fw_pass", crate::sys::bpf::PROG_NAME] {
+        let id = xdp::attach_foreign_test_program(idx, name, 0).expect("attach foreign program");
+        let who = xdp::identify(id).expect("identify");
+        assert_eq!(
+            (who.name.as_str(), who.marked, who.is_vswitch()),
+            (name, false, false)
+        );
+        let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("foreign kept");
+        assert!(
+            matches!(&err, PortError::ForeignXdpProgram { prog_id, program, dispatcher: false, .. }
+                if *prog_id == id && program == name),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "interface {}: XDP program {name} (id {id}, native mode) is attached and is not \
+                 vswitch's; not replacing it: set the port's xdp_replace option (vswitchctl \
+                 add-port --xdp-replace, or xdp_replace = true in its config) to detach it",
+                pair.a
+            )
+        );
+        let still = xdp::attached(idx).expect("query").expect("still attached");
+        assert_eq!((still.prog_id, still.name.as_str()), (id, name));
+
+        let mut replace = AfXdpConfig::new(pair.a.clone());
+        replace.replace_foreign = true;
+        let mut port = AfXdpPort::open(&replace).expect("replaced on request");
+        let replaced = port.info().replaced.clone().expect("replaced");
+        assert_eq!((replaced.prog_id, replaced.name.as_str()), (id, name));
+        assert_ne!(port.info().prog_id, id);
+        assert!(xdp::identify(port.info().prog_id)
+            .expect("identify")
+            .is_vswitch());
+        let peer = Capture::open_in(&ns, &pair.b);
+        let frame = test_frame(DST, SRC, 12, 80);
+        peer.send(&frame);
+        assert_eq!(rx_collect(port.rx(), 1), vec![frame]);
+        drop(port);
+        assert_eq!(xdp::attached(idx).expect("query"), None, "detached on drop");
+    }
 }
 
 fn tap_name(prefix: &str) -> String {

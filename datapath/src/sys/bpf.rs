@@ -137,8 +137,13 @@ pub struct PortStats {
     /// Frames redirected to this port that its device refused (a veth whose peer has no
     /// NAPI context), counted by the tracing program.
     pub fwd_tx_refused: u64,
+    /// Frames for userspace that arrived on a queue without an AF_XDP socket in the
+    /// XSKMAP (a device queue the port does not bind, the window between attach and socket
+    /// insert, a killed process's program): dropped by the program, never passed to the
+    /// host stack.
+    pub no_socket: u64,
 }
-// SAFETY: repr(C), six u64: no padding.
+// SAFETY: repr(C), seven u64: no padding.
 unsafe impl Plain for PortStats {}
 
 /// `struct conf`.
@@ -151,6 +156,7 @@ pub struct Conf {
 unsafe impl Plain for Conf {}
 
 /// XDP verdicts (`enum xdp_action`) the tests and benches check for.
+pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
 
@@ -296,7 +302,7 @@ impl Map {
 }
 
 /// What the kernel says about the map behind `fd`.
-fn map_info(fd: c_int) -> io::Result<lx::bpf_map_info> {
+pub(crate) fn map_info(fd: c_int) -> io::Result<lx::bpf_map_info> {
     // SAFETY: bpf_map_info is a plain C struct for which zero bytes are valid.
     let mut info: lx::bpf_map_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<lx::bpf_map_info>() as u32;
@@ -693,13 +699,25 @@ impl XdpObject {
     /// 0 (`BPF_PROG_TEST_RUN`; nothing is transmitted). For benchmarks and tests of the
     /// program's decisions.
     pub fn test_run(&self, ifindex: u32, frame: &[u8], repeat: u32) -> io::Result<TestRun> {
+        self.test_run_on_queue(ifindex, 0, frame, repeat)
+    }
+
+    /// [`XdpObject::test_run`] on receive queue `queue` of `ifindex` (the kernel refuses a
+    /// queue the device does not have).
+    pub fn test_run_on_queue(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> io::Result<TestRun> {
         let mut out = vec![0u8; frame.len() + 256];
         let ctx = lx::xdp_md {
             data: 0,
             data_end: u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too long"))?,
             data_meta: 0,
             ingress_ifindex: ifindex,
-            rx_queue_index: 0,
+            rx_queue_index: queue,
             egress_ifindex: 0,
         };
         // SAFETY: bpf_test_run_opts is a plain C struct for which zero bytes are valid.
@@ -757,6 +775,7 @@ impl XdpObject {
             s.fwd_tx_bytes += c.fwd_tx_bytes;
             s.oversize += c.oversize;
             s.fwd_tx_refused += c.fwd_tx_refused;
+            s.no_socket += c.no_socket;
         }
         Ok(s)
     }
@@ -820,7 +839,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<PortCfg>(), 24 + 2 * 512);
         assert_eq!(std::mem::size_of::<FdbKey>(), 8);
         assert_eq!(std::mem::size_of::<FdbVal>(), 32);
-        assert_eq!(std::mem::size_of::<PortStats>(), 48);
+        assert_eq!(std::mem::size_of::<PortStats>(), 56);
         assert_eq!(std::mem::size_of::<Conf>(), 8);
     }
 
@@ -868,14 +887,14 @@ mod tests {
             value_size,
             per_cpu: true,
         };
-        assert_eq!(message(stats(48).check_value::<PortStats>(true)), "ok");
-        assert_eq!(message(stats(41).check_value::<PortStats>(true)), "ok");
+        assert_eq!(message(stats(56).check_value::<PortStats>(true)), "ok");
+        assert_eq!(message(stats(49).check_value::<PortStats>(true)), "ok");
         assert_eq!(
-            message(stats(52).check_value::<PortStats>(true)),
-            "InvalidInput: BPF map stats: value of 48 bytes, the map's value_size is 52"
+            message(stats(60).check_value::<PortStats>(true)),
+            "InvalidInput: BPF map stats: value of 56 bytes, the map's value_size is 60"
         );
         assert_eq!(
-            message(stats(48).check_value::<PortStats>(false)),
+            message(stats(56).check_value::<PortStats>(false)),
             "InvalidInput: BPF map stats: per-CPU map accessed with a single value"
         );
     }
@@ -896,7 +915,7 @@ mod tests {
         let sizes = |m: &Map| (m.name, m.key_size, m.value_size, m.per_cpu);
         assert_eq!(sizes(&o.fdb), ("fdb", 8, 32, false));
         assert_eq!(sizes(&o.ports), ("ports", 4, 1048, false));
-        assert_eq!(sizes(&o.stats), ("stats", 4, 48, true));
+        assert_eq!(sizes(&o.stats), ("stats", 4, 56, true));
         assert_eq!(sizes(&o.config), ("config", 4, 8, false));
         let k = FdbKey {
             mac: [2, 0, 0, 0, 0, 1],

@@ -22,6 +22,8 @@ struct QueuePort {
     /// What the "kernel" dropped before the switch saw it, and after it sent it.
     drops: Arc<std::sync::atomic::AtomicU64>,
     tx_drops: Arc<std::sync::atomic::AtomicU64>,
+    /// What the port's "XDP program" dropped for want of a socket (`no_socket`).
+    no_socket: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl QueuePort {
@@ -31,6 +33,7 @@ impl QueuePort {
             wire_out: Arc::new(ArrayQueue::new(65536)),
             drops: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             tx_drops: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            no_socket: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
     fn halves(&self) -> (Box<dyn RxPort>, Box<dyn TxPort>) {
@@ -40,6 +43,7 @@ impl QueuePort {
                 held: Vec::new(),
                 drops: self.drops.clone(),
                 tx_drops: self.tx_drops.clone(),
+                no_socket: self.no_socket.clone(),
             }),
             Box::new(QueueTx {
                 q: self.wire_out.clone(),
@@ -56,6 +60,7 @@ struct QueueRx {
     held: Vec<Vec<u8>>,
     drops: Arc<std::sync::atomic::AtomicU64>,
     tx_drops: Arc<std::sync::atomic::AtomicU64>,
+    no_socket: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RxPort for QueueRx {
@@ -82,6 +87,12 @@ impl RxPort for QueueRx {
         crate::port::KernelDrops {
             rx: self.drops.load(std::sync::atomic::Ordering::Relaxed),
             tx: self.tx_drops.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+    fn xdp_counters(&mut self) -> crate::port::XdpCounters {
+        crate::port::XdpCounters {
+            no_socket: self.no_socket.load(std::sync::atomic::Ordering::Relaxed),
+            ..crate::port::XdpCounters::default()
         }
     }
 }
@@ -463,6 +474,40 @@ fn kernel_drops_become_rx_and_tx_ring_full_counters() {
         .store(60, std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(2200));
     assert_eq!((drops(rx), drops(tx)), (1300, 60));
+    dp.stop();
+}
+
+/// Frames the port's XDP program dropped because their queue has no socket become the
+/// port's `no_socket` drops (only the increase of the program's running total).
+#[test]
+fn xdp_no_socket_drops_become_a_drop_reason() {
+    let (dp, ports) = start(1);
+    let no_socket = || {
+        dp.port_counters(T)
+            .expect("counters")
+            .iter()
+            .find(|(p, _)| *p == pid(1))
+            .map(|(_, c)| c.drops(crate::counters::DropReason::NoSocket))
+            .expect("port 1")
+    };
+    let set = |n| {
+        ports[1]
+            .no_socket
+            .store(n, std::sync::atomic::Ordering::Relaxed)
+    };
+    set(7);
+    let deadline = Instant::now() + T;
+    while no_socket() != 7 {
+        assert!(Instant::now() < deadline, "no_socket {}", no_socket());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    set(10);
+    while no_socket() != 10 {
+        assert!(Instant::now() < deadline, "no_socket {}", no_socket());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(no_socket(), 10);
     dp.stop();
 }
 
