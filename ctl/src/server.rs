@@ -414,8 +414,15 @@ impl Server {
     pub fn run(&mut self, daemon: &mut Daemon) -> io::Result<Exit> {
         let mut events = Events::with_capacity(128);
         loop {
-            self.poll
-                .poll(&mut events, Some(Duration::from_millis(500)))?;
+            // A signal that is not ours (a debugger or strace attaching, SIGSTOP/SIGCONT)
+            // interrupts the wait; it is not a reason to stop serving.
+            match self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(500)))
+            {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => r?,
+            }
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_control(),

@@ -230,6 +230,25 @@ fn half_open_client_is_closed_after_timeout() {
     rig.assert_alive();
 }
 
+/// A stopped and continued daemon (SIGSTOP/SIGCONT, as a debugger or `strace -p` attaching
+/// does) keeps serving: the control loop's wait returns EINTR then (signal(7)), which
+/// used to end vswitchd with "control loop: Interrupted system call".
+#[test]
+fn stop_and_continue_keeps_the_daemon_serving() {
+    let _w = Watchdog::new(
+        "stop_and_continue_keeps_the_daemon_serving",
+        Duration::from_secs(60),
+    );
+    let mut rig = Rig::new();
+    for _ in 0..5 {
+        rig.d.signal("STOP");
+        std::thread::sleep(Duration::from_millis(100));
+        rig.d.signal("CONT");
+        std::thread::sleep(Duration::from_millis(100));
+        rig.assert_alive();
+    }
+}
+
 #[test]
 fn hundred_concurrent_connections() {
     let _w = Watchdog::new("hundred_concurrent_connections", Duration::from_secs(60));
