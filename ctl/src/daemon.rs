@@ -660,7 +660,7 @@ impl Daemon {
             new_io.insert(p.name.clone(), h);
         }
         // Assign ids and build the full topology.
-        let used: Vec<PortId> = br.ports.values().map(|s| s.id).collect();
+        let used: std::collections::BTreeSet<PortId> = br.ports.values().map(|s| s.id).collect();
         let mut next_free = (0..MAX_PORTS)
             .filter_map(PortId::new)
             .filter(move |p| !used.contains(p));
@@ -1427,13 +1427,5 @@ fn parse_mac(m: &str) -> Result<MacAddr, ErrorReply> {
 
 /// Keeps generations increasing across rebuilt topologies.
 fn rebuild_generation(b: TopologyBuilder, dp: &Datapath) -> Topology {
-    let mut nb = TopologyBuilder::from_topology(&dp.topology());
-    for i in 0..MAX_PORTS {
-        nb.remove_port(i);
-    }
-    let t = b.build();
-    for (p, c) in t.iter() {
-        let _ = nb.add_port(p.index(), c.clone());
-    }
-    nb.build()
+    b.succeeding(&dp.topology()).build()
 }

@@ -44,7 +44,7 @@ static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)BPF_FUNC_redir
  * carries this mark (datapath/src/sys/xdp.rs, OWNER_MARK). */
 volatile const char bpf_metadata_vswitch_owner[] SEC(".rodata") = "vswitch-xdp-port-owner-v1";
 
-#define MAX_PORTS 256
+#define MAX_PORTS 1024
 #define MAX_QUEUES 64
 
 /* port_cfg.flags */

@@ -12,7 +12,7 @@ use core::fmt;
 use crate::vlan::PortVlan;
 
 /// Maximum number of ports of one switch.
-pub const MAX_PORTS: usize = 256;
+pub const MAX_PORTS: usize = 1024;
 const WORDS: usize = MAX_PORTS / 64;
 
 /// Index of a port within a switch, below [`MAX_PORTS`].
@@ -274,6 +274,7 @@ impl Topology {
     pub fn builder() -> TopologyBuilder {
         TopologyBuilder {
             ports: (0..MAX_PORTS).map(|_| None).collect(),
+            names: std::collections::HashMap::new(),
             generation: 0,
         }
     }
@@ -333,16 +334,32 @@ impl Topology {
 #[derive(Debug, Clone)]
 pub struct TopologyBuilder {
     ports: Vec<Option<PortConfig>>,
+    /// The ports' names -> ids, so that adding a port is O(1) (bridges of 1,000 ports).
+    names: std::collections::HashMap<String, usize>,
     generation: u64,
 }
 
 impl TopologyBuilder {
     /// Starts from an existing snapshot (to apply a change).
     pub fn from_topology(t: &Topology) -> TopologyBuilder {
+        let ports = t.ports.to_vec();
+        let names = ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((c.as_ref()?.name.clone(), i)))
+            .collect();
         TopologyBuilder {
-            ports: t.ports.to_vec(),
+            ports,
+            names,
             generation: t.generation + 1,
         }
+    }
+
+    /// Makes the topology built next the successor of `prev` (generations increase
+    /// across snapshots that were built from scratch).
+    pub fn succeeding(mut self, prev: &Topology) -> Self {
+        self.generation = prev.generation + 1;
+        self
     }
 
     pub fn port(mut self, id: usize, config: PortConfig) -> Result<Self, TopologyError> {
@@ -358,7 +375,7 @@ impl TopologyBuilder {
                 name: existing.name.clone(),
             });
         }
-        if self.ports.iter().flatten().any(|c| c.name == config.name) {
+        if self.names.contains_key(&config.name) {
             return Err(TopologyError::DuplicateName(config.name));
         }
         if !(68..=65535).contains(&config.mtu) {
@@ -367,6 +384,7 @@ impl TopologyBuilder {
                 mtu: config.mtu,
             });
         }
+        self.names.insert(config.name.clone(), id);
         self.ports[id] = Some(config);
         Ok(pid)
     }
@@ -374,12 +392,14 @@ impl TopologyBuilder {
     /// Replaces (or adds) a port's configuration.
     pub fn set_port(&mut self, id: usize, config: PortConfig) -> Result<PortId, TopologyError> {
         PortId::new(id).ok_or(TopologyError::PortOutOfRange(id))?;
-        self.ports[id] = None;
+        self.remove_port(id);
         self.add_port(id, config)
     }
 
     pub fn remove_port(&mut self, id: usize) -> Option<PortConfig> {
-        self.ports.get_mut(id).and_then(Option::take)
+        let old = self.ports.get_mut(id).and_then(Option::take)?;
+        self.names.remove(&old.name);
+        Some(old)
     }
 
     /// The lowest free port id.
@@ -456,7 +476,8 @@ mod tests {
         let t: PortSet = [pid(63), pid(1)].into_iter().collect();
         assert_eq!(s.and(&t).iter().collect::<Vec<_>>(), vec![pid(63)]);
         assert_eq!(s.and_not(&t).len(), 3);
-        assert!(PortId::new(256).is_none());
+        assert!(PortId::new(MAX_PORTS).is_none());
+        assert!(PortId::new(MAX_PORTS - 1).is_some());
     }
 
     #[test]
@@ -481,10 +502,41 @@ mod tests {
             Err(TopologyError::BadMtu { mtu: 10, .. })
         ));
         assert_eq!(
-            b.port(300, PortConfig::new("d", "access 1".parse().expect("vlan")))
-                .expect_err("range"),
-            TopologyError::PortOutOfRange(300)
+            b.port(
+                MAX_PORTS,
+                PortConfig::new("d", "access 1".parse().expect("vlan"))
+            )
+            .expect_err("range"),
+            TopologyError::PortOutOfRange(MAX_PORTS)
         );
+    }
+
+    /// The builder's name index follows removals and replacements: a removed port's
+    /// name is free again, a replaced port's old name too, and a snapshot's builder knows
+    /// the names it holds.
+    #[test]
+    fn builder_names_follow_changes() {
+        let mk = |n: &str| PortConfig::new(n, "access 10".parse().expect("vlan"));
+        let mut b = Topology::builder();
+        b.add_port(0, mk("a")).expect("a");
+        b.add_port(1, mk("b")).expect("b");
+        assert_eq!(b.remove_port(0).map(|c| c.name), Some("a".to_string()));
+        b.add_port(2, mk("a")).expect("a again after removal");
+        b.set_port(1, mk("c")).expect("b renamed c");
+        b.add_port(3, mk("b")).expect("b is free after the rename");
+        assert_eq!(
+            b.add_port(4, mk("c")),
+            Err(TopologyError::DuplicateName("c".into()))
+        );
+        let t = b.build();
+        let mut next = TopologyBuilder::from_topology(&t);
+        assert_eq!(
+            next.add_port(5, mk("a")),
+            Err(TopologyError::DuplicateName("a".into()))
+        );
+        assert_eq!(next.build().generation(), t.generation() + 1);
+        let fresh = Topology::builder().succeeding(&t).build();
+        assert_eq!(fresh.generation(), t.generation() + 1);
     }
 
     #[test]

@@ -85,6 +85,17 @@ fn main() -> anyhow::Result<()> {
     // Block the signals before any thread starts, so workers inherit the mask and the
     // control loop's signalfd receives them.
     let signals = ctl::sys::signal_fd().context("signalfd")?;
+    // A port holds a few descriptors; a bridge of 1,000 ports needs more than the usual
+    // soft limit of 1,024. Past the hard limit, opening a port fails with EMFILE, named.
+    match ctl::sys::raise_nofile_limit() {
+        Ok((_, new)) if new < 4096 => tracing::warn!(
+            "vswitchd: open files limited to {new} (hard limit): about {} ports",
+            new / 4
+        ),
+        Ok((old, new)) if old != new => tracing::debug!("vswitchd: open files {old} -> {new}"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("vswitchd: cannot raise the open files limit: {e}"),
+    }
     let (mut daemon, problems) = ctl::daemon::Daemon::start(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     for p in &problems {

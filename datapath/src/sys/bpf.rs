@@ -44,7 +44,7 @@ pub const FDB_STATIC: u16 = 1;
 /// Queues per port in the XSKMAP key (`index * MAX_QUEUES + queue`).
 pub const MAX_QUEUES: u32 = 64;
 /// Port slots of one program (`MAX_PORTS` in the C program).
-pub const MAX_PORTS: u32 = 256;
+pub const MAX_PORTS: u32 = 1024;
 /// Interfaces with an ifindex below this are found through an array (`IFSLOT_DIRECT`);
 /// others through a hash map.
 pub const IFSLOT_DIRECT: u32 = 65536;
