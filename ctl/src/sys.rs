@@ -165,6 +165,30 @@ pub fn read_signal(fd: RawFd) -> io::Result<Option<i32>> {
     Ok(Some(info.ssi_signo as i32))
 }
 
+/// Raises the soft limit of open files to the hard one (each port holds a few
+/// descriptors: 1,000 ports need more than the usual soft limit of 1,024). Returns the
+/// (old, new) soft limits.
+pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let old = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one
+        // needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((old, lim.rlim_cur))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,28 +233,4 @@ mod tests {
         assert_eq!(c.pid, std::process::id() as i32);
         assert_eq!(c.uid, euid());
     }
-}
-
-/// Raises the soft limit of open files to the hard one (each port holds a few
-/// descriptors: 1,000 ports need more than the usual soft limit of 1,024). Returns the
-/// (old, new) soft limits.
-pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let old = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one
-        // needs no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((old, lim.rlim_cur))
 }
