@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use datapath::vlan::Vid;
+use datapath::vlan::{Vid, VlanError};
 
 use crate::config::PortSpec;
 use datapath::worker::PollMode;
@@ -151,7 +151,7 @@ impl Request {
     /// rule `fdb add` applies to the entries it creates. The workers key their tables by
     /// the VLAN's low 12 bits and the XDP fast path's mirror by the whole value, so an
     /// unchecked `fdb del --vlan 4106` removed VLAN 10's entry from the workers only.
-    pub fn check_fdb_vlan(&self) -> Result<(), String> {
+    pub fn check_fdb_vlan(&self) -> Result<(), FdbVlanError> {
         let (what, vlan) = match self {
             Request::FdbDel { vlan, .. } => ("fdb del", *vlan),
             Request::FdbFlush {
@@ -161,8 +161,18 @@ impl Request {
         };
         Vid::new(u32::from(vlan))
             .map(|_| ())
-            .map_err(|e| format!("{what}: {e}"))
+            .map_err(|source| FdbVlanError { op: what, source })
     }
+}
+
+/// The VLAN of an FDB removal outside 1-4094.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {source}")]
+pub struct FdbVlanError {
+    /// The command: "fdb del" or "fdb flush".
+    pub op: &'static str,
+    #[source]
+    pub source: VlanError,
 }
 
 /// A reply as sent on the wire.
@@ -571,7 +581,7 @@ mod tests {
             (Request::Show {}, Ok(())),
         ] {
             assert_eq!(
-                req.check_fdb_vlan(),
+                req.check_fdb_vlan().map_err(|e| e.to_string()),
                 want.map_err(str::to_string),
                 "{req:?}"
             );

@@ -1160,7 +1160,7 @@ impl Worker {
                             }
                             setup_notes.extend(share.note);
                         }
-                        Err(note) => setup_notes.push(note),
+                        Err(e) => setup_notes.push(e.to_string()),
                     }
                 }
                 let port_notes = rx.notes();
