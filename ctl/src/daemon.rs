@@ -847,10 +847,9 @@ impl Daemon {
         self.static_errors().filter_map(static_key).collect()
     }
 
-    /// The notes the workers of `bridge` keep about interface `iface`.
-    fn port_notes(&self, bridge: &str, iface: &str) -> Vec<String> {
-        let prefix = format!("{iface}: ");
-        let Some(b) = self.bridges.get(bridge) else {
+    /// The notes the workers of `bridge` keep about its port `port`.
+    fn port_notes(&self, bridge: &str, port: &str) -> Vec<String> {
+        let (Some(b), Ok(id)) = (self.bridges.get(bridge), self.port_id(bridge, port)) else {
             return Vec::new();
         };
         let mut notes: Vec<String> =
@@ -858,7 +857,8 @@ impl Daemon {
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|w| w.stats.notes)
-                .filter(|n| n.starts_with(&prefix))
+                .filter(|n| n.port == id)
+                .map(|n| n.text)
                 .collect();
         notes.dedup();
         notes
@@ -969,7 +969,6 @@ impl Daemon {
                     };
                 }
                 let name = port.name.clone();
-                let iface = port.interface().to_string();
                 let mut c = self.config.clone();
                 if let Some(b) = c.bridge_mut(&bridge) {
                     b.ports.push(port);
@@ -978,7 +977,7 @@ impl Daemon {
                 // What the port's worker noted about it at once (e.g. an AF_XDP port whose
                 // veth peer sends partial checksums) is said here, not only in `pmd show`.
                 let mut message = format!("port {name} added to {bridge}");
-                for n in self.port_notes(&bridge, &iface) {
+                for n in self.port_notes(&bridge, &name) {
                     message.push_str("\nwarning: ");
                     message.push_str(&n);
                 }
@@ -1389,7 +1388,7 @@ impl Daemon {
                     xdp_fdb_entries: mirror.entries as u64,
                     xdp_map_errors: mirror.map_errors,
                     xdp_mirror_dropped: st.mirror_dropped,
-                    notes: st.notes.clone(),
+                    notes: st.notes.iter().map(|n| n.text.clone()).collect(),
                 });
             }
         }
@@ -1479,10 +1478,13 @@ impl Daemon {
         self.bridges
             .iter()
             .map(|(bname, b)| {
-                let notes =
-                    b.dp.snapshot(false, WORKER_TIMEOUT)
-                        .ok()
-                        .map(|snaps| snaps.into_iter().flat_map(|s| s.stats.notes).collect());
+                let notes = b.dp.snapshot(false, WORKER_TIMEOUT).ok().map(|snaps| {
+                    snaps
+                        .into_iter()
+                        .flat_map(|s| s.stats.notes)
+                        .map(|n| n.text)
+                        .collect()
+                });
                 (bname.clone(), notes)
             })
             .collect()

@@ -91,6 +91,7 @@ impl FastSwitch {
             .expect("snapshot")
             .into_iter()
             .flat_map(|s| s.stats.notes)
+            .map(|n| n.text)
             .collect()
     }
 
