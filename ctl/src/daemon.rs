@@ -1075,7 +1075,7 @@ impl Daemon {
                     .filter(|e| mac.is_none_or(|m| m == e.mac))
                     .map(|e| FdbEntryView {
                         vlan: e.vid,
-                        mac: e.mac.to_string(),
+                        mac: e.mac,
                         port: self.port_name(&bridge, e.port),
                         is_static: e.is_static,
                         age: e.age,

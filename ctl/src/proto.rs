@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use datapath::vlan::{Vid, VlanError};
+use datapath::wire::MacAddr;
 
 use crate::config::PortSpec;
 use datapath::worker::PollMode;
@@ -318,7 +319,9 @@ pub struct PortStatsView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdbEntryView {
     pub vlan: u16,
-    pub mac: String,
+    /// On the wire as its text, `"02:00:00:00:00:01"`.
+    #[serde(with = "crate::config::mac_serde")]
+    pub mac: MacAddr,
     pub port: String,
     #[serde(rename = "static")]
     pub is_static: bool,
@@ -614,6 +617,35 @@ mod tests {
                 message: "ok".into()
             })),
             "{\"version\":1,\"ok\":{\"kind\":\"done\",\"message\":\"ok\"}}\n"
+        );
+    }
+
+    /// A typed MAC travels as the text it always did, and a malformed one is refused.
+    #[test]
+    fn fdb_entries_carry_the_mac_as_text() {
+        let reply = Outcome::Ok(Response::Fdb {
+            entries: vec![FdbEntryView {
+                vlan: 10,
+                mac: "02:00:00:00:00:5E".parse().expect("mac"),
+                port: "p2".into(),
+                is_static: true,
+                age: 0,
+            }],
+        });
+        let line = encode_response(&reply);
+        assert_eq!(
+            line,
+            "{\"version\":1,\"ok\":{\"kind\":\"fdb\",\"entries\":[{\"vlan\":10,\
+             \"mac\":\"02:00:00:00:00:5e\",\"port\":\"p2\",\"static\":true,\"age\":0}]}}\n"
+        );
+        let back: ResponseMsg = serde_json::from_str(&line).expect("decode");
+        assert_eq!(back.outcome, reply);
+        let bad = line.replace("02:00:00:00:00:5e", "02:00:00:00:00");
+        let e = serde_json::from_str::<ResponseMsg>(&bad).expect_err("short MAC");
+        assert!(
+            e.to_string()
+                .contains("invalid MAC address '02:00:00:00:00'"),
+            "{e}"
         );
     }
 
