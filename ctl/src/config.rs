@@ -38,13 +38,13 @@ pub enum ConfigFileError {
         line: usize,
         reason: String,
     },
-    /// Well-formed, but [`Config::validate`] refused it.
-    #[error("{path}: line {line}: {source}")]
+    /// Well-formed, but [`Config::validate`] refused it. (The problem is in the message,
+    /// not a `source`: a cause chain would say it twice.)
+    #[error("{path}: line {line}: {problem}")]
     Invalid {
         path: PathBuf,
         line: usize,
-        #[source]
-        source: ConfigError,
+        problem: ConfigError,
     },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -946,11 +946,11 @@ impl Config {
                 reason: e.message().to_string(),
             }
         })?;
-        c.validate().map_err(|source| ConfigFileError::Invalid {
+        c.validate().map_err(|problem| ConfigFileError::Invalid {
             path: path.to_path_buf(),
             // Point at the line that names the offending object when we can find it.
-            line: find_line(text, source.field()),
-            source,
+            line: find_line(text, problem.field()),
+            problem,
         })?;
         Ok(c)
     }

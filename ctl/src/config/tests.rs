@@ -10,7 +10,7 @@ fn parse(text: &str) -> Result<Config, ConfigFileError> {
 fn line_and_reason(e: &ConfigFileError) -> Option<(usize, String)> {
     match e {
         ConfigFileError::Parse { line, reason, .. } => Some((*line, reason.clone())),
-        ConfigFileError::Invalid { line, source, .. } => Some((*line, source.to_string())),
+        ConfigFileError::Invalid { line, problem, .. } => Some((*line, problem.to_string())),
         _ => None,
     }
 }
@@ -470,11 +470,11 @@ fn problems_point_at_their_field() {
     )
     .expect_err("queues");
     match e {
-        ConfigFileError::Invalid { line, source, .. } => {
-            assert_eq!(line, 4, "{source}");
-            assert_eq!(source.field(), Field::Named("p1"));
+        ConfigFileError::Invalid { line, problem, .. } => {
+            assert_eq!(line, 4, "{problem}");
+            assert_eq!(problem.field(), Field::Named("p1"));
             assert_eq!(
-                source,
+                problem,
                 ConfigError::Queues {
                     port: "p1".into(),
                     queues: 0
