@@ -4,7 +4,9 @@
 //! - Unknown keys are rejected (`deny_unknown_fields`); a file that does not parse or
 //!   validate is rejected as a whole with the line and the reason, and nothing changes.
 //! - [`Config::validate`] turns every field into datapath types ([`PortVlan`], [`Vid`],
-//!   [`MacAddr`]) up front, so nothing stringly-typed travels inward.
+//!   [`MacAddr`]) up front and returns them ([`ValidConfig`]), so nothing stringly-typed
+//!   travels inward; what it refuses is a [`ConfigError`] variant naming the object and
+//!   the cause, whose [`ConfigError::field`] locates it in the file.
 //! - [`Config::save`] writes atomically: temporary file, fsync, rename, fsync of the
 //!   directory. A crash leaves either the old or the new file, never a torn one.
 

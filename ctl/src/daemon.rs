@@ -8,6 +8,11 @@
 //!   whose I/O could not be opened at start/reload is present, down, with its error.
 //! - Port ids are stable while a port exists (they key the FDB); new ports take the
 //!   lowest free id.
+//! - `valid` is `config` as [`Config::validate`] returned it: ports run from their
+//!   validated `PortConfig`, static MACs from their validated (VLAN, MAC); nothing here
+//!   parses a configuration value again.
+//! - What a change could not do is a [`Problem`] variant, classified by variant (a port
+//!   kept down, a bridge without its fast path, a refused static MAC), never by its text.
 
 mod problem;
 
