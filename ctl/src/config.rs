@@ -46,7 +46,7 @@ pub enum ConfigFileError {
     Invalid {
         path: PathBuf,
         line: usize,
-        problem: ConfigError,
+        problem: Box<ConfigError>,
     },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -57,8 +57,9 @@ pub enum ConfigFileError {
 }
 
 /// What [`Config::validate`] refuses: one variant per rule, each naming the object
-/// (setting, bridge, port, static MAC, VF) and the cause. [`ConfigError::field`] says
-/// where in the file the object is.
+/// (setting, bridge, port, static MAC, VF) and the cause. [`ConfigError::path`] is the
+/// field it is about (`bridge[br0].port[p1].queues`); [`ConfigError::field`] says where
+/// in the file that is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("datapath.workers: {value} is out of range (1-{max})")]
@@ -98,47 +99,70 @@ pub enum ConfigError {
     },
     #[error("bridge {bridge}: port {port} defined twice")]
     PortTwice { bridge: String, port: String },
-    #[error("port {port}: interface {interface} is used by another port")]
-    InterfaceShared { port: String, interface: String },
-    #[error("port {port}: xdp_replace applies to afxdp ports only (this one is {kind})")]
-    XdpReplace { port: String, kind: PortKind },
-    #[error("port {port}: queues {queues} out of range (1-64)")]
-    Queues { port: String, queues: u32 },
-    #[error("port {port}: {kind} ports have one queue")]
-    OneQueue { port: String, kind: PortKind },
-    #[error(transparent)]
-    Vlan(#[from] PortVlanError),
-    #[error("port {port}: MTU {mtu} out of range (68-65535)")]
-    Mtu { port: String, mtu: u32 },
-    #[error(
-        "port {port}: MTU {mtu} is too large for an AF_XDP port: at most {AFXDP_MAX_MTU} \
-         (frames of MTU + 18 bytes cross workers in {buffer}-byte buffers)"
-    )]
-    AfxdpMtu {
+    /// One of a port's settings.
+    #[error("port {port}: {problem}")]
+    Port {
+        bridge: String,
         port: String,
-        mtu: u32,
-        buffer: usize,
+        problem: PortProblem,
     },
     #[error("static MAC {mac}: {source}")]
     StaticVlan {
+        bridge: String,
         mac: MacAddr,
         #[source]
         source: VlanError,
     },
-    #[error("static MAC {0}: must be unicast and non-zero")]
-    StaticNotUnicast(MacAddr),
+    #[error("static MAC {mac}: must be unicast and non-zero")]
+    StaticNotUnicast { bridge: String, mac: MacAddr },
     #[error("static MAC {mac}: no port {port} in bridge {bridge}")]
     StaticNoPort {
+        bridge: String,
         mac: MacAddr,
         port: String,
-        bridge: String,
     },
     #[error("static MAC {mac}: port {port} does not carry VLAN {vid}")]
     StaticNotMember {
+        bridge: String,
         mac: MacAddr,
         port: String,
         vid: Vid,
     },
+}
+
+/// What is wrong with one of a port's settings ([`ConfigError::Port`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortProblem {
+    #[error("interface {0} is used by another port")]
+    InterfaceShared(String),
+    #[error("xdp_replace applies to afxdp ports only (this one is {0})")]
+    XdpReplace(PortKind),
+    #[error("queues {0} out of range (1-64)")]
+    Queues(u32),
+    #[error("{0} ports have one queue")]
+    OneQueue(PortKind),
+    #[error(transparent)]
+    Vlan(PortVlanProblem),
+    #[error("MTU {0} out of range (68-65535)")]
+    Mtu(u32),
+    #[error(
+        "MTU {mtu} is too large for an AF_XDP port: at most {AFXDP_MAX_MTU} (frames of MTU \
+         + 18 bytes cross workers in {buffer}-byte buffers)"
+    )]
+    AfxdpMtu { mtu: u32, buffer: usize },
+}
+
+impl PortProblem {
+    /// The port's key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            PortProblem::InterfaceShared(_) => "interface",
+            PortProblem::XdpReplace(_) => "xdp_replace",
+            PortProblem::Queues(_) | PortProblem::OneQueue(_) => "queues",
+            PortProblem::Vlan(v) => v.key(),
+            PortProblem::Mtu(_) | PortProblem::AfxdpMtu { .. } => "mtu",
+        }
+    }
 }
 
 /// Where in the file a [`ConfigError`] points.
@@ -175,18 +199,44 @@ impl ConfigError {
             ConfigError::BridgeTwice(bridge) | ConfigError::TooManyPorts { bridge, .. } => {
                 Field::Named(bridge)
             }
-            ConfigError::PortTwice { port, .. }
-            | ConfigError::InterfaceShared { port, .. }
-            | ConfigError::XdpReplace { port, .. }
-            | ConfigError::Queues { port, .. }
-            | ConfigError::OneQueue { port, .. }
-            | ConfigError::Mtu { port, .. }
-            | ConfigError::AfxdpMtu { port, .. } => Field::Named(port),
-            ConfigError::Vlan(e) => Field::Named(&e.port),
+            ConfigError::PortTwice { port, .. } | ConfigError::Port { port, .. } => {
+                Field::Named(port)
+            }
             ConfigError::StaticVlan { mac, .. }
-            | ConfigError::StaticNotUnicast(mac)
+            | ConfigError::StaticNotUnicast { mac, .. }
             | ConfigError::StaticNoPort { mac, .. }
             | ConfigError::StaticNotMember { mac, .. } => Field::StaticMac(*mac),
+        }
+    }
+
+    /// The field the problem is about, as a path: `datapath.workers`,
+    /// `bridge[br0].port[p1].queues`, `bridge[br0].static_mac[02:00:00:00:00:01].vlan`,
+    /// `vf[eth0 0].settings`.
+    pub fn path(&self) -> String {
+        let static_mac = |bridge: &str, mac: &MacAddr, key: &str| {
+            format!("bridge[{bridge}].static_mac[{mac}].{key}")
+        };
+        match self {
+            ConfigError::Ifname(e) => e.path(),
+            ConfigError::VfTwice { pf, vf } => format!("vf[{pf} {vf}]"),
+            ConfigError::Vf { pf, vf, .. } => format!("vf[{pf} {vf}].settings"),
+            ConfigError::BridgeTwice(bridge) => format!("bridge[{bridge}]"),
+            ConfigError::TooManyPorts { bridge, .. } => format!("bridge[{bridge}].port"),
+            ConfigError::PortTwice { bridge, port } => format!("bridge[{bridge}].port[{port}]"),
+            ConfigError::Port {
+                bridge,
+                port,
+                problem,
+            } => format!("bridge[{bridge}].port[{port}].{}", problem.key()),
+            ConfigError::StaticVlan { bridge, mac, .. }
+            | ConfigError::StaticNotMember { bridge, mac, .. } => static_mac(bridge, mac, "vlan"),
+            ConfigError::StaticNotUnicast { bridge, mac } => static_mac(bridge, mac, "mac"),
+            ConfigError::StaticNoPort { bridge, mac, .. } => static_mac(bridge, mac, "port"),
+            _ => match self.field() {
+                Field::Key { section, key } => format!("{section}.{key}"),
+                Field::Named(name) => name.to_owned(),
+                Field::StaticMac(mac) => mac.to_string(),
+            },
         }
     }
 }
@@ -216,14 +266,67 @@ pub enum PortVlanProblem {
     Trunk(#[source] VlanError),
 }
 
+impl PortVlanProblem {
+    /// The port's key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            PortVlanProblem::AccessAndTrunk | PortVlanProblem::Access(_) => "access",
+            PortVlanProblem::NativeWithoutTrunk | PortVlanProblem::Native(_) => "native",
+            PortVlanProblem::NativeTaggedWithoutNative => "native_tagged",
+            PortVlanProblem::Trunk(_) => "trunk",
+        }
+    }
+}
+
+/// What an interface name names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameOf {
+    Bridge,
+    Port {
+        bridge: String,
+    },
+    /// The netdev a port uses.
+    Interface {
+        bridge: String,
+        port: String,
+    },
+    /// A VF's physical function.
+    VfPf,
+}
+
+impl fmt::Display for NameOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameOf::Bridge => f.write_str("bridge"),
+            NameOf::Port { .. } => f.write_str("port"),
+            NameOf::Interface { port, .. } => write!(f, "port {port}: interface"),
+            NameOf::VfPf => f.write_str("vf pf"),
+        }
+    }
+}
+
 /// An interface name Linux would refuse (IFNAMSIZ rules).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} '{name}': {problem}")]
+#[error("{of} '{name}': {problem}")]
 pub struct IfnameError {
-    /// What the name names ("bridge", "port", "port p1: interface", "vf pf").
-    pub what: String,
+    pub of: NameOf,
     pub name: String,
     pub problem: IfnameProblem,
+}
+
+impl IfnameError {
+    /// The field of the name, as in [`ConfigError::path`].
+    pub fn path(&self) -> String {
+        let name = &self.name;
+        match &self.of {
+            NameOf::Bridge => format!("bridge[{name}].name"),
+            NameOf::Port { bridge } => format!("bridge[{bridge}].port[{name}].name"),
+            NameOf::Interface { bridge, port } => {
+                format!("bridge[{bridge}].port[{port}].interface")
+            }
+            NameOf::VfPf => format!("vf[{name}].pf"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -714,7 +817,7 @@ impl PortSpec {
     }
 
     /// Refuses an AF_XDP port whose MTU is above [`AFXDP_MAX_MTU`]. Other ports: `Ok`.
-    pub fn check_afxdp_mtu(&self) -> Result<(), ConfigError> {
+    pub fn check_afxdp_mtu(&self) -> Result<(), PortProblem> {
         if self.kind != PortKind::Afxdp {
             return Ok(());
         }
@@ -722,8 +825,7 @@ impl PortSpec {
         if mtu <= AFXDP_MAX_MTU {
             return Ok(());
         }
-        Err(ConfigError::AfxdpMtu {
-            port: self.name.clone(),
+        Err(PortProblem::AfxdpMtu {
             mtu,
             buffer: datapath::worker::DatapathConfig::default().max_frame,
         })
@@ -764,13 +866,17 @@ pub struct StaticMac {
 impl StaticMac {
     /// The entry's VLAN and MAC as the FDB takes them: a VLAN of 1-4094 and a unicast,
     /// non-zero MAC.
-    pub fn parsed(&self) -> Result<(Vid, MacAddr), ConfigError> {
+    pub fn parsed(&self, bridge: &str) -> Result<(Vid, MacAddr), ConfigError> {
         let vid = Vid::new(u32::from(self.vlan)).map_err(|source| ConfigError::StaticVlan {
+            bridge: bridge.to_owned(),
             mac: self.mac,
             source,
         })?;
         if !self.mac.is_learnable() {
-            return Err(ConfigError::StaticNotUnicast(self.mac));
+            return Err(ConfigError::StaticNotUnicast {
+                bridge: bridge.to_owned(),
+                mac: self.mac,
+            });
         }
         Ok((vid, self.mac))
     }
@@ -793,9 +899,9 @@ pub mod mac_serde {
 }
 
 /// A valid interface name: 1-15 bytes, no '/', ':' or whitespace (Linux IFNAMSIZ rules).
-pub fn check_ifname(what: &str, name: &str) -> Result<(), IfnameError> {
+pub fn check_ifname(of: NameOf, name: &str) -> Result<(), IfnameError> {
     let err = |problem| IfnameError {
-        what: what.to_owned(),
+        of: of.clone(),
         name: name.to_owned(),
         problem,
     };
@@ -843,36 +949,45 @@ impl BridgeConfig {
                 max,
             });
         }
+        let bridge = || self.name.clone();
         let mut ports = BTreeMap::new();
         for p in &self.ports {
-            check_ifname("port", &p.name)?;
+            check_ifname(NameOf::Port { bridge: bridge() }, &p.name)?;
             if ports.contains_key(&p.name) {
                 return Err(ConfigError::PortTwice {
-                    bridge: self.name.clone(),
+                    bridge: bridge(),
                     port: p.name.clone(),
                 });
             }
-            check_ifname(&format!("port {}: interface", p.name), p.interface())?;
+            let of = NameOf::Interface {
+                bridge: bridge(),
+                port: p.name.clone(),
+            };
+            check_ifname(of, p.interface())?;
+            let port_problem = |problem| ConfigError::Port {
+                bridge: bridge(),
+                port: p.name.clone(),
+                problem,
+            };
             if !interfaces.insert(p.interface().to_string()) {
-                return Err(ConfigError::InterfaceShared {
-                    port: p.name.clone(),
-                    interface: p.interface().to_string(),
-                });
+                let shared = PortProblem::InterfaceShared(p.interface().to_string());
+                return Err(port_problem(shared));
             }
-            ports.insert(p.name.clone(), p.validate()?);
+            ports.insert(p.name.clone(), p.validate().map_err(port_problem)?);
         }
         let mut statics = BTreeMap::new();
         for s in &self.static_macs {
-            let (vid, mac) = s.parsed()?;
+            let (vid, mac) = s.parsed(&self.name)?;
             let port = ports
                 .get(&s.port)
                 .ok_or_else(|| ConfigError::StaticNoPort {
+                    bridge: bridge(),
                     mac,
                     port: s.port.clone(),
-                    bridge: self.name.clone(),
                 })?;
             if !port.vlan.is_member(vid.get()) {
                 return Err(ConfigError::StaticNotMember {
+                    bridge: bridge(),
                     mac,
                     port: s.port.clone(),
                     vid,
@@ -886,32 +1001,19 @@ impl BridgeConfig {
 
 impl PortSpec {
     /// Checks one port's settings; returns its forwarding configuration.
-    fn validate(&self) -> Result<PortConfig, ConfigError> {
-        let port = || self.name.clone();
+    fn validate(&self) -> Result<PortConfig, PortProblem> {
         if self.xdp_replace && matches!(self.kind, PortKind::Tap | PortKind::Packet) {
-            return Err(ConfigError::XdpReplace {
-                port: port(),
-                kind: self.kind,
-            });
+            return Err(PortProblem::XdpReplace(self.kind));
         }
         if self.queues == 0 || self.queues > 64 {
-            return Err(ConfigError::Queues {
-                port: port(),
-                queues: self.queues,
-            });
+            return Err(PortProblem::Queues(self.queues));
         }
         if matches!(self.kind, PortKind::Tap | PortKind::Packet) && self.queues != 1 {
-            return Err(ConfigError::OneQueue {
-                port: port(),
-                kind: self.kind,
-            });
+            return Err(PortProblem::OneQueue(self.kind));
         }
-        let config = self.port_config()?;
+        let config = self.port_config().map_err(|e| PortProblem::Vlan(e.kind))?;
         if !(68..=65535).contains(&config.mtu) {
-            return Err(ConfigError::Mtu {
-                port: port(),
-                mtu: config.mtu,
-            });
+            return Err(PortProblem::Mtu(config.mtu));
         }
         self.check_afxdp_mtu()?;
         Ok(config)
@@ -952,7 +1054,7 @@ impl Config {
             path: path.to_path_buf(),
             // Point at the line that names the offending object when we can find it.
             line: find_line(text, problem.field()),
-            problem,
+            problem: Box::new(problem),
         })?;
         Ok(c)
     }
@@ -964,7 +1066,7 @@ impl Config {
         let metrics = self.validate_metrics()?;
         let mut vfs = BTreeSet::new();
         for v in &self.vfs {
-            check_ifname("vf pf", &v.pf)?;
+            check_ifname(NameOf::VfPf, &v.pf)?;
             if !vfs.insert((v.pf.as_str(), v.vf)) {
                 return Err(ConfigError::VfTwice {
                     pf: v.pf.clone(),
@@ -980,7 +1082,7 @@ impl Config {
         let mut bridges = BTreeMap::new();
         let mut interfaces = BTreeSet::new();
         for b in &self.bridges {
-            check_ifname("bridge", &b.name)?;
+            check_ifname(NameOf::Bridge, &b.name)?;
             if bridges.contains_key(&b.name) {
                 return Err(ConfigError::BridgeTwice(b.name.clone()));
             }

@@ -1097,7 +1097,7 @@ impl Daemon {
                 self.port_id(&bridge, &port)?;
                 let mac: MacAddr = mac.parse().map_err(|e| usage(format!("static MAC: {e}")))?;
                 let s = StaticMac { vlan, mac, port };
-                let (vid, m) = s.parsed().map_err(|e| usage(e.to_string()))?;
+                let (vid, m) = s.parsed(&bridge).map_err(|e| usage(e.to_string()))?;
                 let mut c = self.config.clone();
                 if let Some(b) = c.bridge_mut(&bridge) {
                     b.static_macs

@@ -474,12 +474,14 @@ fn problems_point_at_their_field() {
             assert_eq!(line, 4, "{problem}");
             assert_eq!(problem.field(), Field::Named("p1"));
             assert_eq!(
-                problem,
-                ConfigError::Queues {
+                *problem,
+                ConfigError::Port {
+                    bridge: "br0".into(),
                     port: "p1".into(),
-                    queues: 0
+                    problem: PortProblem::Queues(0)
                 }
             );
+            assert_eq!(problem.path(), "bridge[br0].port[p1].queues");
         }
         other => panic!("expected a validation error, got {other:?}"),
     }
@@ -513,4 +515,37 @@ fn static_macs_are_typed_and_found_in_any_case() {
             .starts_with("test.toml: line 9: invalid MAC address 'zz'"),
         "{e}"
     );
+}
+
+/// Each problem's path names the field, down to the bridge and port it belongs to.
+#[test]
+fn problem_paths_name_the_field() {
+    let port = |extra: &str| {
+        format!(
+            "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\n{extra}"
+        )
+    };
+    let path = |text: &str| match parse(text).expect_err(text) {
+        ConfigFileError::Invalid { problem, .. } => problem.path(),
+        other => panic!("{text:?}: expected a validation error, got {other:?}"),
+    };
+    for (text, want) in [
+        ("[datapath]\nburst = 0\n".to_string(), "datapath.burst"),
+        ("[fdb]\naging_secs = 0\n".to_string(), "fdb.aging_secs"),
+        (port("access = 4095\n"), "bridge[br0].port[p1].access"),
+        (port("trunk = \"9-1\"\n"), "bridge[br0].port[p1].trunk"),
+        (port("access = 5\nnative = 3\n"), "bridge[br0].port[p1].native"),
+        (port("mtu = 20\n"), "bridge[br0].port[p1].mtu"),
+        (port("interface = \"a/b\"\n"), "bridge[br0].port[p1].interface"),
+        (
+            port("access = 5\n[[bridge.static_mac]]\nvlan = 6\nmac = \"02:00:00:00:00:01\"\nport = \"p1\"\n"),
+            "bridge[br0].static_mac[02:00:00:00:00:01].vlan",
+        ),
+        (
+            "[[vf]]\npf = \"eth0\"\nvf = 1\nsettings = { spoofchk = true }\n[[vf]]\npf = \"eth0\"\nvf = 1\nsettings = { spoofchk = true }\n".to_string(),
+            "vf[eth0 1]",
+        ),
+    ] {
+        assert_eq!(path(&text), want, "{text:?}");
+    }
 }
