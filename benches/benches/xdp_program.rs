@@ -17,6 +17,10 @@ use datapath::wire::MacAddr;
 use vswitch_benches::{frame64, mac};
 
 fn bench_program(c: &mut Criterion) {
+    // `cargo test --all-targets` runs benches once as tests, also as a normal user.
+    if !datapath::testutil::root_or_skip("xdp_program bench") {
+        return;
+    }
     let (a, b) = (mac(1), mac(2));
     let f = FastPathPair::new("xb", a, b);
     let (p, trunk, access) = (&f.program, f.trunk, f.access);

@@ -367,15 +367,16 @@ pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     p
 }
 
+/// A CPU list item that is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a CPU number")]
+pub struct NotACpu(String);
+
 /// Parses "1,3" into CPU ids.
-pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, NotACpu> {
     s.split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            t.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("'{t}' is not a CPU number"))
-        })
+        .map(|t| t.trim().parse::<usize>().map_err(|_| NotACpu(t.to_owned())))
         .collect()
 }
 

@@ -4,11 +4,13 @@
 //! - Unknown keys are rejected (`deny_unknown_fields`); a file that does not parse or
 //!   validate is rejected as a whole with the line and the reason, and nothing changes.
 //! - [`Config::validate`] turns every field into datapath types ([`PortVlan`], [`Vid`],
-//!   [`MacAddr`]) up front, so nothing stringly-typed travels inward.
+//!   [`MacAddr`]) up front and returns them ([`ValidConfig`]), so nothing stringly-typed
+//!   travels inward; what it refuses is a [`ConfigError`] variant naming the object and
+//!   the cause, whose [`ConfigError::field`] locates it in the file.
 //! - [`Config::save`] writes atomically: temporary file, fsync, rename, fsync of the
 //!   directory. A crash leaves either the old or the new file, never a torn one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -17,28 +19,35 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use datapath::topology::{FloodPolicy, PortConfig, StormPolicy, DEFAULT_MTU};
-use datapath::vlan::{NativeEgress, PortVlan, Vid, VlanSet};
+use datapath::vlan::{NativeEgress, PortVlan, Vid, VlanError, VlanSet};
 use datapath::wire::MacAddr;
 use datapath::worker::{PollMode, PollPolicy};
 use serde::{Deserialize, Serialize};
 
-/// Errors of loading, validating or saving a configuration.
+/// Errors of loading or saving a configuration file.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum ConfigFileError {
     #[error("{path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// Not TOML, or not this schema (unknown key, wrong type): the parser's reason.
     #[error("{path}: line {line}: {reason}")]
     Parse {
         path: PathBuf,
         line: usize,
         reason: String,
     },
-    #[error("{0}")]
-    Invalid(String),
+    /// Well-formed, but [`Config::validate`] refused it. (The problem is in the message,
+    /// not a `source`: a cause chain would say it twice.)
+    #[error("{path}: line {line}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        problem: Box<ConfigError>,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -46,6 +55,290 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 }
+
+/// What [`Config::validate`] refuses: one variant per rule, each naming the object
+/// (setting, bridge, port, static MAC, VF) and the cause. [`ConfigError::path`] is the
+/// field it is about (`bridge[br0].port[p1].queues`); [`ConfigError::field`] says where
+/// in the file that is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("datapath.workers: {value} is out of range (1-{max})")]
+    Workers { value: usize, max: usize },
+    #[error("datapath.burst: {value} is out of range (1-{max})")]
+    Burst { value: usize, max: usize },
+    #[error("datapath.adaptive_window_us: {0}")]
+    AdaptiveWindow(#[source] datapath::worker::poll::WindowTooLong),
+    #[error("datapath.cpus: CPU {cpu} does not exist (this machine has {ncpu})")]
+    NoSuchCpu { cpu: usize, ncpu: usize },
+    #[error("fdb.capacity: {0} is out of range (1-{FDB_MAX_CAPACITY})")]
+    FdbCapacity(usize),
+    #[error("fdb.aging_secs: must be at least 1")]
+    FdbAging,
+    #[error("metrics.listen: '{0}' is not an address:port")]
+    MetricsAddress(String),
+    #[error("metrics.listen: {0} is not a loopback address (metrics are served on loopback only)")]
+    MetricsNotLoopback(SocketAddr),
+    #[error(transparent)]
+    Ifname(#[from] IfnameError),
+    #[error("vf {pf} {vf}: defined twice")]
+    VfTwice { pf: String, vf: u32 },
+    #[error("vf {pf} {vf}: {source}")]
+    Vf {
+        pf: String,
+        vf: u32,
+        #[source]
+        source: sriov::validate::ValidationError,
+    },
+    #[error("bridge {0}: defined twice")]
+    BridgeTwice(String),
+    #[error("bridge {bridge}: {count} ports (at most {max})")]
+    TooManyPorts {
+        bridge: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("bridge {bridge}: port {port} defined twice")]
+    PortTwice { bridge: String, port: String },
+    /// One of a port's settings.
+    #[error("port {port}: {problem}")]
+    Port {
+        bridge: String,
+        port: String,
+        problem: PortProblem,
+    },
+    #[error("static MAC {mac}: {source}")]
+    StaticVlan {
+        bridge: String,
+        mac: MacAddr,
+        #[source]
+        source: VlanError,
+    },
+    #[error("static MAC {mac}: must be unicast and non-zero")]
+    StaticNotUnicast { bridge: String, mac: MacAddr },
+    #[error("static MAC {mac}: no port {port} in bridge {bridge}")]
+    StaticNoPort {
+        bridge: String,
+        mac: MacAddr,
+        port: String,
+    },
+    #[error("static MAC {mac}: port {port} does not carry VLAN {vid}")]
+    StaticNotMember {
+        bridge: String,
+        mac: MacAddr,
+        port: String,
+        vid: Vid,
+    },
+}
+
+/// What is wrong with one of a port's settings ([`ConfigError::Port`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortProblem {
+    #[error("interface {0} is used by another port")]
+    InterfaceShared(String),
+    #[error("xdp_replace applies to afxdp ports only (this one is {0})")]
+    XdpReplace(PortKind),
+    #[error("queues {0} out of range (1-64)")]
+    Queues(u32),
+    #[error("{0} ports have one queue")]
+    OneQueue(PortKind),
+    #[error(transparent)]
+    Vlan(PortVlanProblem),
+    #[error("MTU {0} out of range (68-65535)")]
+    Mtu(u32),
+    #[error(
+        "MTU {mtu} is too large for an AF_XDP port: at most {AFXDP_MAX_MTU} (frames of MTU \
+         + 18 bytes cross workers in {buffer}-byte buffers)"
+    )]
+    AfxdpMtu { mtu: u32, buffer: usize },
+}
+
+impl PortProblem {
+    /// The port's key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            PortProblem::InterfaceShared(_) => "interface",
+            PortProblem::XdpReplace(_) => "xdp_replace",
+            PortProblem::Queues(_) | PortProblem::OneQueue(_) => "queues",
+            PortProblem::Vlan(v) => v.key(),
+            PortProblem::Mtu(_) | PortProblem::AfxdpMtu { .. } => "mtu",
+        }
+    }
+}
+
+/// Where in the file a [`ConfigError`] points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// `key` of the `[section]` table, e.g. `datapath.workers`.
+    Key {
+        section: &'static str,
+        key: &'static str,
+    },
+    /// An entry of a `[[...]]` array, by the value of its name (a bridge, port or
+    /// interface name, a VF's PF) as the file quotes it.
+    Named(&'a str),
+    /// A `[[bridge.static_mac]]` entry, by its MAC (the file may write it in any case).
+    StaticMac(MacAddr),
+}
+
+impl ConfigError {
+    /// The setting or the object the problem is about.
+    pub fn field(&self) -> Field<'_> {
+        let key = |section, key| Field::Key { section, key };
+        match self {
+            ConfigError::Workers { .. } => key("datapath", "workers"),
+            ConfigError::Burst { .. } => key("datapath", "burst"),
+            ConfigError::AdaptiveWindow(_) => key("datapath", "adaptive_window_us"),
+            ConfigError::NoSuchCpu { .. } => key("datapath", "cpus"),
+            ConfigError::FdbCapacity(_) => key("fdb", "capacity"),
+            ConfigError::FdbAging => key("fdb", "aging_secs"),
+            ConfigError::MetricsAddress(_) | ConfigError::MetricsNotLoopback(_) => {
+                key("metrics", "listen")
+            }
+            ConfigError::Ifname(e) => Field::Named(&e.name),
+            ConfigError::VfTwice { pf, .. } | ConfigError::Vf { pf, .. } => Field::Named(pf),
+            ConfigError::BridgeTwice(bridge) | ConfigError::TooManyPorts { bridge, .. } => {
+                Field::Named(bridge)
+            }
+            ConfigError::PortTwice { port, .. } | ConfigError::Port { port, .. } => {
+                Field::Named(port)
+            }
+            ConfigError::StaticVlan { mac, .. }
+            | ConfigError::StaticNotUnicast { mac, .. }
+            | ConfigError::StaticNoPort { mac, .. }
+            | ConfigError::StaticNotMember { mac, .. } => Field::StaticMac(*mac),
+        }
+    }
+
+    /// The field the problem is about, as a path: `datapath.workers`,
+    /// `bridge[br0].port[p1].queues`, `bridge[br0].static_mac[02:00:00:00:00:01].vlan`,
+    /// `vf[eth0 0].settings`.
+    pub fn path(&self) -> String {
+        let static_mac = |bridge: &str, mac: &MacAddr, key: &str| {
+            format!("bridge[{bridge}].static_mac[{mac}].{key}")
+        };
+        match self {
+            ConfigError::Ifname(e) => e.path(),
+            ConfigError::VfTwice { pf, vf } => format!("vf[{pf} {vf}]"),
+            ConfigError::Vf { pf, vf, .. } => format!("vf[{pf} {vf}].settings"),
+            ConfigError::BridgeTwice(bridge) => format!("bridge[{bridge}]"),
+            ConfigError::TooManyPorts { bridge, .. } => format!("bridge[{bridge}].port"),
+            ConfigError::PortTwice { bridge, port } => format!("bridge[{bridge}].port[{port}]"),
+            ConfigError::Port {
+                bridge,
+                port,
+                problem,
+            } => format!("bridge[{bridge}].port[{port}].{}", problem.key()),
+            ConfigError::StaticVlan { bridge, mac, .. }
+            | ConfigError::StaticNotMember { bridge, mac, .. } => static_mac(bridge, mac, "vlan"),
+            ConfigError::StaticNotUnicast { bridge, mac } => static_mac(bridge, mac, "mac"),
+            ConfigError::StaticNoPort { bridge, mac, .. } => static_mac(bridge, mac, "port"),
+            _ => match self.field() {
+                Field::Key { section, key } => format!("{section}.{key}"),
+                Field::Named(name) => name.to_owned(),
+                Field::StaticMac(mac) => mac.to_string(),
+            },
+        }
+    }
+}
+
+/// A port's VLAN settings that do not make a VLAN mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("port {port}: {kind}")]
+pub struct PortVlanError {
+    pub port: String,
+    pub kind: PortVlanProblem,
+}
+
+/// What is wrong with a port's VLAN settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortVlanProblem {
+    #[error("set either access or trunk, not both")]
+    AccessAndTrunk,
+    #[error("native VLAN applies to trunk ports only")]
+    NativeWithoutTrunk,
+    #[error("native_tagged needs a native VLAN")]
+    NativeTaggedWithoutNative,
+    #[error("access: {0}")]
+    Access(#[source] VlanError),
+    #[error("native: {0}")]
+    Native(#[source] VlanError),
+    #[error("trunk: {0}")]
+    Trunk(#[source] VlanError),
+}
+
+impl PortVlanProblem {
+    /// The port's key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            PortVlanProblem::AccessAndTrunk | PortVlanProblem::Access(_) => "access",
+            PortVlanProblem::NativeWithoutTrunk | PortVlanProblem::Native(_) => "native",
+            PortVlanProblem::NativeTaggedWithoutNative => "native_tagged",
+            PortVlanProblem::Trunk(_) => "trunk",
+        }
+    }
+}
+
+/// What an interface name names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameOf {
+    Bridge,
+    Port {
+        bridge: String,
+    },
+    /// The netdev a port uses.
+    Interface {
+        bridge: String,
+        port: String,
+    },
+    /// A VF's physical function.
+    VfPf,
+}
+
+impl fmt::Display for NameOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameOf::Bridge => f.write_str("bridge"),
+            NameOf::Port { .. } => f.write_str("port"),
+            NameOf::Interface { port, .. } => write!(f, "port {port}: interface"),
+            NameOf::VfPf => f.write_str("vf pf"),
+        }
+    }
+}
+
+/// An interface name Linux would refuse (IFNAMSIZ rules).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{of} '{name}': {problem}")]
+pub struct IfnameError {
+    pub of: NameOf,
+    pub name: String,
+    pub problem: IfnameProblem,
+}
+
+impl IfnameError {
+    /// The field of the name, as in [`ConfigError::path`].
+    pub fn path(&self) -> String {
+        let name = &self.name;
+        match &self.of {
+            NameOf::Bridge => format!("bridge[{name}].name"),
+            NameOf::Port { bridge } => format!("bridge[{bridge}].port[{name}].name"),
+            NameOf::Interface { bridge, port } => {
+                format!("bridge[{bridge}].port[{port}].interface")
+            }
+            NameOf::VfPf => format!("vf[{name}].pf"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IfnameProblem {
+    #[error("must be 1-15 characters")]
+    Length,
+    #[error("invalid interface name")]
+    Invalid,
+}
+
+/// Largest `fdb.capacity`.
+pub const FDB_MAX_CAPACITY: usize = 1 << 24;
 
 fn yes() -> bool {
     true
@@ -419,34 +712,32 @@ impl PortSpec {
 
     /// The port's VLAN mode; no VLAN setting means access VLAN 1 (as OVS and the Linux
     /// bridge default).
-    pub fn vlan(&self) -> Result<PortVlan, String> {
-        let vid = |v: u16, what: &str| {
-            Vid::new(u32::from(v)).map_err(|e| format!("port {}: {what}: {e}", self.name))
+    pub fn vlan(&self) -> Result<PortVlan, PortVlanError> {
+        let err = |kind| PortVlanError {
+            port: self.name.clone(),
+            kind,
+        };
+        let vid = |v: u16, kind: fn(VlanError) -> PortVlanProblem| {
+            Vid::new(u32::from(v)).map_err(|e| err(kind(e)))
         };
         match (&self.access, &self.trunk) {
-            (Some(_), Some(_)) => Err(format!(
-                "port {}: set either access or trunk, not both",
-                self.name
-            )),
+            (Some(_), Some(_)) => Err(err(PortVlanProblem::AccessAndTrunk)),
             (Some(v), None) => {
                 if self.native.is_some() || self.native_tagged {
-                    return Err(format!(
-                        "port {}: native VLAN applies to trunk ports only",
-                        self.name
-                    ));
+                    return Err(err(PortVlanProblem::NativeWithoutTrunk));
                 }
-                Ok(PortVlan::Access(vid(*v, "access")?))
+                Ok(PortVlan::Access(vid(*v, PortVlanProblem::Access)?))
             }
             (None, Some(list)) => {
                 let allowed = if list.trim() == "all" {
                     VlanSet::EMPTY
                 } else {
                     list.parse::<VlanSet>()
-                        .map_err(|e| format!("port {}: trunk: {e}", self.name))?
+                        .map_err(|e| err(PortVlanProblem::Trunk(e)))?
                 };
                 let native = match self.native {
                     Some(n) => Some((
-                        vid(n, "native")?,
+                        vid(n, PortVlanProblem::Native)?,
                         if self.native_tagged {
                             NativeEgress::Tagged
                         } else {
@@ -454,10 +745,7 @@ impl PortSpec {
                         },
                     )),
                     None if self.native_tagged => {
-                        return Err(format!(
-                            "port {}: native_tagged needs a native VLAN",
-                            self.name
-                        ))
+                        return Err(err(PortVlanProblem::NativeTaggedWithoutNative))
                     }
                     None => None,
                 };
@@ -465,12 +753,9 @@ impl PortSpec {
             }
             (None, None) => {
                 if self.native.is_some() || self.native_tagged {
-                    return Err(format!(
-                        "port {}: native VLAN applies to trunk ports only",
-                        self.name
-                    ));
+                    return Err(err(PortVlanProblem::NativeWithoutTrunk));
                 }
-                Ok(PortVlan::Access(vid(1, "access")?))
+                Ok(PortVlan::Access(vid(1, PortVlanProblem::Access)?))
             }
         }
     }
@@ -532,7 +817,7 @@ impl PortSpec {
     }
 
     /// Refuses an AF_XDP port whose MTU is above [`AFXDP_MAX_MTU`]. Other ports: `Ok`.
-    pub fn check_afxdp_mtu(&self) -> Result<(), String> {
+    pub fn check_afxdp_mtu(&self) -> Result<(), PortProblem> {
         if self.kind != PortKind::Afxdp {
             return Ok(());
         }
@@ -540,16 +825,14 @@ impl PortSpec {
         if mtu <= AFXDP_MAX_MTU {
             return Ok(());
         }
-        Err(format!(
-            "port {}: MTU {mtu} is too large for an AF_XDP port: at most {AFXDP_MAX_MTU} \
-             (frames of MTU + 18 bytes cross workers in {}-byte buffers)",
-            self.name,
-            datapath::worker::DatapathConfig::default().max_frame,
-        ))
+        Err(PortProblem::AfxdpMtu {
+            mtu,
+            buffer: datapath::worker::DatapathConfig::default().max_frame,
+        })
     }
 
     /// The datapath's view of this port.
-    pub fn port_config(&self) -> Result<PortConfig, String> {
+    pub fn port_config(&self) -> Result<PortConfig, PortVlanError> {
         let mut c = PortConfig::new(self.name.clone(), self.vlan()?);
         c.mtu = self.mtu.unwrap_or(DEFAULT_MTU);
         c.isolated = self.isolated;
@@ -573,26 +856,57 @@ impl PortSpec {
 #[serde(deny_unknown_fields)]
 pub struct StaticMac {
     pub vlan: u16,
-    pub mac: String,
+    /// Written as six hex octets (`02:00:00:00:00:01`); read in either case, with `:` or
+    /// `-`.
+    #[serde(with = "mac_serde")]
+    pub mac: MacAddr,
     pub port: String,
 }
 
 impl StaticMac {
-    pub fn parsed(&self) -> Result<(Vid, MacAddr), String> {
-        let vid =
-            Vid::new(u32::from(self.vlan)).map_err(|e| format!("static MAC {}: {e}", self.mac))?;
-        let mac: MacAddr = self.mac.parse().map_err(|e| format!("static MAC: {e}"))?;
-        if !mac.is_learnable() {
-            return Err(format!("static MAC {mac}: must be unicast and non-zero"));
+    /// The entry's VLAN and MAC as the FDB takes them: a VLAN of 1-4094 and a unicast,
+    /// non-zero MAC.
+    pub fn parsed(&self, bridge: &str) -> Result<(Vid, MacAddr), ConfigError> {
+        let vid = Vid::new(u32::from(self.vlan)).map_err(|source| ConfigError::StaticVlan {
+            bridge: bridge.to_owned(),
+            mac: self.mac,
+            source,
+        })?;
+        if !self.mac.is_learnable() {
+            return Err(ConfigError::StaticNotUnicast {
+                bridge: bridge.to_owned(),
+                mac: self.mac,
+            });
         }
-        Ok((vid, mac))
+        Ok((vid, self.mac))
+    }
+}
+
+/// A MAC address as its text (`"02:00:00:00:00:01"`) in the configuration file and the
+/// control protocol.
+pub mod mac_serde {
+    use datapath::wire::MacAddr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(m)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
 /// A valid interface name: 1-15 bytes, no '/', ':' or whitespace (Linux IFNAMSIZ rules).
-pub fn check_ifname(what: &str, name: &str) -> Result<(), String> {
+pub fn check_ifname(of: NameOf, name: &str) -> Result<(), IfnameError> {
+    let err = |problem| IfnameError {
+        of: of.clone(),
+        name: name.to_owned(),
+        problem,
+    };
     if name.is_empty() || name.len() > 15 {
-        return Err(format!("{what} '{name}': must be 1-15 characters"));
+        return Err(err(IfnameProblem::Length));
     }
     if name == "."
         || name == ".."
@@ -600,20 +914,121 @@ pub fn check_ifname(what: &str, name: &str) -> Result<(), String> {
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
-        return Err(format!("{what} '{name}': invalid interface name"));
+        return Err(err(IfnameProblem::Invalid));
     }
     Ok(())
+}
+
+/// A configuration [`Config::validate`] accepted, in the datapath's types: what the
+/// daemon runs from, without parsing any value again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidConfig {
+    /// `metrics.listen`: a loopback address.
+    pub metrics: Option<SocketAddr>,
+    pub bridges: BTreeMap<String, ValidBridge>,
+}
+
+/// One bridge of a [`ValidConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidBridge {
+    /// Each port's forwarding configuration (VLAN mode, MTU, policies), by port name.
+    pub ports: BTreeMap<String, PortConfig>,
+    /// Static FDB entries: (VLAN, MAC) -> port name (of a port that carries the VLAN).
+    pub statics: BTreeMap<(Vid, MacAddr), String>,
+}
+
+impl BridgeConfig {
+    /// Checks the bridge's ports (`interfaces`: those the ports of the bridges checked
+    /// before use) and static MACs.
+    fn validate(&self, interfaces: &mut BTreeSet<String>) -> Result<ValidBridge, ConfigError> {
+        let max = datapath::topology::MAX_PORTS;
+        if self.ports.len() > max {
+            return Err(ConfigError::TooManyPorts {
+                bridge: self.name.clone(),
+                count: self.ports.len(),
+                max,
+            });
+        }
+        let bridge = || self.name.clone();
+        let mut ports = BTreeMap::new();
+        for p in &self.ports {
+            check_ifname(NameOf::Port { bridge: bridge() }, &p.name)?;
+            if ports.contains_key(&p.name) {
+                return Err(ConfigError::PortTwice {
+                    bridge: bridge(),
+                    port: p.name.clone(),
+                });
+            }
+            let of = NameOf::Interface {
+                bridge: bridge(),
+                port: p.name.clone(),
+            };
+            check_ifname(of, p.interface())?;
+            let port_problem = |problem| ConfigError::Port {
+                bridge: bridge(),
+                port: p.name.clone(),
+                problem,
+            };
+            if !interfaces.insert(p.interface().to_string()) {
+                let shared = PortProblem::InterfaceShared(p.interface().to_string());
+                return Err(port_problem(shared));
+            }
+            ports.insert(p.name.clone(), p.validate().map_err(port_problem)?);
+        }
+        let mut statics = BTreeMap::new();
+        for s in &self.static_macs {
+            let (vid, mac) = s.parsed(&self.name)?;
+            let port = ports
+                .get(&s.port)
+                .ok_or_else(|| ConfigError::StaticNoPort {
+                    bridge: bridge(),
+                    mac,
+                    port: s.port.clone(),
+                })?;
+            if !port.vlan.is_member(vid.get()) {
+                return Err(ConfigError::StaticNotMember {
+                    bridge: bridge(),
+                    mac,
+                    port: s.port.clone(),
+                    vid,
+                });
+            }
+            statics.insert((vid, mac), s.port.clone());
+        }
+        Ok(ValidBridge { ports, statics })
+    }
+}
+
+impl PortSpec {
+    /// Checks one port's settings; returns its forwarding configuration.
+    fn validate(&self) -> Result<PortConfig, PortProblem> {
+        if self.xdp_replace && matches!(self.kind, PortKind::Tap | PortKind::Packet) {
+            return Err(PortProblem::XdpReplace(self.kind));
+        }
+        if self.queues == 0 || self.queues > 64 {
+            return Err(PortProblem::Queues(self.queues));
+        }
+        if matches!(self.kind, PortKind::Tap | PortKind::Packet) && self.queues != 1 {
+            return Err(PortProblem::OneQueue(self.kind));
+        }
+        let config = self.port_config().map_err(|e| PortProblem::Vlan(e.kind))?;
+        if !(68..=65535).contains(&config.mtu) {
+            return Err(PortProblem::Mtu(config.mtu));
+        }
+        self.check_afxdp_mtu()?;
+        Ok(config)
+    }
 }
 
 impl Config {
     /// Reads and validates a file. A missing file is an empty configuration only when
     /// `missing_ok`.
-    pub fn load(path: &Path, missing_ok: bool) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path, missing_ok: bool) -> Result<Config, ConfigFileError> {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(ConfigError::Read {
+                return Err(ConfigFileError::Read {
                     path: path.to_path_buf(),
                     source,
                 })
@@ -623,155 +1038,103 @@ impl Config {
     }
 
     /// Parses and validates TOML text (`path` only names it in errors).
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigFileError> {
         let c: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
-            ConfigError::Parse {
+            ConfigFileError::Parse {
                 path: path.to_path_buf(),
                 line,
                 reason: e.message().to_string(),
             }
         })?;
-        c.validate().map_err(|reason| {
+        c.validate().map_err(|problem| ConfigFileError::Invalid {
+            path: path.to_path_buf(),
             // Point at the line that names the offending object when we can find it.
-            let line = find_line(text, &reason);
-            ConfigError::Parse {
-                path: path.to_path_buf(),
-                line,
-                reason,
-            }
+            line: find_line(text, problem.field()),
+            problem: Box::new(problem),
         })?;
         Ok(c)
     }
 
-    /// Checks everything the datapath will need, naming the object and the cause.
-    pub fn validate(&self) -> Result<(), String> {
-        let d = &self.datapath;
-        if d.workers == 0 || d.workers > datapath::worker::MAX_WORKERS {
-            return Err(format!(
-                "datapath.workers: {} is out of range (1-{})",
-                d.workers,
-                datapath::worker::MAX_WORKERS
-            ));
-        }
-        if d.burst == 0 || d.burst > datapath::pipeline::MAX_BURST {
-            return Err(format!(
-                "datapath.burst: {} is out of range (1-{})",
-                d.burst,
-                datapath::pipeline::MAX_BURST
-            ));
-        }
-        if let Err(e) = d.poll().validate() {
-            return Err(format!("datapath.adaptive_window_us: {e}"));
-        }
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if let Some(c) = d.cpus.iter().find(|c| **c >= ncpu) {
-            return Err(format!(
-                "datapath.cpus: CPU {c} does not exist (this machine has {ncpu})"
-            ));
-        }
-        if self.fdb.capacity == 0 || self.fdb.capacity > 1 << 24 {
-            return Err(format!(
-                "fdb.capacity: {} is out of range (1-16777216)",
-                self.fdb.capacity
-            ));
-        }
-        if self.fdb.aging_secs == 0 {
-            return Err("fdb.aging_secs: must be at least 1".into());
-        }
-        if let Some(l) = &self.metrics.listen {
-            let addr: SocketAddr = l
-                .parse()
-                .map_err(|_| format!("metrics.listen: '{l}' is not an address:port"))?;
-            if !addr.ip().is_loopback() {
-                return Err(format!(
-                    "metrics.listen: {addr} is not a loopback address (metrics are served on loopback only)"
-                ));
-            }
-        }
+    /// Checks everything the datapath will need, naming the object and the cause, and
+    /// returns the values in the datapath's types.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        self.validate_datapath()?;
+        let metrics = self.validate_metrics()?;
         let mut vfs = BTreeSet::new();
         for v in &self.vfs {
-            check_ifname("vf pf", &v.pf)?;
+            check_ifname(NameOf::VfPf, &v.pf)?;
             if !vfs.insert((v.pf.as_str(), v.vf)) {
-                return Err(format!("vf {} {}: defined twice", v.pf, v.vf));
+                return Err(ConfigError::VfTwice {
+                    pf: v.pf.clone(),
+                    vf: v.vf,
+                });
             }
-            sriov::validate::check_config(&v.settings)
-                .map_err(|e| format!("vf {} {}: {e}", v.pf, v.vf))?;
+            sriov::validate::check_config(&v.settings).map_err(|source| ConfigError::Vf {
+                pf: v.pf.clone(),
+                vf: v.vf,
+                source,
+            })?;
         }
-        let mut bridges = BTreeSet::new();
+        let mut bridges = BTreeMap::new();
         let mut interfaces = BTreeSet::new();
         for b in &self.bridges {
-            check_ifname("bridge", &b.name)?;
-            if !bridges.insert(b.name.as_str()) {
-                return Err(format!("bridge {}: defined twice", b.name));
+            check_ifname(NameOf::Bridge, &b.name)?;
+            if bridges.contains_key(&b.name) {
+                return Err(ConfigError::BridgeTwice(b.name.clone()));
             }
-            if b.ports.len() > datapath::topology::MAX_PORTS {
-                return Err(format!(
-                    "bridge {}: {} ports (at most {})",
-                    b.name,
-                    b.ports.len(),
-                    datapath::topology::MAX_PORTS
-                ));
-            }
-            let mut names = BTreeSet::new();
-            for p in &b.ports {
-                check_ifname("port", &p.name)?;
-                if !names.insert(p.name.as_str()) {
-                    return Err(format!("bridge {}: port {} defined twice", b.name, p.name));
-                }
-                check_ifname(&format!("port {}: interface", p.name), p.interface())?;
-                if !interfaces.insert(p.interface().to_string()) {
-                    return Err(format!(
-                        "port {}: interface {} is used by another port",
-                        p.name,
-                        p.interface()
-                    ));
-                }
-                if p.xdp_replace && matches!(p.kind, PortKind::Tap | PortKind::Packet) {
-                    return Err(format!(
-                        "port {}: xdp_replace applies to afxdp ports only (this one is {})",
-                        p.name, p.kind
-                    ));
-                }
-                if p.queues == 0 || p.queues > 64 {
-                    return Err(format!(
-                        "port {}: queues {} out of range (1-64)",
-                        p.name, p.queues
-                    ));
-                }
-                if matches!(p.kind, PortKind::Tap | PortKind::Packet) && p.queues != 1 {
-                    return Err(format!("port {}: {} ports have one queue", p.name, p.kind));
-                }
-                p.port_config()?;
-                let mtu = p.mtu.unwrap_or(DEFAULT_MTU);
-                if !(68..=65535).contains(&mtu) {
-                    return Err(format!(
-                        "port {}: MTU {mtu} out of range (68-65535)",
-                        p.name
-                    ));
-                }
-                p.check_afxdp_mtu()?;
-            }
-            for s in &b.static_macs {
-                let (vid, _) = s.parsed()?;
-                let p = b.ports.iter().find(|p| p.name == s.port).ok_or_else(|| {
-                    format!(
-                        "static MAC {}: no port {} in bridge {}",
-                        s.mac, s.port, b.name
-                    )
-                })?;
-                if !p.vlan()?.is_member(vid.get()) {
-                    return Err(format!(
-                        "static MAC {}: port {} does not carry VLAN {}",
-                        s.mac, s.port, vid
-                    ));
-                }
-            }
+            let valid = b.validate(&mut interfaces)?;
+            bridges.insert(b.name.clone(), valid);
+        }
+        Ok(ValidConfig { metrics, bridges })
+    }
+
+    /// The `[datapath]` and `[fdb]` sections.
+    fn validate_datapath(&self) -> Result<(), ConfigError> {
+        let d = &self.datapath;
+        let max = datapath::worker::MAX_WORKERS;
+        if d.workers == 0 || d.workers > max {
+            return Err(ConfigError::Workers {
+                value: d.workers,
+                max,
+            });
+        }
+        let max = datapath::pipeline::MAX_BURST;
+        if d.burst == 0 || d.burst > max {
+            return Err(ConfigError::Burst {
+                value: d.burst,
+                max,
+            });
+        }
+        d.poll().validate().map_err(ConfigError::AdaptiveWindow)?;
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(&cpu) = d.cpus.iter().find(|c| **c >= ncpu) {
+            return Err(ConfigError::NoSuchCpu { cpu, ncpu });
+        }
+        if self.fdb.capacity == 0 || self.fdb.capacity > FDB_MAX_CAPACITY {
+            return Err(ConfigError::FdbCapacity(self.fdb.capacity));
+        }
+        if self.fdb.aging_secs == 0 {
+            return Err(ConfigError::FdbAging);
         }
         Ok(())
+    }
+
+    /// `metrics.listen`: a loopback address, if set.
+    fn validate_metrics(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(l) = &self.metrics.listen else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = l
+            .parse()
+            .map_err(|_| ConfigError::MetricsAddress(l.clone()))?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError::MetricsNotLoopback(addr));
+        }
+        Ok(Some(addr))
     }
 
     pub fn bridge(&self, name: &str) -> Option<&BridgeConfig> {
@@ -790,8 +1153,8 @@ impl Config {
     }
 
     /// Writes atomically: tmp file in the same directory, fsync, rename, fsync directory.
-    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let err = |source| ConfigError::Write {
+    pub fn save(&self, path: &Path) -> Result<(), ConfigFileError> {
+        let err = |source| ConfigFileError::Write {
             path: path.to_path_buf(),
             source,
         };
@@ -820,42 +1183,41 @@ impl Config {
     }
 }
 
-/// The 1-based line of the first quoted name in `reason` that appears in `text`.
-fn find_line(text: &str, reason: &str) -> usize {
-    for word in reason.split_whitespace() {
-        let w =
-            word.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '_' && c != '.');
-        if w.len() < 2 {
-            continue;
-        }
-        let quoted = format!("\"{w}\"");
-        if let Some(pos) = text.find(&quoted) {
-            return text[..pos].matches('\n').count() + 1;
-        }
-    }
-    // A section key named as `section.key` (datapath.workers, fdb.capacity, ...): the
-    // line that sets `key` after the `[section]` header.
-    if let Some((section, key)) = reason
-        .split_whitespace()
-        .next()
-        .map(|w| w.trim_end_matches(':'))
-        .and_then(|w| w.split_once('.'))
-    {
-        let header = format!("[{section}]");
-        let mut in_section = false;
-        for (i, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if l.starts_with('[') {
-                in_section = l == header;
-            } else if in_section
-                && l.strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                return i + 1;
+/// The 1-based line of `field` in `text` (0: not found): the first line that quotes a
+/// named object, the line of a static MAC entry's `mac`, the line that sets a section's
+/// key.
+fn find_line(text: &str, field: Field<'_>) -> usize {
+    let line_of = |pos: usize| text[..pos].matches('\n').count() + 1;
+    match field {
+        Field::Named(name) => text.find(&format!("\"{name}\"")).map_or(0, line_of),
+        Field::StaticMac(mac) => text
+            .lines()
+            .position(|l| {
+                l.trim()
+                    .strip_prefix("mac")
+                    .and_then(|rest| rest.trim_start().strip_prefix('='))
+                    .and_then(|v| v.trim().strip_prefix('"')?.strip_suffix('"'))
+                    .and_then(|v| v.parse::<MacAddr>().ok())
+                    == Some(mac)
+            })
+            .map_or(0, |i| i + 1),
+        Field::Key { section, key } => {
+            let header = format!("[{section}]");
+            let mut in_section = false;
+            for (i, line) in text.lines().enumerate() {
+                let l = line.trim();
+                if l.starts_with('[') {
+                    in_section = l == header;
+                } else if in_section
+                    && l.strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                {
+                    return i + 1;
+                }
             }
+            0
         }
     }
-    0
 }
 
 #[cfg(test)]

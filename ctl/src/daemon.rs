@@ -8,9 +8,17 @@
 //!   whose I/O could not be opened at start/reload is present, down, with its error.
 //! - Port ids are stable while a port exists (they key the FDB); new ports take the
 //!   lowest free id.
+//! - `valid` is `config` as [`Config::validate`] returned it: ports run from their
+//!   validated `PortConfig`, static MACs from their validated (VLAN, MAC); nothing here
+//!   parses a configuration value again.
+//! - What a change could not do is a [`Problem`] variant, classified by variant (a port
+//!   kept down, a bridge without its fast path, a refused static MAC), never by its text.
+
+mod problem;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use datapath::fastpath::XdpProgram;
@@ -19,24 +27,36 @@ use datapath::port::afxdp::{AfXdpConfig, AfXdpPort, SharedProgram, XdpMode};
 use datapath::port::packet::{PacketConfig, PacketPort};
 use datapath::port::tap::{TapConfig, TapControl, TapKeep, TapPort};
 use datapath::port::{RxPort, TxPort};
-use datapath::topology::{PortId, Topology, TopologyBuilder, MAX_PORTS};
-use datapath::vlan::PortVlan;
+use datapath::topology::{PortConfig, PortId, Topology, TopologyBuilder, MAX_PORTS};
+use datapath::vlan::{PortVlan, Vid};
 use datapath::wire::MacAddr;
 use datapath::worker::{
     merge_fdb, sum_counters, Datapath, DatapathConfig, DatapathError, FdbOp, PollMode,
 };
 
 use crate::config::{
-    BridgeConfig, Config, ConfigError, DatapathSection, PortKind, PortSpec, StaticMac, XdpModeSpec,
+    BridgeConfig, Config, ConfigFileError, DatapathSection, PortKind, PortSpec, StaticMac,
+    ValidBridge, ValidConfig, XdpModeSpec,
 };
 use crate::proto::*;
 
+pub use problem::{
+    join as join_problems, FastPathError, OpenError, PortDown, Problem, FAST_PATH_UNAVAILABLE,
+};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
+    /// The configuration is valid but could not be applied (a bridge's workers did not
+    /// start).
+    #[error("{}", .0.message)]
+    Apply(ErrorReply),
+}
+
 /// How long the control thread waits for a worker to answer.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Start of the problem reported when a bridge runs without the XDP fast path it is
-/// configured with (its program could not be loaded).
-pub const FAST_PATH_UNAVAILABLE: &str = "XDP fast path unavailable";
 
 /// What one request did wrong.
 pub type Reply = Result<Response, ErrorReply>;
@@ -72,7 +92,9 @@ struct PortIo {
 struct PortState {
     id: PortId,
     spec: PortSpec,
-    io: Result<PortIo, String>,
+    /// The datapath's view of the port, as validated.
+    config: PortConfig,
+    io: Result<PortIo, PortDown>,
 }
 
 #[derive(Debug)]
@@ -82,13 +104,13 @@ struct Bridge {
     /// The static MACs installed in the workers' FDBs: (VLAN, MAC) -> port.
     statics: BTreeMap<(u16, MacAddr), PortId>,
     /// The configured static MACs the workers refused at the last sync, with the reason.
-    static_errors: Vec<String>,
+    static_errors: Vec<Problem>,
     /// The bridge's XDP program with the fast path on (`datapath.xdp_fast_path`), shared
     /// by the datapath and every AF_XDP port opened for the bridge. `None`: fast path off,
     /// each AF_XDP port runs a private program.
     xdp: Option<SharedProgram>,
     /// Why the bridge runs without the fast path it is configured with.
-    xdp_error: Option<String>,
+    xdp_error: Option<FastPathError>,
 }
 
 impl Bridge {
@@ -97,7 +119,12 @@ impl Bridge {
     /// place); the others are not touched, so they never go missing for a moment in which
     /// a spoofed source could be learned. `reset` lists the ids of ports that left the
     /// topology in this sync: the workers dropped their entries with them.
-    fn sync_statics(&mut self, bridge: &str, want: &[StaticMac], reset: &[PortId]) -> Vec<String> {
+    fn sync_statics(
+        &mut self,
+        bridge: &str,
+        want: &BTreeMap<(Vid, MacAddr), String>,
+        reset: &[PortId],
+    ) -> Vec<Problem> {
         self.statics.retain(|_, p| !reset.contains(p));
         let wanted = self.wanted_statics(want);
         let mut problems = Vec::new();
@@ -112,7 +139,11 @@ impl Bridge {
                 Ok(()) => {
                     self.statics.remove(&(vid, mac));
                 }
-                Err(e) => problems.push(format!("bridge {bridge}: static MAC {mac}: {e}")),
+                Err(e) => problems.push(Problem::StaticRemove {
+                    bridge: bridge.to_owned(),
+                    mac,
+                    source: Arc::new(e),
+                }),
             }
         }
         self.static_errors.clear();
@@ -121,21 +152,26 @@ impl Bridge {
                 continue;
             }
             if let Err(e) = self.add_static(vid, mac, port) {
-                let msg = format!("bridge {bridge}: static MAC {mac} vlan {vid}: {e}");
-                problems.push(msg.clone());
-                self.static_errors.push(msg);
+                let problem = Problem::StaticRefused {
+                    bridge: bridge.to_owned(),
+                    mac,
+                    vid,
+                    source: Arc::new(e),
+                };
+                problems.push(problem.clone());
+                self.static_errors.push(problem);
             }
         }
         problems
     }
 
     /// The configured static MACs of ports that have an id: (VLAN, MAC) -> port.
-    fn wanted_statics(&self, want: &[StaticMac]) -> BTreeMap<(u16, MacAddr), PortId> {
+    fn wanted_statics(
+        &self,
+        want: &BTreeMap<(Vid, MacAddr), String>,
+    ) -> BTreeMap<(u16, MacAddr), PortId> {
         want.iter()
-            .filter_map(|s| {
-                let (vid, mac) = s.parsed().ok()?;
-                Some(((vid.get(), mac), self.ports.get(&s.port)?.id))
-            })
+            .filter_map(|(&(vid, mac), port)| Some(((vid.get(), mac), self.ports.get(port)?.id)))
             .collect()
     }
 
@@ -161,19 +197,21 @@ impl Bridge {
 
 /// The fast-path program of a bridge about to start: `Ok(None)` with both fast paths
 /// (XDP for AF_XDP ports, packet ports') off.
-fn load_fast_path(c: &Config) -> Result<Option<SharedProgram>, String> {
+fn load_fast_path(c: &Config) -> Result<Option<SharedProgram>, FastPathError> {
     if !c.datapath.xdp_fast_path && !c.datapath.packet_fast_path {
         return Ok(None);
     }
     XdpProgram::new(true, c.fdb.capacity)
         .map(|p| Some(SharedProgram(p)))
-        .map_err(|e| format!("cannot load the XDP program: {e}"))
+        .map_err(|e| FastPathError(Arc::new(e)))
 }
 
 /// The running daemon.
 #[derive(Debug)]
 pub struct Daemon {
     config: Config,
+    /// `config` as validated: the values in the datapath's types.
+    valid: ValidConfig,
     config_path: PathBuf,
     bridges: BTreeMap<String, Bridge>,
 }
@@ -202,23 +240,23 @@ impl<'a> FastPaths<'a> {
 
 /// Opens a port's I/O; an AF_XDP port joins its bridge's program with the XDP fast path
 /// on (else it runs a private one), a packet port with the packet fast path on.
-fn open_port(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
-    open_port_io(spec, fast).map_err(|e| format!("port {}: {e}", spec.name))
+fn open_port(spec: &PortSpec, fast: FastPaths) -> Result<Halves, PortDown> {
+    open_port_io(spec, fast).map_err(|cause| PortDown::Open {
+        port: spec.name.clone(),
+        cause,
+    })
 }
 
-fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
+fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, OpenError> {
     match spec.kind.resolve(spec.interface()) {
-        PortKind::Auto => Err("no backend for the interface".into()),
+        PortKind::Auto => Err(OpenError::NoBackend),
         PortKind::Packet => {
             if spec.queues != 1 {
-                return Err(format!(
-                    "packet ports have one queue ({} asked); use --type afxdp for more",
-                    spec.queues
-                ));
+                return Err(OpenError::PacketQueues(spec.queues));
             }
             let mut c = PacketConfig::new(spec.interface());
             c.program = fast.program.filter(|_| fast.packet).cloned();
-            let port = PacketPort::open(&c).map_err(|e| e.to_string())?;
+            let port = PacketPort::open(&c)?;
             let fast_path = port.info().fast_path;
             let (rx, tx) = port.split();
             Ok((
@@ -244,7 +282,7 @@ fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
             c.replace_foreign = spec.xdp_replace;
             c.frame_size = spec.afxdp_frame_size();
             c.max_frame = spec.afxdp_max_frame().unwrap_or(0);
-            let port = AfXdpPort::open(&c).map_err(|e| e.to_string())?;
+            let port = AfXdpPort::open(&c)?;
             let mode = port.info().mode.to_string();
             let fast_path = port.info().fast_path;
             let (rx, tx) = port.split();
@@ -262,7 +300,7 @@ fn open_port_io(spec: &PortSpec, fast: FastPaths) -> Result<Halves, String> {
         PortKind::Tap => {
             let mut c = TapConfig::new(spec.interface());
             c.mtu = spec.mtu;
-            let port = TapPort::create(&c).map_err(|e| e.to_string())?;
+            let port = TapPort::create(&c)?;
             Ok(tap_halves(port))
         }
     }
@@ -285,12 +323,15 @@ fn tap_halves(port: TapPort) -> Halves {
 
 /// A tap port of a restarting bridge made again over its kept device; the MTU follows
 /// `spec` if it changed in the same step.
-fn resume_tap(keep: TapKeep, spec: &PortSpec) -> Result<Halves, String> {
+fn resume_tap(keep: TapKeep, spec: &PortSpec) -> Result<Halves, PortDown> {
     let port = TapPort::resume(keep);
     let control = port.control();
     let want = spec.effective_mtu();
     if port.mtu() != want {
-        control.set_mtu(want).map_err(|e| e.to_string())?;
+        control.set_mtu(want).map_err(|e| PortDown::Open {
+            port: spec.name.clone(),
+            cause: e.into(),
+        })?;
     }
     Ok(tap_halves(port))
 }
@@ -328,16 +369,15 @@ fn datapath_config(c: &Config, xdp: Option<SharedProgram>) -> DatapathConfig {
 impl Daemon {
     /// Loads `config_path` (missing: empty config) and starts every bridge. Ports that
     /// cannot be opened are reported in the returned list and stay down.
-    pub fn start(config_path: &Path) -> Result<(Daemon, Vec<String>), ConfigError> {
+    pub fn start(config_path: &Path) -> Result<(Daemon, Vec<Problem>), StartError> {
         let config = Config::load(config_path, true)?;
         let mut d = Daemon {
             config: Config::default(),
+            valid: ValidConfig::default(),
             config_path: config_path.to_path_buf(),
             bridges: BTreeMap::new(),
         };
-        let mut problems = d
-            .apply(config, false)
-            .map_err(|e| ConfigError::Invalid(e.message))?;
+        let mut problems = d.apply(config, false).map_err(StartError::Apply)?;
         problems.extend(d.apply_vfs());
         Ok((d, problems))
     }
@@ -345,12 +385,16 @@ impl Daemon {
     pub fn config(&self) -> &Config {
         &self.config
     }
+    /// The running configuration as validated (datapath types).
+    pub fn valid_config(&self) -> &ValidConfig {
+        &self.valid
+    }
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }
 
     /// Re-reads the file and applies the difference; on error the running state stays.
-    pub fn reload(&mut self) -> Result<Vec<String>, ErrorReply> {
+    pub fn reload(&mut self) -> Result<Vec<Problem>, ErrorReply> {
         let new = Config::load(&self.config_path, true)
             .map_err(|e| failed(format!("reload rejected, running configuration kept: {e}")))?;
         let mut problems = self.apply(new, false)?;
@@ -360,13 +404,13 @@ impl Daemon {
 
     /// Brings the SR-IOV VFs declared in the configuration to their settings (original
     /// states are journaled first) and reports what changed, failed or still drifts.
-    pub fn apply_vfs(&mut self) -> Vec<String> {
+    pub fn apply_vfs(&mut self) -> Vec<Problem> {
         if self.config.vfs.is_empty() {
             return Vec::new();
         }
         let rtnl = match sriov::netlink::RouteSocket::open() {
             Ok(r) => r,
-            Err(e) => return vec![format!("sr-iov: netlink: {e}")],
+            Err(e) => return vec![Problem::SriovNetlink(Arc::new(e))],
         };
         let mut host = sriov::Host::new(
             sriov::sysfs::Sysfs::new("/sys"),
@@ -386,7 +430,11 @@ impl Daemon {
         let mut out = Vec::new();
         for r in host.apply(&desired).vfs {
             match r.error {
-                Some(e) => out.push(format!("vf {} {}: {e}", r.pf, r.vf)),
+                Some(reason) => out.push(Problem::Vf {
+                    pf: r.pf,
+                    vf: r.vf,
+                    reason,
+                }),
                 None if !r.changed.is_empty() => {
                     tracing::info!(
                         "vswitchd: vf {} {}: set {}",
@@ -399,21 +447,16 @@ impl Daemon {
             }
         }
         match host.drift(&desired) {
-            Ok(d) => out.extend(d.iter().map(|x| {
-                format!(
-                    "vf {} {}: drift: {} desired {} live {}",
-                    x.pf, x.vf, x.setting, x.desired, x.live
-                )
-            })),
-            Err(e) => out.push(format!("sr-iov: {e}")),
+            Ok(d) => out.extend(d.into_iter().map(Problem::VfDrift)),
+            Err(e) => out.push(Problem::Sriov(Arc::new(e))),
         }
         out
     }
 
     /// Applies `new`. With `strict`, any port that fails to open fails the whole change
     /// (nothing changes); otherwise such ports stay down and are listed in the result.
-    pub fn apply(&mut self, new: Config, strict: bool) -> Result<Vec<String>, ErrorReply> {
-        new.validate().map_err(usage)?;
+    pub fn apply(&mut self, new: Config, strict: bool) -> Result<Vec<Problem>, ErrorReply> {
+        let valid = new.validate().map_err(|e| usage(e.to_string()))?;
         let mut problems = Vec::new();
         let global_changed =
             !new.datapath.same_workers(&self.config.datapath) || new.fdb != self.config.fdb;
@@ -427,7 +470,7 @@ impl Daemon {
         // The XDP programs of the bridges that start now (fast path on), loaded before
         // anything changes: a strict change fails here without effect; otherwise a bridge
         // whose program cannot be loaded runs without the fast path, reported.
-        let mut starting: BTreeMap<String, (Option<SharedProgram>, Option<String>)> =
+        let mut starting: BTreeMap<String, (Option<SharedProgram>, Option<FastPathError>)> =
             BTreeMap::new();
         for b in &new.bridges {
             if self.bridges.contains_key(&b.name) && !doomed.contains(&b.name) {
@@ -449,11 +492,10 @@ impl Daemon {
                     (None, Some(e))
                 }
                 Err(e) => {
-                    problems.push(format!(
-                        "bridge {}: {FAST_PATH_UNAVAILABLE} ({e}); all frames go through \
-                         the workers",
-                        b.name
-                    ));
+                    problems.push(Problem::FastPathUnavailable {
+                        bridge: b.name.clone(),
+                        cause: e.clone(),
+                    });
                     (None, Some(e))
                 }
             };
@@ -461,7 +503,7 @@ impl Daemon {
         }
         // With `strict`, open new ports first so a failure changes nothing.
         // Opened (or failed to open: reported once, not retried below).
-        let mut opened: BTreeMap<(String, String), Result<Halves, String>> = BTreeMap::new();
+        let mut opened: BTreeMap<(String, String), Result<Halves, PortDown>> = BTreeMap::new();
         for b in &new.bridges {
             let running = self.bridges.get(&b.name).filter(|_| !global_changed);
             let xdp = match running {
@@ -491,9 +533,12 @@ impl Daemon {
                     Err(e) if strict => {
                         return Err(failed(format!("bridge {}: {e}", b.name)));
                     }
-                    Err(e) => {
-                        problems.push(format!("bridge {}: {e}", b.name));
-                        opened.insert((b.name.clone(), p.name.clone()), Err(e));
+                    Err(down) => {
+                        problems.push(Problem::PortDown {
+                            bridge: b.name.clone(),
+                            down: down.clone(),
+                        });
+                        opened.insert((b.name.clone(), p.name.clone()), Err(down));
                     }
                 }
             }
@@ -525,7 +570,10 @@ impl Daemon {
                         }
                         return Err(failed(format!("bridge {}: {e}", b.name)));
                     }
-                    Err(e) => problems.push(format!("bridge {}: {e}", b.name)),
+                    Err(e) => problems.push(Problem::TapMtu {
+                        bridge: b.name.clone(),
+                        source: Arc::new(e),
+                    }),
                 }
             }
         }
@@ -559,9 +607,12 @@ impl Daemon {
             }
         }
         for (key, keep, spec) in kept {
-            let h = resume_tap(keep, &spec).map_err(|e| format!("port {}: {e}", key.1));
-            if let Err(e) = &h {
-                problems.push(format!("bridge {}: {e}", key.0));
+            let h = resume_tap(keep, &spec);
+            if let Err(down) = &h {
+                problems.push(Problem::PortDown {
+                    bridge: key.0.clone(),
+                    down: down.clone(),
+                });
             }
             opened.insert(key, h);
         }
@@ -585,7 +636,8 @@ impl Daemon {
                     },
                 );
             }
-            let mut problems_b = self.sync_bridge(b, &new.datapath, &mut opened);
+            let want = valid.bridges.get(&b.name).cloned().unwrap_or_default();
+            let mut problems_b = self.sync_bridge(b, &want, &new.datapath, &mut opened);
             problems.append(&mut problems_b);
         }
         // Running workers take a new poll policy at their next burst (no restart).
@@ -593,11 +645,15 @@ impl Daemon {
         for (name, b) in &mut self.bridges {
             if b.dp.config().poll != poll {
                 if let Err(e) = b.dp.set_poll(poll) {
-                    problems.push(format!("bridge {name}: poll mode: {e}"));
+                    problems.push(Problem::PollMode {
+                        bridge: name.clone(),
+                        source: Arc::new(e),
+                    });
                 }
             }
         }
         self.config = new;
+        self.valid = valid;
         Ok(problems)
     }
 
@@ -607,9 +663,10 @@ impl Daemon {
     fn sync_bridge(
         &mut self,
         want: &BridgeConfig,
+        valid: &ValidBridge,
         settings: &DatapathSection,
-        opened: &mut BTreeMap<(String, String), Result<Halves, String>>,
-    ) -> Vec<String> {
+        opened: &mut BTreeMap<(String, String), Result<Halves, PortDown>>,
+    ) -> Vec<Problem> {
         let mut problems = Vec::new();
         let Some(br) = self.bridges.get_mut(&want.name) else {
             return problems;
@@ -636,15 +693,14 @@ impl Daemon {
         // Topology without the leaving ports first, so their I/O is released now.
         let mut b = Topology::builder();
         for st in br.ports.values() {
-            if let Ok(mut c) = st.spec.port_config() {
-                c.up = st.io.is_ok();
-                let _ = b.add_port(st.id.index(), c);
-            }
+            let mut c = st.config.clone();
+            c.up = st.io.is_ok();
+            let _ = b.add_port(st.id.index(), c);
         }
         let _ = br.dp.set_topology(rebuild_generation(b, &br.dp));
         let _ = br.dp.sync(WORKER_TIMEOUT);
         // Ports to (re)open now: changed ones whose old I/O is gone.
-        let mut new_io: BTreeMap<String, Result<Halves, String>> = BTreeMap::new();
+        let mut new_io: BTreeMap<String, Result<Halves, PortDown>> = BTreeMap::new();
         for p in &want.ports {
             if br.ports.contains_key(&p.name) {
                 continue;
@@ -652,10 +708,14 @@ impl Daemon {
             let key = (want.name.clone(), p.name.clone());
             let h = match opened.remove(&key) {
                 Some(h) => h,
-                None => open_port(p, FastPaths::new(br.xdp.as_ref(), settings)).map_err(|e| {
-                    problems.push(format!("bridge {}: {e}", want.name));
-                    e
-                }),
+                None => {
+                    open_port(p, FastPaths::new(br.xdp.as_ref(), settings)).inspect_err(|down| {
+                        problems.push(Problem::PortDown {
+                            bridge: want.name.clone(),
+                            down: down.clone(),
+                        });
+                    })
+                }
             };
             new_io.insert(p.name.clone(), h);
         }
@@ -665,26 +725,33 @@ impl Daemon {
             .filter_map(PortId::new)
             .filter(move |p| !used.contains(p));
         for p in &want.ports {
+            let Some(config) = valid.ports.get(&p.name).cloned() else {
+                continue; // not in a validated configuration: cannot happen
+            };
             match br.ports.get_mut(&p.name) {
-                Some(st) => st.spec = p.clone(),
+                Some(st) => {
+                    st.spec = p.clone();
+                    st.config = config;
+                }
                 None => {
                     let Some(id) = next_free.next() else {
-                        problems.push(format!(
-                            "bridge {}: no free port id for {}",
-                            want.name, p.name
-                        ));
+                        problems.push(Problem::NoPortId {
+                            bridge: want.name.clone(),
+                            port: p.name.clone(),
+                        });
                         continue;
                     };
                     let io = match new_io.get(&p.name) {
                         Some(Ok((_, _, io))) => Ok(io.clone()),
                         Some(Err(e)) => Err(e.clone()),
-                        None => Err("not opened".to_string()),
+                        None => Err(PortDown::NotOpened),
                     };
                     br.ports.insert(
                         p.name.clone(),
                         PortState {
                             id,
                             spec: p.clone(),
+                            config,
                             io,
                         },
                     );
@@ -693,26 +760,29 @@ impl Daemon {
         }
         let mut b = Topology::builder();
         for st in br.ports.values() {
-            match st.spec.port_config() {
-                Ok(mut c) => {
-                    c.up = st.io.is_ok();
-                    if let Err(e) = b.add_port(st.id.index(), c) {
-                        problems.push(format!("bridge {}: {e}", want.name));
-                    }
-                }
-                Err(e) => problems.push(e),
+            let mut c = st.config.clone();
+            c.up = st.io.is_ok();
+            if let Err(source) = b.add_port(st.id.index(), c) {
+                problems.push(Problem::Topology {
+                    bridge: want.name.clone(),
+                    source,
+                });
             }
         }
         let _ = br.dp.set_topology(rebuild_generation(b, &br.dp));
         for (name, h) in new_io {
             if let (Ok((rx, tx, _)), Some(st)) = (h, br.ports.get(&name)) {
                 if let Err(e) = br.dp.attach_port(st.id, rx, tx, None) {
-                    problems.push(format!("bridge {} port {name}: {e}", want.name));
+                    problems.push(Problem::Attach {
+                        bridge: want.name.clone(),
+                        port: name.clone(),
+                        source: Arc::new(e),
+                    });
                 }
             }
         }
         // Static MACs: only the changed ones (those of ports that left went with them).
-        let mut p = br.sync_statics(&want.name, &want.static_macs, &free_ids);
+        let mut p = br.sync_statics(&want.name, &valid.statics, &free_ids);
         problems.append(&mut p);
         let _ = br.dp.sync(WORKER_TIMEOUT);
         problems
@@ -723,12 +793,15 @@ impl Daemon {
     fn change(&mut self, new: Config, message: String) -> Reply {
         let old = self.config.clone();
         let up_before = self.up_ports();
-        let refused_before = self.static_errors();
+        let refused_before = self.refused_statics();
         let problems = self.apply(new, true)?;
         if let Some(why) = self.strict_failure(&up_before, &refused_before, &problems) {
             let restored = match self.apply(old, false) {
                 Ok(p) if p.is_empty() => "previous configuration restored".to_string(),
-                Ok(p) => format!("previous configuration restored with: {}", p.join("; ")),
+                Ok(p) => format!(
+                    "previous configuration restored with: {}",
+                    join_problems(&p)
+                ),
                 Err(e) => format!("restoring the previous configuration failed: {}", e.message),
             };
             return Err(failed(format!("{why}; {restored}")));
@@ -749,8 +822,8 @@ impl Daemon {
     fn strict_failure(
         &self,
         up_before: &[(String, String)],
-        refused_before: &[String],
-        problems: &[String],
+        refused_before: &[StaticKey],
+        problems: &[Problem],
     ) -> Option<String> {
         let broken = up_before.iter().any(|(b, p)| {
             self.bridges
@@ -759,28 +832,29 @@ impl Daemon {
                 .is_some_and(|st| st.io.is_err())
         });
         if broken {
-            return Some(problems.join("; "));
+            return Some(join_problems(problems));
         }
-        let refused: Vec<String> = self
+        let refused: Vec<Problem> = self
             .static_errors()
-            .into_iter()
-            .filter(|e| !refused_before.contains(e))
+            .filter(|e| static_key(e).is_none_or(|k| !refused_before.contains(&k)))
+            .cloned()
             .collect();
-        (!refused.is_empty()).then(|| refused.join("; "))
+        (!refused.is_empty()).then(|| join_problems(&refused))
     }
 
     /// The configured static MACs the workers refused, with the reason.
-    fn static_errors(&self) -> Vec<String> {
-        self.bridges
-            .values()
-            .flat_map(|b| b.static_errors.iter().cloned())
-            .collect()
+    fn static_errors(&self) -> impl Iterator<Item = &Problem> {
+        self.bridges.values().flat_map(|b| &b.static_errors)
     }
 
-    /// The notes the workers of `bridge` keep about interface `iface`.
-    fn port_notes(&self, bridge: &str, iface: &str) -> Vec<String> {
-        let prefix = format!("{iface}: ");
-        let Some(b) = self.bridges.get(bridge) else {
+    /// The static MACs the workers refused.
+    fn refused_statics(&self) -> Vec<StaticKey> {
+        self.static_errors().filter_map(static_key).collect()
+    }
+
+    /// The notes the workers of `bridge` keep about its port `port`.
+    fn port_notes(&self, bridge: &str, port: &str) -> Vec<String> {
+        let (Some(b), Ok(id)) = (self.bridges.get(bridge), self.port_id(bridge, port)) else {
             return Vec::new();
         };
         let mut notes: Vec<String> =
@@ -788,7 +862,8 @@ impl Daemon {
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|w| w.stats.notes)
-                .filter(|n| n.starts_with(&prefix))
+                .filter(|n| n.port == id)
+                .map(|n| n.text)
                 .collect();
         notes.dedup();
         notes
@@ -847,7 +922,7 @@ impl Daemon {
 
     /// Handles one request.
     pub fn handle(&mut self, req: Request) -> Reply {
-        req.check_fdb_vlan().map_err(usage)?;
+        req.check_fdb_vlan().map_err(|e| usage(e.to_string()))?;
         match req {
             Request::AddBr { bridge, may_exist } => {
                 if self.config.bridge(&bridge).is_some() {
@@ -899,7 +974,6 @@ impl Daemon {
                     };
                 }
                 let name = port.name.clone();
-                let iface = port.interface().to_string();
                 let mut c = self.config.clone();
                 if let Some(b) = c.bridge_mut(&bridge) {
                     b.ports.push(port);
@@ -908,7 +982,7 @@ impl Daemon {
                 // What the port's worker noted about it at once (e.g. an AF_XDP port whose
                 // veth peer sends partial checksums) is said here, not only in `pmd show`.
                 let mut message = format!("port {name} added to {bridge}");
-                for n in self.port_notes(&bridge, &iface) {
+                for n in self.port_notes(&bridge, &name) {
                     message.push_str("\nwarning: ");
                     message.push_str(&n);
                 }
@@ -973,8 +1047,16 @@ impl Daemon {
                 if let Some(v) = flood_broadcast {
                     p.flood_broadcast = v;
                 }
-                let shown = p.vlan().map(|v| v.to_string()).unwrap_or_default();
-                self.change(c, format!("port {port}: {shown}"))
+                self.change(c, String::new())?;
+                // The mode as validated and running now.
+                let shown = self
+                    .valid
+                    .bridges
+                    .get(&bridge)
+                    .and_then(|b| b.ports.get(&port))
+                    .map(|c| c.vlan.to_string())
+                    .unwrap_or_default();
+                done(format!("port {port}: {shown}"))
             }
             Request::Show {} => Ok(Response::Show {
                 bridges: self.show(),
@@ -998,7 +1080,7 @@ impl Daemon {
                     .filter(|e| mac.is_none_or(|m| m == e.mac))
                     .map(|e| FdbEntryView {
                         vlan: e.vid,
-                        mac: e.mac.to_string(),
+                        mac: e.mac,
                         port: self.port_name(&bridge, e.port),
                         is_static: e.is_static,
                         age: e.age,
@@ -1013,31 +1095,28 @@ impl Daemon {
                 port,
             } => {
                 self.port_id(&bridge, &port)?;
+                let mac: MacAddr = mac.parse().map_err(|e| usage(format!("static MAC: {e}")))?;
                 let s = StaticMac { vlan, mac, port };
-                let (vid, m) = s.parsed().map_err(usage)?;
+                let (vid, m) = s.parsed(&bridge).map_err(|e| usage(e.to_string()))?;
                 let mut c = self.config.clone();
                 if let Some(b) = c.bridge_mut(&bridge) {
-                    b.static_macs.retain(|x| x.parsed().ok() != Some((vid, m)));
-                    b.static_macs.push(StaticMac {
-                        mac: m.to_string(),
-                        ..s
-                    });
+                    b.static_macs
+                        .retain(|x| !(x.vlan == vid.get() && x.mac == m));
+                    b.static_macs.push(s);
                 }
                 self.change(c, format!("static {m} vlan {vid} added"))
             }
             Request::FdbDel { bridge, vlan, mac } => {
                 let b = self.bridge(&bridge)?;
                 let m = parse_mac(&mac)?;
-                let in_config = self.config.bridge(&bridge).is_some_and(|b| {
-                    b.static_macs
-                        .iter()
-                        .any(|s| s.vlan == vlan && s.parsed().map(|x| x.1) == Ok(m))
-                });
+                let in_config = self
+                    .config
+                    .bridge(&bridge)
+                    .is_some_and(|b| b.static_macs.iter().any(|s| s.vlan == vlan && s.mac == m));
                 if in_config {
                     let mut c = self.config.clone();
                     if let Some(b) = c.bridge_mut(&bridge) {
-                        b.static_macs
-                            .retain(|s| !(s.vlan == vlan && s.parsed().map(|x| x.1) == Ok(m)));
+                        b.static_macs.retain(|s| !(s.vlan == vlan && s.mac == m));
                     }
                     self.change(c, format!("static {m} vlan {vlan} deleted"))
                 } else {
@@ -1161,7 +1240,10 @@ impl Daemon {
                 if problems.is_empty() {
                     done("configuration reloaded")
                 } else {
-                    done(format!("configuration reloaded; {}", problems.join("; ")))
+                    done(format!(
+                        "configuration reloaded; {}",
+                        join_problems(&problems)
+                    ))
                 }
             }
         }
@@ -1193,7 +1275,7 @@ impl Daemon {
                             .map(|i| i.backend.to_string())
                             .unwrap_or_default(),
                         interface: st.spec.interface().to_string(),
-                        vlan: st.spec.vlan().map(|v| v.to_string()).unwrap_or_default(),
+                        vlan: st.config.vlan.to_string(),
                         mtu: st.spec.mtu.unwrap_or(datapath::topology::DEFAULT_MTU),
                         queues: st.spec.queues,
                         xdp_mode: st
@@ -1304,13 +1386,14 @@ impl Daemon {
                     xdp_fast_path: b.xdp.is_some() && self.config.datapath.xdp_fast_path,
                     xdp_fast_path_error: b
                         .xdp_error
-                        .clone()
+                        .as_ref()
+                        .map(ToString::to_string)
                         .filter(|_| self.config.datapath.xdp_fast_path),
                     packet_fast_path: b.xdp.is_some() && self.config.datapath.packet_fast_path,
                     xdp_fdb_entries: mirror.entries as u64,
                     xdp_map_errors: mirror.map_errors,
                     xdp_mirror_dropped: st.mirror_dropped,
-                    notes: st.notes.clone(),
+                    notes: st.notes.iter().map(|n| n.text.clone()).collect(),
                 });
             }
         }
@@ -1324,7 +1407,7 @@ impl Daemon {
 
     fn trace(&self, bridge: &str, port: &str, frame: &str) -> Reply {
         let id = self.port_id(bridge, port)?;
-        let bytes = crate::frame_spec::parse(frame).map_err(usage)?;
+        let bytes = crate::frame_spec::parse(frame).map_err(|e| usage(e.to_string()))?;
         let b = self.bridge(bridge)?;
         let snaps =
             b.dp.snapshot(true, WORKER_TIMEOUT)
@@ -1400,10 +1483,13 @@ impl Daemon {
         self.bridges
             .iter()
             .map(|(bname, b)| {
-                let notes =
-                    b.dp.snapshot(false, WORKER_TIMEOUT)
-                        .ok()
-                        .map(|snaps| snaps.into_iter().flat_map(|s| s.stats.notes).collect());
+                let notes = b.dp.snapshot(false, WORKER_TIMEOUT).ok().map(|snaps| {
+                    snaps
+                        .into_iter()
+                        .flat_map(|s| s.stats.notes)
+                        .map(|n| n.text)
+                        .collect()
+                });
                 (bname.clone(), notes)
             })
             .collect()
@@ -1417,6 +1503,19 @@ impl Daemon {
     /// Port name of `id` in `bridge` (for metrics labels).
     pub fn port_label(&self, bridge: &str, id: PortId) -> String {
         self.port_name(bridge, id)
+    }
+}
+
+/// A static MAC by bridge, VLAN and MAC.
+type StaticKey = (String, u16, MacAddr);
+
+/// The static MAC a [`Problem::StaticRefused`] is about.
+fn static_key(p: &Problem) -> Option<StaticKey> {
+    match p {
+        Problem::StaticRefused {
+            bridge, mac, vid, ..
+        } => Some((bridge.clone(), *vid, *mac)),
+        _ => None,
     }
 }
 

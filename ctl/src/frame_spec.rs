@@ -7,13 +7,52 @@
 //! malformed (non-ASCII, odd length, huge numbers), is an `Err` naming the offending
 //! part, never a panic. Frames are at most [`MAX_FRAME`] bytes.
 
-use datapath::wire::{EthernetRepr, MacAddr, Tci};
+use datapath::wire::{EthernetRepr, MacAddr, MacParseError, Tci};
 
 /// Longest frame either form may describe.
 pub const MAX_FRAME: usize = 65535;
 
+/// What is wrong with a frame's text, naming the offending part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameSpecError {
+    #[error("frame: '{}' (character {pos}) is not a hex digit", .c.escape_debug())]
+    NotHex { c: char, pos: usize },
+    #[error("frame: more than {MAX_FRAME} bytes")]
+    TooLong,
+    #[error("frame: odd number of hex digits ({0})")]
+    OddDigits(usize),
+    #[error("frame: empty (give hex bytes or dst=MAC,src=MAC[,...])")]
+    Empty,
+    #[error("frame spec: '{0}' is not key=value")]
+    NotKeyValue(String),
+    #[error("frame spec: unknown key '{0}' (dst, src, vlan, pcp, type, len)")]
+    UnknownKey(String),
+    #[error("frame spec: {0}= given twice")]
+    Twice(String),
+    #[error("frame spec: {0}= is required")]
+    Missing(&'static str),
+    #[error("frame spec: {key}: {source}")]
+    Mac {
+        key: &'static str,
+        #[source]
+        source: MacParseError,
+    },
+    #[error("frame spec: {key}: '{value}' is not a number")]
+    NotANumber { key: String, value: String },
+    #[error("frame spec: {key}: {value} is too large")]
+    NumberTooLarge { key: String, value: String },
+    #[error("frame spec: vlan {0} does not fit 12 bits")]
+    Vlan(u64),
+    #[error("frame spec: pcp {0} out of range (0-7)")]
+    Pcp(u64),
+    #[error("frame spec: type {0} does not fit 16 bits")]
+    Type(String),
+    #[error("frame spec: len {0} too large (at most {MAX_FRAME})")]
+    Len(u64),
+}
+
 /// Parses a hex string or a spec into frame bytes.
-pub fn parse(s: &str) -> Result<Vec<u8>, String> {
+pub fn parse(s: &str) -> Result<Vec<u8>, FrameSpecError> {
     let s = s.trim();
     if s.contains('=') {
         return parse_spec(s);
@@ -23,7 +62,7 @@ pub fn parse(s: &str) -> Result<Vec<u8>, String> {
 
 /// Hex digits, two per byte, with `: -`, tab and newline ignored anywhere. Works on
 /// `char`s, never on byte offsets of the text.
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+fn parse_hex(s: &str) -> Result<Vec<u8>, FrameSpecError> {
     let mut out = Vec::with_capacity(s.len() / 2);
     let mut high: Option<u8> = None;
     for (i, c) in s.chars().enumerate() {
@@ -31,11 +70,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
             continue;
         }
         let Some(d) = c.to_digit(16) else {
-            return Err(format!(
-                "frame: '{}' (character {}) is not a hex digit",
-                c.escape_debug(),
-                i + 1
-            ));
+            return Err(FrameSpecError::NotHex { c, pos: i + 1 });
         };
         // to_digit(16) is below 16, so the nibble fits a u8.
         let d = d as u8;
@@ -43,37 +78,40 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
             None => high = Some(d),
             Some(h) => {
                 if out.len() == MAX_FRAME {
-                    return Err(format!("frame: more than {MAX_FRAME} bytes"));
+                    return Err(FrameSpecError::TooLong);
                 }
                 out.push(h << 4 | d);
             }
         }
     }
     if high.is_some() {
-        return Err(format!(
-            "frame: odd number of hex digits ({})",
-            out.len() * 2 + 1
-        ));
+        return Err(FrameSpecError::OddDigits(out.len() * 2 + 1));
     }
     if out.is_empty() {
-        return Err("frame: empty (give hex bytes or dst=MAC,src=MAC[,...])".into());
+        return Err(FrameSpecError::Empty);
     }
     Ok(out)
 }
 
 /// A decimal or `0x` hexadecimal number: digits only (no sign, no spaces inside).
-fn number(key: &str, v: &str) -> Result<u64, String> {
+fn number(key: &str, v: &str) -> Result<u64, FrameSpecError> {
     let (digits, radix) = match v.strip_prefix("0x") {
         Some(h) => (h, 16),
         None => (v, 10),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(format!("frame spec: {key}: '{v}' is not a number"));
+        return Err(FrameSpecError::NotANumber {
+            key: key.to_owned(),
+            value: v.to_owned(),
+        });
     }
-    u64::from_str_radix(digits, radix).map_err(|_| format!("frame spec: {key}: {v} is too large"))
+    u64::from_str_radix(digits, radix).map_err(|_| FrameSpecError::NumberTooLarge {
+        key: key.to_owned(),
+        value: v.to_owned(),
+    })
 }
 
-fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
+fn parse_spec(s: &str) -> Result<Vec<u8>, FrameSpecError> {
     let mut dst = None;
     let mut src = None;
     let mut vlan: Option<u16> = None;
@@ -83,11 +121,11 @@ fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
     for kv in s.split(',') {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| format!("frame spec: '{kv}' is not key=value"))?;
+            .ok_or_else(|| FrameSpecError::NotKeyValue(kv.to_owned()))?;
         let (k, v) = (k.trim(), v.trim());
         let once = |seen: bool| {
             if seen {
-                Err(format!("frame spec: {k}= given twice"))
+                Err(FrameSpecError::Twice(k.to_owned()))
             } else {
                 Ok(())
             }
@@ -97,14 +135,14 @@ fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
                 once(dst.is_some())?;
                 dst = Some(
                     v.parse::<MacAddr>()
-                        .map_err(|e| format!("frame spec: dst: {e}"))?,
+                        .map_err(|source| FrameSpecError::Mac { key: "dst", source })?,
                 )
             }
             "src" => {
                 once(src.is_some())?;
                 src = Some(
                     v.parse::<MacAddr>()
-                        .map_err(|e| format!("frame spec: src: {e}"))?,
+                        .map_err(|source| FrameSpecError::Mac { key: "src", source })?,
                 )
             }
             "vlan" => {
@@ -114,7 +152,7 @@ fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
                     u16::try_from(n)
                         .ok()
                         .filter(|n| *n <= 4095)
-                        .ok_or_else(|| format!("frame spec: vlan {n} does not fit 12 bits"))?,
+                        .ok_or(FrameSpecError::Vlan(n))?,
                 );
             }
             "pcp" => {
@@ -124,14 +162,13 @@ fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
                     u8::try_from(n)
                         .ok()
                         .filter(|n| *n <= 7)
-                        .ok_or_else(|| format!("frame spec: pcp {n} out of range (0-7)"))?,
+                        .ok_or(FrameSpecError::Pcp(n))?,
                 );
             }
             "type" => {
                 once(ethertype.is_some())?;
                 ethertype = Some(
-                    u16::try_from(number(k, v)?)
-                        .map_err(|_| format!("frame spec: type {v} does not fit 16 bits"))?,
+                    u16::try_from(number(k, v)?).map_err(|_| FrameSpecError::Type(v.to_owned()))?,
                 )
             }
             "len" => {
@@ -141,21 +178,15 @@ fn parse_spec(s: &str) -> Result<Vec<u8>, String> {
                     usize::try_from(n)
                         .ok()
                         .filter(|n| *n <= MAX_FRAME)
-                        .ok_or_else(|| {
-                            format!("frame spec: len {n} too large (at most {MAX_FRAME})")
-                        })?,
+                        .ok_or(FrameSpecError::Len(n))?,
                 );
             }
-            other => {
-                return Err(format!(
-                    "frame spec: unknown key '{other}' (dst, src, vlan, pcp, type, len)"
-                ))
-            }
+            other => return Err(FrameSpecError::UnknownKey(other.to_owned())),
         }
     }
     let repr = EthernetRepr {
-        dst: dst.ok_or("frame spec: dst= is required")?,
-        src: src.ok_or("frame spec: src= is required")?,
+        dst: dst.ok_or(FrameSpecError::Missing("dst"))?,
+        src: src.ok_or(FrameSpecError::Missing("src"))?,
         tag: vlan.map(|v| Tci::new(pcp.unwrap_or(0), false, v)),
         ethertype: ethertype.unwrap_or(0x0800),
     };
@@ -183,7 +214,9 @@ mod tests {
         assert_eq!(g.len(), 1514);
         assert_eq!(&g[12..14], &[0x08, 0x00]);
         assert_eq!(
-            parse("dst=02:00:00:00:00:02").expect_err("src missing"),
+            parse("dst=02:00:00:00:00:02")
+                .expect_err("src missing")
+                .to_string(),
             "frame spec: src= is required"
         );
         assert!(parse("dst=1,src=2").is_err());
@@ -260,14 +293,22 @@ mod tests {
             ),
             ("vlan=1,vlan=2", "frame spec: vlan= given twice"),
         ] {
-            assert_eq!(parse(input).expect_err(input), want, "input {input:?}");
+            assert_eq!(
+                parse(input).expect_err(input).to_string(),
+                want,
+                "input {input:?}"
+            );
         }
         assert_eq!(
-            parse(&format!("{SPEC},dst=02:00:00:00:00:03")).expect_err("twice"),
+            parse(&format!("{SPEC},dst=02:00:00:00:00:03"))
+                .expect_err("twice")
+                .to_string(),
             "frame spec: dst= given twice"
         );
         assert_eq!(
-            parse(&"00".repeat(MAX_FRAME + 1)).expect_err("too long"),
+            parse(&"00".repeat(MAX_FRAME + 1))
+                .expect_err("too long")
+                .to_string(),
             "frame: more than 65535 bytes"
         );
         // The edges that are still frames.

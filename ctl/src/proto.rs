@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use datapath::vlan::Vid;
+use datapath::vlan::{Vid, VlanError};
+use datapath::wire::MacAddr;
 
 use crate::config::PortSpec;
 use datapath::worker::PollMode;
@@ -151,7 +152,7 @@ impl Request {
     /// rule `fdb add` applies to the entries it creates. The workers key their tables by
     /// the VLAN's low 12 bits and the XDP fast path's mirror by the whole value, so an
     /// unchecked `fdb del --vlan 4106` removed VLAN 10's entry from the workers only.
-    pub fn check_fdb_vlan(&self) -> Result<(), String> {
+    pub fn check_fdb_vlan(&self) -> Result<(), FdbVlanError> {
         let (what, vlan) = match self {
             Request::FdbDel { vlan, .. } => ("fdb del", *vlan),
             Request::FdbFlush {
@@ -161,8 +162,18 @@ impl Request {
         };
         Vid::new(u32::from(vlan))
             .map(|_| ())
-            .map_err(|e| format!("{what}: {e}"))
+            .map_err(|source| FdbVlanError { op: what, source })
     }
+}
+
+/// The VLAN of an FDB removal outside 1-4094.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {source}")]
+pub struct FdbVlanError {
+    /// The command: "fdb del" or "fdb flush".
+    pub op: &'static str,
+    #[source]
+    pub source: VlanError,
 }
 
 /// A reply as sent on the wire.
@@ -308,7 +319,9 @@ pub struct PortStatsView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdbEntryView {
     pub vlan: u16,
-    pub mac: String,
+    /// On the wire as its text, `"02:00:00:00:00:01"`.
+    #[serde(with = "crate::config::mac_serde")]
+    pub mac: MacAddr,
     pub port: String,
     #[serde(rename = "static")]
     pub is_static: bool,
@@ -571,7 +584,7 @@ mod tests {
             (Request::Show {}, Ok(())),
         ] {
             assert_eq!(
-                req.check_fdb_vlan(),
+                req.check_fdb_vlan().map_err(|e| e.to_string()),
                 want.map_err(str::to_string),
                 "{req:?}"
             );
@@ -604,6 +617,35 @@ mod tests {
                 message: "ok".into()
             })),
             "{\"version\":1,\"ok\":{\"kind\":\"done\",\"message\":\"ok\"}}\n"
+        );
+    }
+
+    /// A typed MAC travels as the text it always did, and a malformed one is refused.
+    #[test]
+    fn fdb_entries_carry_the_mac_as_text() {
+        let reply = Outcome::Ok(Response::Fdb {
+            entries: vec![FdbEntryView {
+                vlan: 10,
+                mac: "02:00:00:00:00:5E".parse().expect("mac"),
+                port: "p2".into(),
+                is_static: true,
+                age: 0,
+            }],
+        });
+        let line = encode_response(&reply);
+        assert_eq!(
+            line,
+            "{\"version\":1,\"ok\":{\"kind\":\"fdb\",\"entries\":[{\"vlan\":10,\
+             \"mac\":\"02:00:00:00:00:5e\",\"port\":\"p2\",\"static\":true,\"age\":0}]}}\n"
+        );
+        let back: ResponseMsg = serde_json::from_str(&line).expect("decode");
+        assert_eq!(back.outcome, reply);
+        let bad = line.replace("02:00:00:00:00:5e", "02:00:00:00:00");
+        let e = serde_json::from_str::<ResponseMsg>(&bad).expect_err("short MAC");
+        assert!(
+            e.to_string()
+                .contains("invalid MAC address '02:00:00:00:00'"),
+            "{e}"
         );
     }
 

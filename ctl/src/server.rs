@@ -82,17 +82,22 @@ impl Service for Daemon {
     }
 }
 
-/// Runs `f`, turning a panic into `Err(panic message)`. Whatever state `f` changed
+/// A handler that panicked, with the panic's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Panic(pub String);
+
+/// Runs `f`, turning a panic into `Err(Panic(message))`. Whatever state `f` changed
 /// before it panicked stays as it was left (a panic is a bug, never a verdict on input).
-pub fn isolate<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn isolate<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        if let Some(s) = payload.downcast_ref::<&str>() {
+        Panic(if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {
             s.clone()
         } else {
             "panic without a message".to_owned()
-        }
+        })
     })
 }
 
@@ -340,7 +345,7 @@ impl Server {
     pub fn bind(
         socket_path: &Path,
         group: Option<u32>,
-        metrics: Option<&str>,
+        metrics: Option<std::net::SocketAddr>,
         signals: std::os::fd::OwnedFd,
     ) -> io::Result<Server> {
         if let Some(dir) = socket_path.parent() {
@@ -436,7 +441,7 @@ impl Server {
                                     }
                                     Ok(Ok(p)) => tracing::warn!(
                                         "vswitchd: configuration reloaded; {}",
-                                        p.join("; ")
+                                        crate::daemon::join_problems(&p)
                                     ),
                                     Ok(Err(e)) => tracing::warn!("vswitchd: {}", e.message),
                                     Err(msg) => tracing::error!(
@@ -805,16 +810,16 @@ mod tests {
         assert_eq!(isolate(|| 7), Ok(7));
         assert_eq!(
             isolate(|| -> u8 { panic!("static text") }),
-            Err("static text".to_owned())
+            Err(Panic("static text".to_owned()))
         );
         let n = 3;
         assert_eq!(
             isolate(|| -> u8 { panic!("formatted {n}") }),
-            Err("formatted 3".to_owned())
+            Err(Panic("formatted 3".to_owned()))
         );
         assert_eq!(
             isolate(|| -> u8 { std::panic::panic_any(42u32) }),
-            Err("panic without a message".to_owned())
+            Err(Panic("panic without a message".to_owned()))
         );
     }
 

@@ -134,11 +134,16 @@ struct SetArgs {
     max_rate: Option<u32>,
 }
 
-fn on_off(s: &str) -> Result<bool, String> {
+/// A switch value that is neither `on` nor `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not on or off")]
+struct NotOnOff(String);
+
+fn on_off(s: &str) -> Result<bool, NotOnOff> {
     match s {
         "on" => Ok(true),
         "off" => Ok(false),
-        _ => Err(format!("'{s}' is not on or off")),
+        _ => Err(NotOnOff(s.to_owned())),
     }
 }
 

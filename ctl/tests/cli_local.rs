@@ -63,6 +63,9 @@ fn completions_for_each_shell() {
 /// frames), checked in a namespace of its own with a veth pair.
 #[test]
 fn doctor_mtu_check_is_the_afxdp_maximum() {
+    if !datapath::testutil::root_or_skip("doctor_mtu_check_is_the_afxdp_maximum") {
+        return;
+    }
     let ns = format!("vswdoc{}", std::process::id());
     let ip = |args: &[&str]| {
         let st = Command::new("ip").args(args).status().expect("run ip");

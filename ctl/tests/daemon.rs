@@ -78,6 +78,9 @@ fn port<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[test]
 fn cli_output_snapshots() {
+    if !root_or_skip("cli_output_snapshots") {
+        return;
+    }
     let _w = Watchdog::new("cli_output_snapshots", Duration::from_secs(60));
     let d = Vswitchd::start(Some(FOUR_PORTS));
     let c = captures(&d, &["p1", "p2", "p3", "p4"]);
@@ -286,6 +289,9 @@ fn cli_output_snapshots() {
 
 #[test]
 fn exit_codes_and_idempotent_flags() {
+    if !root_or_skip("exit_codes_and_idempotent_flags") {
+        return;
+    }
     let _w = Watchdog::new("exit_codes_and_idempotent_flags", Duration::from_secs(60));
     let d = Vswitchd::start(Some(FOUR_PORTS));
     let before = std::fs::read(&d.config).expect("config");
@@ -506,6 +512,9 @@ fn ifindex(d: &Vswitchd, ifname: &str) -> Option<u32> {
 
 #[test]
 fn cli_changes_persist_and_survive_kill9() {
+    if !root_or_skip("cli_changes_persist_and_survive_kill9") {
+        return;
+    }
     let _w = Watchdog::new(
         "cli_changes_persist_and_survive_kill9",
         Duration::from_secs(60),
@@ -556,7 +565,7 @@ fn cli_changes_persist_and_survive_kill9() {
         b.static_macs,
         vec![StaticMac {
             vlan: 10,
-            mac: "02:00:00:00:00:5e".into(),
+            mac: "02:00:00:00:00:5e".parse().expect("mac"),
             port: "p2".into()
         }]
     );
@@ -620,6 +629,9 @@ fn cli_changes_persist_and_survive_kill9() {
 
 #[test]
 fn bad_config_is_rejected_at_start() {
+    if !root_or_skip("bad_config_is_rejected_at_start") {
+        return;
+    }
     let _w = Watchdog::new("bad_config_is_rejected_at_start", Duration::from_secs(30));
     let cases = [
         (
@@ -658,6 +670,9 @@ fn bad_config_is_rejected_at_start() {
 
 #[test]
 fn sighup_rejects_bad_file_and_applies_good_one() {
+    if !root_or_skip("sighup_rejects_bad_file_and_applies_good_one") {
+        return;
+    }
     let _w = Watchdog::new(
         "sighup_rejects_bad_file_and_applies_good_one",
         Duration::from_secs(60),
@@ -791,6 +806,9 @@ fn captured(c: &[Capture], want: &[usize]) -> Vec<(String, Vec<Vec<u8>>)> {
 
 #[test]
 fn trace_agrees_with_real_frames() {
+    if !root_or_skip("trace_agrees_with_real_frames") {
+        return;
+    }
     let _w = Watchdog::new("trace_agrees_with_real_frames", Duration::from_secs(60));
     let d = Vswitchd::start(Some(FOUR_PORTS));
     let c = captures(&d, &["p1", "p2", "p3", "p4"]);
@@ -878,6 +896,9 @@ fn metric(body: &str, series: &str) -> Option<u64> {
 
 #[test]
 fn metrics_count_frames_and_drops() {
+    if !root_or_skip("metrics_count_frames_and_drops") {
+        return;
+    }
     let _w = Watchdog::new("metrics_count_frames_and_drops", Duration::from_secs(60));
     let mut d = Vswitchd::prepare(None, &[]);
     let port_no = free_port_in(&d.ns);
@@ -969,6 +990,9 @@ fn metrics_count_frames_and_drops() {
 /// (re)opens, up.
 #[test]
 fn afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open() {
+    if !root_or_skip("afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open") {
+        return;
+    }
     let _w = Watchdog::new(
         "afxdp_mtu_above_9216_is_refused_and_jumbo_ports_open",
         Duration::from_secs(60),
@@ -1082,6 +1106,9 @@ fn xdp_on(d: &Vswitchd, ifname: &str) -> Option<(u32, String, bool)> {
 /// attached. (Before, the program was replaced silently.)
 #[test]
 fn add_port_keeps_a_foreign_xdp_program_unless_asked() {
+    if !root_or_skip("add_port_keeps_a_foreign_xdp_program_unless_asked") {
+        return;
+    }
     let _w = Watchdog::new(
         "add_port_keeps_a_foreign_xdp_program_unless_asked",
         Duration::from_secs(60),
@@ -1156,6 +1183,9 @@ fn add_port_keeps_a_foreign_xdp_program_unless_asked() {
 /// previous configuration stays (running and on disk).
 #[test]
 fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
+    if !root_or_skip("set_port_mtu_reopen_failure_is_reported_and_rolled_back") {
+        return;
+    }
     let _w = Watchdog::new(
         "set_port_mtu_reopen_failure_is_reported_and_rolled_back",
         Duration::from_secs(60),
@@ -1213,6 +1243,9 @@ fn set_port_mtu_reopen_failure_is_reported_and_rolled_back() {
 /// and the daemon's namespace gets no new device.
 #[test]
 fn set_port_mtu_on_tap_changes_the_device_in_place() {
+    if !root_or_skip("set_port_mtu_on_tap_changes_the_device_in_place") {
+        return;
+    }
     let _w = Watchdog::new(
         "set_port_mtu_on_tap_changes_the_device_in_place",
         Duration::from_secs(60),
@@ -1280,6 +1313,9 @@ fn set_port_mtu_on_tap_changes_the_device_in_place() {
 /// that changes nothing.
 #[test]
 fn set_port_flood_flags_and_isolation() {
+    if !root_or_skip("set_port_flood_flags_and_isolation") {
+        return;
+    }
     let _w = Watchdog::new(
         "set_port_flood_flags_and_isolation",
         Duration::from_secs(60),
@@ -1367,6 +1403,9 @@ fn set_port_flood_flags_and_isolation() {
 /// error that changes nothing.
 #[test]
 fn poll_mode_is_set_live_and_persisted() {
+    if !root_or_skip("poll_mode_is_set_live_and_persisted") {
+        return;
+    }
     let _w = Watchdog::new(
         "poll_mode_is_set_live_and_persisted",
         Duration::from_secs(60),
@@ -1463,6 +1502,9 @@ fn statics(d: &Vswitchd) -> (u64, u64) {
 
 #[test]
 fn config_changes_leave_other_static_macs_in_place() {
+    if !root_or_skip("config_changes_leave_other_static_macs_in_place") {
+        return;
+    }
     let _w = Watchdog::new(
         "config_changes_leave_other_static_macs_in_place",
         Duration::from_secs(90),
@@ -1510,6 +1552,9 @@ fn config_changes_leave_other_static_macs_in_place() {
 
 #[test]
 fn refused_static_mac_fails_and_leaves_the_file_unchanged() {
+    if !root_or_skip("refused_static_mac_fails_and_leaves_the_file_unchanged") {
+        return;
+    }
     let _w = Watchdog::new(
         "refused_static_mac_fails_and_leaves_the_file_unchanged",
         Duration::from_secs(60),

@@ -99,6 +99,9 @@ fn read_to_close(mut r: impl Read) -> bool {
 
 #[test]
 fn non_root_peer_is_refused() {
+    if !root_or_skip("non_root_peer_is_refused") {
+        return;
+    }
     let _w = Watchdog::new("non_root_peer_is_refused", Duration::from_secs(60));
     let mut rig = Rig::new();
     let as_nobody = |socket: &std::path::Path| {
@@ -139,6 +142,9 @@ fn non_root_peer_is_refused() {
 
 #[test]
 fn ten_megabyte_request_is_too_large() {
+    if !root_or_skip("ten_megabyte_request_is_too_large") {
+        return;
+    }
     let _w = Watchdog::new("ten_megabyte_request_is_too_large", Duration::from_secs(60));
     let mut rig = Rig::new();
     let s = connect(&rig.d);
@@ -164,6 +170,9 @@ fn ten_megabyte_request_is_too_large() {
 
 #[test]
 fn malformed_json_then_valid_request_on_same_connection() {
+    if !root_or_skip("malformed_json_then_valid_request_on_same_connection") {
+        return;
+    }
     let _w = Watchdog::new("malformed_json", Duration::from_secs(60));
     let mut rig = Rig::new();
     let s = connect(&rig.d);
@@ -198,6 +207,9 @@ fn malformed_json_then_valid_request_on_same_connection() {
 
 #[test]
 fn half_open_client_is_closed_after_timeout() {
+    if !root_or_skip("half_open_client_is_closed_after_timeout") {
+        return;
+    }
     let _w = Watchdog::new("half_open_client", Duration::from_secs(60));
     let mut rig = Rig::new();
     let s = connect(&rig.d);
@@ -251,6 +263,9 @@ fn stop_and_continue_keeps_the_daemon_serving() {
 
 #[test]
 fn hundred_concurrent_connections() {
+    if !root_or_skip("hundred_concurrent_connections") {
+        return;
+    }
     let _w = Watchdog::new("hundred_concurrent_connections", Duration::from_secs(60));
     let mut rig = Rig::new();
     // 100 connections open at once, then each sends `show`.
@@ -382,6 +397,9 @@ fn metric(text: &str, series: &str) -> Option<u64> {
 
 #[test]
 fn seventy_idle_metrics_connections_do_not_lock_out_control() {
+    if !root_or_skip("seventy_idle_metrics_connections_do_not_lock_out_control") {
+        return;
+    }
     let _w = Watchdog::new("seventy_idle_metrics", Duration::from_secs(60));
     assert_eq!(METRICS_CAP, 16);
     let (mut rig, addr) = metrics_rig("", 0);
@@ -447,6 +465,9 @@ fn seventy_idle_metrics_connections_do_not_lock_out_control() {
 
 #[test]
 fn metrics_reader_that_never_reads_does_not_stall_control() {
+    if !root_or_skip("metrics_reader_that_never_reads_does_not_stall_control") {
+        return;
+    }
     let _w = Watchdog::new("metrics_never_reads", Duration::from_secs(60));
     // Small TCP buffers in the daemon's namespace (per-namespace sysctls): a response
     // larger than them cannot be written at once.
@@ -535,6 +556,9 @@ fn show_as(socket: &std::path::Path, groups: &[&str]) -> std::process::Output {
 
 #[test]
 fn socket_group_members_are_served() {
+    if !root_or_skip("socket_group_members_are_served") {
+        return;
+    }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let _w = Watchdog::new("socket_group_members_are_served", Duration::from_secs(60));
     let gid = SOCKET_GID.to_string();
@@ -615,6 +639,9 @@ fn socket_group_members_are_served() {
 
 #[test]
 fn unknown_socket_group_is_refused_at_start() {
+    if !root_or_skip("unknown_socket_group_is_refused_at_start") {
+        return;
+    }
     let _w = Watchdog::new("unknown_socket_group", Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("vswitchd.sock");

@@ -40,6 +40,9 @@ fn recv(sock: &UnixDatagram) -> String {
 
 #[test]
 fn sd_notify_ready_then_stopping() {
+    if !root_or_skip("sd_notify_ready_then_stopping") {
+        return;
+    }
     let _w = Watchdog::new("sd_notify_ready_then_stopping", Duration::from_secs(60));
     let notify_dir = tempfile::tempdir().expect("tempdir");
     let notify_path = notify_dir.path().join("notify.sock");

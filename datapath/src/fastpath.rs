@@ -741,6 +741,9 @@ mod tests {
     /// target), A learned on the trunk and B on the access port.
     #[test]
     fn program_pushes_pops_and_hands_the_rest_to_userspace() {
+        if !crate::testutil::root_or_skip("program_pushes_pops_and_hands_the_rest_to_userspace") {
+            return;
+        }
         let f = FastPathPair::new("fp", A, B);
         let (p, ia, ib) = (&f.program, f.trunk, f.access);
 
@@ -787,6 +790,11 @@ mod tests {
     /// redirect). Another interface's frames still pass.
     #[test]
     fn frames_on_queues_without_a_socket_are_dropped_and_counted() {
+        if !crate::testutil::root_or_skip(
+            "frames_on_queues_without_a_socket_are_dropped_and_counted",
+        ) {
+            return;
+        }
         let pair = crate::testutil::VethPair::with_queues("nq", bpf::MAX_QUEUES + 2);
         let ia = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
         let ib = crate::sys::netdev::if_index(&pair.b).expect("ifindex");
@@ -827,6 +835,9 @@ mod tests {
     /// VLAN 100's entry from both, and a static added with VLAN 4196 is VLAN 100's.
     #[test]
     fn fdb_ops_key_the_vlan_like_the_workers() {
+        if !crate::testutil::root_or_skip("fdb_ops_key_the_vlan_like_the_workers") {
+            return;
+        }
         use crate::fdb::{Fdb, FdbConfig};
         use crate::topology::PortId;
         let f = FastPathPair::new("fk", A, B);
@@ -870,6 +881,9 @@ mod tests {
     /// runs here (no AF_XDP port), so the program keeps redirecting.
     #[test]
     fn redirects_the_egress_device_refused_are_counted() {
+        if !crate::testutil::root_or_skip("redirects_the_egress_device_refused_are_counted") {
+            return;
+        }
         use crate::testutil::{test_frame, test_seq, Capture, Netns, VethPair};
         use crate::topology::{PortConfig, PortId, Topology};
         let (na, nb) = (Netns::new("rfa"), Netns::new("rfb"));

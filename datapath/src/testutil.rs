@@ -26,6 +26,31 @@ pub fn unique_name(prefix: &str) -> String {
     s
 }
 
+/// Whether the test runs as root; if not, prints why `test` is skipped. Tests that need
+/// namespaces, veth pairs, raw sockets or BPF start with
+/// `if !root_or_skip("name") { return; }`, so `cargo test` passes for a contributor who
+/// is not root and says which tests it skipped. The message goes to the process's
+/// stderr directly, past the test harness's capture, so a passing run shows it too.
+pub fn root_or_skip(test: &str) -> bool {
+    use std::io::Write;
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .and_then(|u| u.parse::<u32>().ok());
+    if euid == Some(0) {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: needs root (network namespaces, veth, AF_XDP, AF_PACKET, BPF)"
+    );
+    false
+}
+
 /// Runs a command, panicking with its stderr if it fails.
 pub fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd)

@@ -191,7 +191,21 @@ pub struct WorkerStats {
     /// What the operator should know about the queues this worker polls: things it could
     /// not set up as asked (e.g. threaded NAPI for a fast-path port), and what the ports
     /// say about how they are served now; for `pmd show` and the control plane's log.
-    pub notes: Vec<String>,
+    pub notes: Vec<PortNote>,
+}
+
+/// One of a worker's [`WorkerStats::notes`]: what the operator should know about how
+/// `port` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortNote {
+    pub port: PortId,
+    pub text: String,
+}
+
+impl std::fmt::Display for PortNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl WorkerStats {
@@ -934,11 +948,14 @@ impl Worker {
     /// The worker's notes: those of the queues it polls, each said once (the queues of
     /// one port say the same things).
     fn refresh_notes(&mut self) {
-        let mut notes: Vec<String> = Vec::new();
+        let mut notes: Vec<PortNote> = Vec::new();
         for q in &self.rx {
             for n in q.setup_notes.iter().chain(&q.port_notes) {
-                if !notes.contains(n) {
-                    notes.push(n.clone());
+                if !notes.iter().any(|m| m.port == q.port && m.text == *n) {
+                    notes.push(PortNote {
+                        port: q.port,
+                        text: n.clone(),
+                    });
                 }
             }
         }
@@ -1160,7 +1177,7 @@ impl Worker {
                             }
                             setup_notes.extend(share.note);
                         }
-                        Err(note) => setup_notes.push(note),
+                        Err(e) => setup_notes.push(e.to_string()),
                     }
                 }
                 let port_notes = rx.notes();

@@ -47,10 +47,17 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Returns from the test unless it runs as root, saying so on stderr (written past the
+/// test harness's capture, so a passing run shows it too).
 macro_rules! require_root {
-    () => {
+    ($test:literal) => {
         if !is_root() {
-            eprintln!("skipped: needs root (CAP_NET_ADMIN) to create a veth");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {}: needs root (CAP_NET_ADMIN) to create a veth",
+                $test
+            );
             return;
         }
     };
@@ -66,7 +73,7 @@ fn host(state: &std::path::Path) -> Host<RouteSocket> {
 
 #[test]
 fn every_setting_is_well_formed_and_reports_no_sriov() {
-    require_root!();
+    require_root!("every_setting_is_well_formed_and_reports_no_sriov");
     let veth = Veth::new();
     let state = tempfile::tempdir().expect("tempdir");
     let mut host = host(state.path());
@@ -114,7 +121,7 @@ fn every_setting_is_well_formed_and_reports_no_sriov() {
 
 #[test]
 fn get_link_reads_the_veth_and_finds_no_vfs() {
-    require_root!();
+    require_root!("get_link_reads_the_veth_and_finds_no_vfs");
     let veth = Veth::new();
     let mut sock = RouteSocket::open().expect("netlink socket");
     let link = sock.get_link(&veth.name).expect("get_link");
@@ -133,7 +140,7 @@ fn get_link_reads_the_veth_and_finds_no_vfs() {
 
 #[test]
 fn set_on_a_veth_is_refused_before_journaling() {
-    require_root!();
+    require_root!("set_on_a_veth_is_refused_before_journaling");
     let veth = Veth::new();
     let state = tempfile::tempdir().expect("tempdir");
     let mut host = host(state.path());

@@ -20,10 +20,16 @@ macro_rules! per_workers {
         mod $body {
             #[test]
             fn one_worker() {
+                if !$crate::root_or_skip(concat!(stringify!($body), "::one_worker")) {
+                    return;
+                }
                 super::$body(1, $net);
             }
             #[test]
             fn two_workers() {
+                if !$crate::root_or_skip(concat!(stringify!($body), "::two_workers")) {
+                    return;
+                }
                 super::$body(2, $net + 100);
             }
         }

@@ -862,21 +862,7 @@ pub fn test_frames_in(frames: &[Vec<u8>], range: std::ops::Range<u32>) -> Vec<&V
 /// Whether the test runs as root; if not, prints why `test` is skipped. Tests that need
 /// namespaces, veth pairs and raw sockets start with
 /// `if !vswitch_tests::root_or_skip("name") { return; }`.
-pub fn root_or_skip(test: &str) -> bool {
-    let euid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
-        })
-        .and_then(|u| u.parse::<u32>().ok());
-    if euid == Some(0) {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces, veth, AF_XDP, AF_PACKET)");
-    false
-}
+pub use datapath::testutil::root_or_skip;
 
 /// Keeps a test from running past `limit`: when it is dropped late, or never, the
 /// watchdog kills process `pid` (e.g. a vswitchd in a storm) and reports on stderr, so

@@ -65,16 +65,25 @@ fn ping_and_tcp(workers: usize, ports: Ports, net: u8) {
 
 #[test]
 fn access_vlan100_ping_and_tcp_1_worker() {
+    if !vswitch_tests::root_or_skip("access_vlan100_ping_and_tcp_1_worker") {
+        return;
+    }
     ping_and_tcp(1, Ports::Packet, 0);
 }
 
 #[test]
 fn access_vlan100_ping_and_tcp_2_workers() {
+    if !vswitch_tests::root_or_skip("access_vlan100_ping_and_tcp_2_workers") {
+        return;
+    }
     ping_and_tcp(2, Ports::Packet, 1);
 }
 
 /// The offloads-off case: AF_XDP ports, hosts with TX checksum offload off.
 #[test]
 fn access_vlan100_ping_and_tcp_afxdp_tx_csum_off_2_workers() {
+    if !vswitch_tests::root_or_skip("access_vlan100_ping_and_tcp_afxdp_tx_csum_off_2_workers") {
+        return;
+    }
     ping_and_tcp(2, Ports::AfXdp, 2);
 }

@@ -64,6 +64,11 @@ fn in_range(frames: &[Vec<u8>], range: std::ops::Range<u32>) -> Vec<&Vec<u8>> {
 
 #[test]
 fn mac_flood_100k_sources_keeps_table_bounded_and_other_hosts_intact() {
+    if !vswitch_tests::root_or_skip(
+        "mac_flood_100k_sources_keeps_table_bounded_and_other_hosts_intact",
+    ) {
+        return;
+    }
     let l = lab(1);
     let _wd = Watchdog::new(Duration::from_secs(90), "mac flood test", l.dmn.pid());
     // The victims' entries exist before the flood.
@@ -149,6 +154,9 @@ fn mac_flood_100k_sources_keeps_table_bounded_and_other_hosts_intact() {
 
 #[test]
 fn double_tags_on_access_port_never_hop_vlans() {
+    if !vswitch_tests::root_or_skip("double_tags_on_access_port_never_hop_vlans") {
+        return;
+    }
     let l = lab(2);
     let _wd = Watchdog::new(Duration::from_secs(60), "vlan hopping test", l.dmn.pid());
     let cap_c = l.c.capture();
@@ -210,6 +218,9 @@ fn double_tags_on_access_port_never_hop_vlans() {
 
 #[test]
 fn invalid_source_macs_dropped_and_never_learned() {
+    if !vswitch_tests::root_or_skip("invalid_source_macs_dropped_and_never_learned") {
+        return;
+    }
     let l = lab(3);
     let _wd = Watchdog::new(Duration::from_secs(60), "invalid src test", l.dmn.pid());
     let cap_a = l.a.capture();
@@ -264,6 +275,9 @@ fn invalid_source_macs_dropped_and_never_learned() {
 
 #[test]
 fn reserved_destinations_dropped_never_delivered() {
+    if !vswitch_tests::root_or_skip("reserved_destinations_dropped_never_delivered") {
+        return;
+    }
     let l = lab(4);
     let _wd = Watchdog::new(Duration::from_secs(60), "reserved dst test", l.dmn.pid());
     let caps = [

@@ -149,6 +149,9 @@ fn assert_nothing_at(c: &Host, cap: &Capture) {
 
 #[test]
 fn fast_path_on_and_off_through_vswitchctl() {
+    if !vswitch_tests::root_or_skip("fast_path_on_and_off_through_vswitchctl") {
+        return;
+    }
     let t0 = Instant::now();
     let a = Host::with_offloads("fpa", ip(1, 1));
     let b = Host::with_offloads("fpb", ip(1, 2));
@@ -273,6 +276,11 @@ fn fast_path_on_and_off_through_vswitchctl() {
 
 #[test]
 fn fast_path_setting_persists_across_restart_and_bad_values_are_refused() {
+    if !vswitch_tests::root_or_skip(
+        "fast_path_setting_persists_across_restart_and_bad_values_are_refused",
+    ) {
+        return;
+    }
     let t0 = Instant::now();
     let a = Host::with_offloads("fqa", ip(2, 1));
     let b = Host::with_offloads("fqb", ip(2, 2));
@@ -461,6 +469,10 @@ impl Drop for NoBpfDaemon {
 
 #[test]
 fn bridge_falls_back_to_the_workers_when_the_program_cannot_load() {
+    if !vswitch_tests::root_or_skip("bridge_falls_back_to_the_workers_when_the_program_cannot_load")
+    {
+        return;
+    }
     let t0 = Instant::now();
     // Created before the daemon, so the namespaces outlive its tap devices.
     let t1 = TapHost::new("fra", ip(3, 1));
@@ -555,6 +567,10 @@ fn bridge_falls_back_to_the_workers_when_the_program_cannot_load() {
 /// no longer applies, and the fast path forwards to the port.
 #[test]
 fn a_veth_peer_turning_gro_on_moves_its_traffic_to_the_fast_path() {
+    if !vswitch_tests::root_or_skip("a_veth_peer_turning_gro_on_moves_its_traffic_to_the_fast_path")
+    {
+        return;
+    }
     let a = Host::with_offloads("fga", ip(3, 1));
     let b = Host::with_offloads("fgb", ip(3, 2));
     gro_on(&a); // b keeps the veth default: GRO off

@@ -265,26 +265,41 @@ fn mtu_matrix(mtu: u32, net: u8) {
 
 #[test]
 fn mtu_512() {
+    if !vswitch_tests::root_or_skip("mtu_512") {
+        return;
+    }
     mtu_matrix(512, 1);
 }
 
 #[test]
 fn mtu_1500() {
+    if !vswitch_tests::root_or_skip("mtu_1500") {
+        return;
+    }
     mtu_matrix(1500, 2);
 }
 
 #[test]
 fn mtu_2048() {
+    if !vswitch_tests::root_or_skip("mtu_2048") {
+        return;
+    }
     mtu_matrix(2048, 3);
 }
 
 #[test]
 fn mtu_2049() {
+    if !vswitch_tests::root_or_skip("mtu_2049") {
+        return;
+    }
     mtu_matrix(2049, 4);
 }
 
 #[test]
 fn mtu_9000() {
+    if !vswitch_tests::root_or_skip("mtu_9000") {
+        return;
+    }
     mtu_matrix(9000, 5);
 }
 
@@ -297,6 +312,9 @@ fn mtu_9000() {
 /// frame that fits passes right after.
 #[test]
 fn egress_mtu_exceeded_counted_and_port_keeps_working() {
+    if !vswitch_tests::root_or_skip("egress_mtu_exceeded_counted_and_port_keeps_working") {
+        return;
+    }
     let net = 20;
     let a = Host::with_offloads("ea", ip(net, 1));
     let c = Host::with_offloads("ec", ip(net, 3));
@@ -386,6 +404,9 @@ fn egress_mtu_exceeded_counted_and_port_keeps_working() {
 /// is at 1500 too), not lost silently, and the port keeps working.
 #[test]
 fn tap_ingress_frames_over_port_mtu_counted() {
+    if !vswitch_tests::root_or_skip("tap_ingress_frames_over_port_mtu_counted") {
+        return;
+    }
     let net = 21;
     let a = Host::with_offloads("ia", ip(net, 1));
     let u = TapHost::new("iu", ip(net, 2));
@@ -432,6 +453,9 @@ fn tap_ingress_frames_over_port_mtu_counted() {
 /// `mtu_exceeded`, never taking the small frame behind it along.
 #[test]
 fn jumbo_to_afxdp_never_truncated_nor_collateral() {
+    if !vswitch_tests::root_or_skip("jumbo_to_afxdp_never_truncated_nor_collateral") {
+        return;
+    }
     let net = 22;
     let a = Host::with_offloads("ja", ip(net, 1));
     let t = TapHost::new("jt", ip(net, 2));
@@ -509,6 +533,9 @@ fn jumbo_to_afxdp_never_truncated_nor_collateral() {
 /// over 1500 is `mtu_exceeded` at the egress port.
 #[test]
 fn set_port_mtu_on_afxdp_ports_takes_effect() {
+    if !vswitch_tests::root_or_skip("set_port_mtu_on_afxdp_ports_takes_effect") {
+        return;
+    }
     let net = 23;
     let a = Host::with_offloads("sa", ip(net, 1));
     let b = Host::with_offloads("sb", ip(net, 2));
@@ -557,6 +584,9 @@ fn set_port_mtu_on_afxdp_ports_takes_effect() {
 /// cross to an AF_XDP host at 2048.
 #[test]
 fn set_port_mtu_on_tap_keeps_it_in_its_namespace() {
+    if !vswitch_tests::root_or_skip("set_port_mtu_on_tap_keeps_it_in_its_namespace") {
+        return;
+    }
     let net = 24;
     let a = Host::with_offloads("ka", ip(net, 1));
     let t = TapHost::new("kt", ip(net, 2));

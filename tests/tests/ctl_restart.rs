@@ -13,6 +13,9 @@ const BR: &str = "br0";
 
 #[test]
 fn tap_devices_survive_datapath_restarts() {
+    if !vswitch_tests::root_or_skip("tap_devices_survive_datapath_restarts") {
+        return;
+    }
     let a = Host::with_offloads("ra", Ipv4Addr::new(10, 83, 0, 1));
     let t = TapHost::new("rt", Ipv4Addr::new(10, 83, 0, 2));
     let dmn = Daemon::start(&config(2, 4096));

@@ -612,6 +612,9 @@ per_workers!(vlan_removal_keeps_native, 5);
 /// Removing the last tagged VLAN leaves a trunk carrying only its native VLAN.
 #[test]
 fn last_tagged_vlan_removal_keeps_trunk_closed() {
+    if !vswitch_tests::root_or_skip("last_tagged_vlan_removal_keeps_trunk_closed") {
+        return;
+    }
     let net = 6;
     let l = Lab::new(
         &config(1, 4096),

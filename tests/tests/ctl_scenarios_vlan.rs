@@ -759,12 +759,18 @@ mod bursts {
 
     #[test]
     fn one_worker() {
+        if !vswitch_tests::root_or_skip("one_worker") {
+            return;
+        }
         bursts(1, 4, &SIZES);
     }
 
     /// Ports `a` and `t` on different workers: every frame is handed over between them.
     #[test]
     fn two_workers() {
+        if !vswitch_tests::root_or_skip("two_workers") {
+            return;
+        }
         bursts(2, 104, &SIZES[..3]);
     }
 
@@ -772,6 +778,9 @@ mod bursts {
     /// this found the transmit half's queue sized for one descriptor per frame).
     #[test]
     fn two_workers_jumbo() {
+        if !vswitch_tests::root_or_skip("two_workers_jumbo") {
+            return;
+        }
         bursts(2, 154, &SIZES[3..]);
     }
 }

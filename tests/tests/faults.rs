@@ -23,6 +23,9 @@ fn port_state(d: &Daemon, port: &str) -> String {
 
 #[test]
 fn interface_deleted_under_running_port_is_reported_down() {
+    if !vswitch_tests::root_or_skip("interface_deleted_under_running_port_is_reported_down") {
+        return;
+    }
     let a = Host::with_offloads("fa", Ipv4Addr::new(10, 73, 0, 1));
     let b = Host::with_offloads("fb", Ipv4Addr::new(10, 73, 0, 2));
     let victim = VethPair::new("fv");
@@ -63,6 +66,9 @@ fn xdp_prog(ifname: &str) -> Option<String> {
 
 #[test]
 fn kill9_then_restart_restores_config_and_forwarding() {
+    if !vswitch_tests::root_or_skip("kill9_then_restart_restores_config_and_forwarding") {
+        return;
+    }
     let a = Host::with_offloads("ra", Ipv4Addr::new(10, 74, 0, 1));
     let b = Host::with_offloads("rb", Ipv4Addr::new(10, 74, 0, 2));
     let c = Host::with_offloads("rc", Ipv4Addr::new(10, 74, 0, 3));

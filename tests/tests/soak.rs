@@ -47,6 +47,9 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 #[ignore = "soak: run with `make soak`"]
 fn soak_mixed_traffic_two_workers() {
+    if !vswitch_tests::root_or_skip("soak_mixed_traffic_two_workers") {
+        return;
+    }
     let secs = env_u64("SOAK_SECONDS", 60);
     let calibrate = env_u64("SOAK_CALIBRATE_SECONDS", 5);
     let ip = |h| Ipv4Addr::new(10, 72, 0, h);

@@ -23,6 +23,9 @@ fn loop_stats(d: &Daemon) -> Vec<PortStats> {
 
 #[test]
 fn loop_with_one_broadcast_is_bounded_by_storm_control() {
+    if !vswitch_tests::root_or_skip("loop_with_one_broadcast_is_bounded_by_storm_control") {
+        return;
+    }
     let a = Host::with_offloads("sa", Ipv4Addr::new(10, 72, 0, 1));
     let b = Host::with_offloads("sb", Ipv4Addr::new(10, 72, 0, 2));
     let h = Host::with_offloads("sh", Ipv4Addr::new(10, 72, 1, 3));

@@ -86,10 +86,16 @@ fn tap_reachable(workers: usize) {
 
 #[test]
 fn tap_port_in_namespace_reachable_1_worker() {
+    if !vswitch_tests::root_or_skip("tap_port_in_namespace_reachable_1_worker") {
+        return;
+    }
     tap_reachable(1);
 }
 
 #[test]
 fn tap_port_in_namespace_reachable_2_workers() {
+    if !vswitch_tests::root_or_skip("tap_port_in_namespace_reachable_2_workers") {
+        return;
+    }
     tap_reachable(2);
 }

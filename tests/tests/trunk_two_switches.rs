@@ -134,10 +134,16 @@ fn two_switches(workers: usize) {
 
 #[test]
 fn trunk_between_two_switches_1_worker() {
+    if !vswitch_tests::root_or_skip("trunk_between_two_switches_1_worker") {
+        return;
+    }
     two_switches(1);
 }
 
 #[test]
 fn trunk_between_two_switches_2_workers() {
+    if !vswitch_tests::root_or_skip("trunk_between_two_switches_2_workers") {
+        return;
+    }
     two_switches(2);
 }

@@ -106,10 +106,16 @@ fn wiretap(workers: usize) {
 
 #[test]
 fn trunk_tags_on_the_wire_1_worker() {
+    if !vswitch_tests::root_or_skip("trunk_tags_on_the_wire_1_worker") {
+        return;
+    }
     wiretap(1);
 }
 
 #[test]
 fn trunk_tags_on_the_wire_2_workers() {
+    if !vswitch_tests::root_or_skip("trunk_tags_on_the_wire_2_workers") {
+        return;
+    }
     wiretap(2);
 }

@@ -69,10 +69,16 @@ fn vlans_stay_apart(workers: usize) {
 
 #[test]
 fn vlan100_and_vlan200_isolated_1_worker() {
+    if !vswitch_tests::root_or_skip("vlan100_and_vlan200_isolated_1_worker") {
+        return;
+    }
     vlans_stay_apart(1);
 }
 
 #[test]
 fn vlan100_and_vlan200_isolated_2_workers() {
+    if !vswitch_tests::root_or_skip("vlan100_and_vlan200_isolated_2_workers") {
+        return;
+    }
     vlans_stay_apart(2);
 }

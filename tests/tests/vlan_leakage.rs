@@ -43,6 +43,9 @@ fn trunk_50_500_4094_native_1(v: u16) -> Option<Option<u16>> {
 
 #[test]
 fn no_leakage_across_vids_and_frame_kinds() {
+    if !vswitch_tests::root_or_skip("no_leakage_across_vids_and_frame_kinds") {
+        return;
+    }
     let ip = |h| Ipv4Addr::new(10, 71, 0, h);
     let s = Host::with_offloads("ls", ip(1));
     let r1 = Host::with_offloads("l1", ip(2));

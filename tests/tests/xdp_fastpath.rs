@@ -91,6 +91,7 @@ impl FastSwitch {
             .expect("snapshot")
             .into_iter()
             .flat_map(|s| s.stats.notes)
+            .map(|n| n.text)
             .collect()
     }
 
@@ -194,6 +195,9 @@ fn send_paced(from: &Capture, frame: impl Fn(u32) -> Vec<u8>) {
 
 #[test]
 fn fast_path_pops_and_pushes_tags_and_follows_moves() {
+    if !vswitch_tests::root_or_skip("fast_path_pops_and_pushes_tags_and_follows_moves") {
+        return;
+    }
     let h1 = Host::for_afxdp("fx1", Ipv4Addr::new(10, 71, 0, 1));
     let h2 = Host::for_afxdp("fx2", Ipv4Addr::new(10, 71, 0, 2));
     let other = Host::for_afxdp("fxo", Ipv4Addr::new(10, 71, 0, 3));
@@ -310,6 +314,9 @@ fn fast_path_pops_and_pushes_tags_and_follows_moves() {
 
 #[test]
 fn ping_and_tcp_through_the_fast_path() {
+    if !vswitch_tests::root_or_skip("ping_and_tcp_through_the_fast_path") {
+        return;
+    }
     let (a, b, sw) = two_hosts("fxa", "fxb", 72, true);
     assert_ping_ok(&a, b.ip, 3);
     sw.wait_mirrored(100, a.mac, a.switch_if());
@@ -333,6 +340,11 @@ fn ping_and_tcp_through_the_fast_path() {
 /// path, and the workers' notes say why and what to change.
 #[test]
 fn fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects() {
+    if !vswitch_tests::root_or_skip(
+        "fast_path_keeps_frames_to_a_veth_whose_peer_cannot_take_redirects",
+    ) {
+        return;
+    }
     // b: the veth default, GRO off.
     let (a, b, sw) = two_hosts("fxg", "fxn", 73, false);
     let notes = bypass_notes(&sw, b.switch_if());
@@ -499,6 +511,11 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
 /// each such frame as `tx_ring_full`. Once the peer is up again the fast path resumes.
 #[test]
 fn frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently() {
+    if !vswitch_tests::root_or_skip(
+        "frames_to_a_veth_whose_peer_is_down_are_counted_not_lost_silently",
+    ) {
+        return;
+    }
     let (a, b, sw) = two_hosts("fxu", "fxd", 74, true);
     assert_eq!(bypass_notes(&sw, b.switch_if()), Vec::<String>::new());
     let ca = Capture::open_in(&a.ns, &a.ifname);

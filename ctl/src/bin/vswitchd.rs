@@ -99,16 +99,15 @@ fn main() -> anyhow::Result<()> {
     let (mut daemon, problems) = ctl::daemon::Daemon::start(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     for p in &problems {
-        if p.contains(ctl::daemon::FAST_PATH_UNAVAILABLE) {
-            tracing::warn!("vswitchd: {p}");
-        } else {
+        if p.is_port_down() {
             tracing::warn!("vswitchd: {p} (port kept down)");
+        } else {
+            tracing::warn!("vswitchd: {p}");
         }
     }
-    let metrics = daemon.config().metrics.listen.clone();
-    let mut server =
-        ctl::server::Server::bind(&args.socket, socket_group, metrics.as_deref(), signals)
-            .with_context(|| format!("control socket {}", args.socket.display()))?;
+    let metrics = daemon.valid_config().metrics;
+    let mut server = ctl::server::Server::bind(&args.socket, socket_group, metrics, signals)
+        .with_context(|| format!("control socket {}", args.socket.display()))?;
     if let Some(problem) =
         socket_group.and_then(|g| ctl::server::group_reach_problem(&args.socket, g))
     {

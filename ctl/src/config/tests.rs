@@ -2,8 +2,17 @@
 
 use super::*;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+fn parse(text: &str) -> Result<Config, ConfigFileError> {
     Config::parse(text, Path::new("test.toml"))
+}
+
+/// The line and the reason of a file the parser or the validation refused.
+fn line_and_reason(e: &ConfigFileError) -> Option<(usize, String)> {
+    match e {
+        ConfigFileError::Parse { line, reason, .. } => Some((*line, reason.clone())),
+        ConfigFileError::Invalid { line, problem, .. } => Some((*line, problem.to_string())),
+        _ => None,
+    }
 }
 
 const GOOD: &str = r#"
@@ -84,10 +93,8 @@ fn errors_name_the_line_and_reason() {
         ("[[bridge]]\nname = \"br0\"\n[[bridge]]\nname = \"br0\"\n", 2, "bridge br0: defined twice"),
     ];
     for (text, line, reason) in cases {
-        match parse(text) {
-            Err(ConfigError::Parse {
-                line: l, reason: r, ..
-            }) => {
+        match parse(text).as_ref().map_err(line_and_reason) {
+            Err(Some((l, r))) => {
                 assert!(
                     r.contains(reason),
                     "{text:?}: reason {r:?} lacks {reason:?}"
@@ -282,7 +289,7 @@ fn xdp_fast_path_bad_values_name_the_line_and_type() {
     ] {
         let text = format!("[datapath]\nworkers = 1\nxdp_fast_path = {value}\n");
         match parse(&text) {
-            Err(ConfigError::Parse { line, reason, .. }) => {
+            Err(ConfigFileError::Parse { line, reason, .. }) => {
                 assert_eq!(line, 3, "{value}: {reason}");
                 assert!(
                     reason.contains(&format!("invalid type: {got}, expected a boolean")),
@@ -404,7 +411,7 @@ fn poll_mode_parses_validates_and_round_trips() {
     assert!(!c.datapath.same_workers(&other));
 
     match parse("[datapath]\nworkers = 1\npoll_mode = \"busy\"\n") {
-        Err(ConfigError::Parse { line, reason, .. }) => {
+        Err(ConfigFileError::Parse { line, reason, .. }) => {
             assert_eq!(line, 3, "{reason}");
             assert!(
                 reason.contains("unknown poll mode \"busy\" (expected spin, adaptive or sleep)"),
@@ -419,4 +426,126 @@ fn poll_mode_parses_validates_and_round_trips() {
         "test.toml: line 2: datapath.adaptive_window_us: adaptive poll window 1.000001s is \
          longer than the maximum 1s"
     );
+}
+
+/// `validate` hands the daemon the values in the datapath's types, so it parses nothing
+/// again.
+#[test]
+fn validate_returns_datapath_types() {
+    let c = parse(GOOD).expect("valid");
+    let v = c.validate().expect("validated");
+    assert_eq!(v.metrics, Some("127.0.0.1:9464".parse().expect("addr")));
+    let b = &v.bridges["br0"];
+    assert_eq!(
+        b.ports["vm1"].vlan,
+        "access 100".parse::<PortVlan>().expect("vlan")
+    );
+    assert_eq!(b.ports["uplink"].mtu, 9000);
+    assert_eq!(
+        b.ports["uplink"].vlan.to_string(),
+        "trunk 100,200 native 5 tagged"
+    );
+    let vid = Vid::new(100).expect("vid");
+    let mac: MacAddr = "02:00:00:00:00:01".parse().expect("mac");
+    assert_eq!(
+        b.statics.iter().collect::<Vec<_>>(),
+        vec![(&(vid, mac), &"vm1".to_string())]
+    );
+}
+
+/// Every problem names the setting or the object it is about, which is where the file
+/// error points.
+#[test]
+fn problems_point_at_their_field() {
+    let e = ConfigError::Workers { value: 0, max: 8 };
+    assert_eq!(
+        e.field(),
+        Field::Key {
+            section: "datapath",
+            key: "workers"
+        }
+    );
+    let e = parse(
+        "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\nqueues = 0\n",
+    )
+    .expect_err("queues");
+    match e {
+        ConfigFileError::Invalid { line, problem, .. } => {
+            assert_eq!(line, 4, "{problem}");
+            assert_eq!(problem.field(), Field::Named("p1"));
+            assert_eq!(
+                *problem,
+                ConfigError::Port {
+                    bridge: "br0".into(),
+                    port: "p1".into(),
+                    problem: PortProblem::Queues(0)
+                }
+            );
+            assert_eq!(problem.path(), "bridge[br0].port[p1].queues");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// A static MAC is read in any case and with `-`, written in the canonical form, and a
+/// problem with it points at its `mac` line however the file writes it.
+#[test]
+fn static_macs_are_typed_and_found_in_any_case() {
+    let base =
+        "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\naccess = 10\n";
+    let upper = format!(
+        "{base}[[bridge.static_mac]]\nvlan = 10\nmac = \"02-00-00-00-00-AB\"\nport = \"p1\"\n"
+    );
+    let c = parse(&upper).expect("valid");
+    let mac: MacAddr = "02:00:00:00:00:ab".parse().expect("mac");
+    assert_eq!(c.bridges[0].static_macs[0].mac, mac);
+    assert!(
+        c.to_toml().contains("mac = \"02:00:00:00:00:ab\""),
+        "{}",
+        c.to_toml()
+    );
+    let e = parse(&upper.replace("vlan = 10", "vlan = 20")).expect_err("not a member");
+    assert_eq!(
+        e.to_string(),
+        "test.toml: line 9: static MAC 02:00:00:00:00:ab: port p1 does not carry VLAN 20"
+    );
+    let e = parse(&upper.replace("02-00-00-00-00-AB", "zz")).expect_err("not a MAC");
+    assert!(
+        e.to_string()
+            .starts_with("test.toml: line 9: invalid MAC address 'zz'"),
+        "{e}"
+    );
+}
+
+/// Each problem's path names the field, down to the bridge and port it belongs to.
+#[test]
+fn problem_paths_name_the_field() {
+    let port = |extra: &str| {
+        format!(
+            "[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntype = \"tap\"\n{extra}"
+        )
+    };
+    let path = |text: &str| match parse(text).expect_err(text) {
+        ConfigFileError::Invalid { problem, .. } => problem.path(),
+        other => panic!("{text:?}: expected a validation error, got {other:?}"),
+    };
+    for (text, want) in [
+        ("[datapath]\nburst = 0\n".to_string(), "datapath.burst"),
+        ("[fdb]\naging_secs = 0\n".to_string(), "fdb.aging_secs"),
+        (port("access = 4095\n"), "bridge[br0].port[p1].access"),
+        (port("trunk = \"9-1\"\n"), "bridge[br0].port[p1].trunk"),
+        (port("access = 5\nnative = 3\n"), "bridge[br0].port[p1].native"),
+        (port("mtu = 20\n"), "bridge[br0].port[p1].mtu"),
+        (port("interface = \"a/b\"\n"), "bridge[br0].port[p1].interface"),
+        (
+            port("access = 5\n[[bridge.static_mac]]\nvlan = 6\nmac = \"02:00:00:00:00:01\"\nport = \"p1\"\n"),
+            "bridge[br0].static_mac[02:00:00:00:00:01].vlan",
+        ),
+        (
+            "[[vf]]\npf = \"eth0\"\nvf = 1\nsettings = { spoofchk = true }\n[[vf]]\npf = \"eth0\"\nvf = 1\nsettings = { spoofchk = true }\n".to_string(),
+            "vf[eth0 1]",
+        ),
+    ] {
+        assert_eq!(path(&text), want, "{text:?}");
+    }
 }

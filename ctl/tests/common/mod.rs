@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use datapath::testutil::{self, Capture, Netns};
+pub use datapath::testutil::{self, root_or_skip, Capture, Netns};
 
 /// Daemons (pid, namespace) alive in this process, for the watchdog.
 static LIVE: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());

@@ -30,7 +30,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::veth::{PeerDrops, PeerNow, VethPeer};
-use super::{CpuShare, KernelDrops, PortError, RxPort, TxPort, XdpCounters};
+use super::{CpuShare, KernelDrops, NapiPinError, PortError, RxPort, TxPort, XdpCounters};
 use crate::fastpath::XdpProgram;
 use crate::offload::{complete_csum, Offload, Segments};
 use crate::pipeline::{TxDone, TxItem, MAX_BURST};
@@ -370,11 +370,11 @@ struct EgressWatch {
     peer: Option<VethPeer>,
     /// An ioctl socket in the peer's namespace (keyed by that namespace's id as numbered
     /// from here; `None`: this one), or why there is none.
-    ethtool: Option<(Option<i32>, Result<OwnedFd, String>)>,
+    ethtool: Option<(Option<i32>, Result<OwnedFd, EthtoolError>)>,
     /// Checks left before a failed namespace search is tried again (it reads /proc).
     retry_in: u32,
     /// `None`: the fast path may redirect into the port. `Some`: why not, for the operator.
-    note: Option<String>,
+    note: Option<Bypass>,
     /// Whether the port serves the fast path (else only the offload check runs).
     fast: bool,
     /// `Some` while the peer sends with TX checksum offload: its partial checksums cannot
@@ -384,6 +384,80 @@ struct EgressWatch {
 
 /// Checks between two searches for a peer namespace that was not found.
 const NETNS_RETRY_CHECKS: u32 = 10;
+
+/// Why known unicast to an AF_XDP port on a veth goes through the workers instead of
+/// the XDP fast path (the [`EgressWatch`] verdict, shown to the operator).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{ifname}: known unicast to this port goes through the workers, not the XDP fast path: \
+     {reason}"
+)]
+struct Bypass {
+    ifname: String,
+    reason: BypassReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BypassReason {
+    /// A veth that is down has no NAPI context either; the workers' transmit to it is
+    /// dropped too, but counted (tx_ring_full).
+    #[error("its veth peer {0} is down (checked every second)")]
+    PeerDown(String),
+    #[error(
+        "its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
+         redirected frames; `ethtool -K {name} gro on`{where_} enables it (checked every \
+         second)"
+    )]
+    GroOff { name: String, where_: &'static str },
+    #[error("cannot tell whether its veth peer receives redirected frames ({0})")]
+    Unknown(PeerUnknown),
+}
+
+/// Why the peer's state could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PeerUnknown {
+    #[error("rtnetlink: {0}")]
+    Rtnetlink(SysError),
+    #[error("peer has no name")]
+    NoName,
+    #[error("peer {name}: {source}")]
+    Gro { name: String, source: EthtoolError },
+}
+
+/// Why the peer's ethtool settings could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EthtoolError {
+    #[error("socket: {0}")]
+    Socket(SysError),
+    #[error("its namespace not found")]
+    NamespaceNotFound,
+    #[error("socket in its namespace: {0}")]
+    SocketInNamespace(SysError),
+    #[error("GRO: {0}")]
+    Gro(SysError),
+    #[error("no socket")]
+    NoSocket,
+}
+
+/// A failed system call's error, kept (and compared, by kind and errno) with a verdict
+/// that is re-checked every second.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+struct SysError(Arc<std::io::Error>);
+
+impl From<std::io::Error> for SysError {
+    fn from(e: std::io::Error) -> SysError {
+        SysError(Arc::new(e))
+    }
+}
+
+impl PartialEq for SysError {
+    fn eq(&self, other: &SysError) -> bool {
+        self.0.kind() == other.0.kind() && self.0.raw_os_error() == other.0.raw_os_error()
+    }
+}
+
+impl Eq for SysError {}
 
 impl EgressWatch {
     /// Watches `ifname` if it is a veth, with its first verdict in `note` (`fast`: the
@@ -407,7 +481,7 @@ impl EgressWatch {
 
     /// Checks again; returns the new fast-path verdict if it or the offload note changed
     /// (and records it).
-    fn recheck(&mut self) -> Option<Option<String>> {
+    fn recheck(&mut self) -> Option<Option<Bypass>> {
         let csum_was = self.csum_note.clone();
         let now = self.check().err();
         if now == self.note && self.csum_note == csum_was {
@@ -419,7 +493,10 @@ impl EgressWatch {
 
     /// Notes for the operator: the offload problem, then the fast-path verdict.
     fn notes(&self) -> impl Iterator<Item = String> + '_ {
-        self.csum_note.iter().chain(&self.note).cloned()
+        self.csum_note
+            .iter()
+            .cloned()
+            .chain(self.note.as_ref().map(ToString::to_string))
     }
 
     /// Reads whether the peer `name` sends with TX checksum offload and records the note.
@@ -441,26 +518,21 @@ impl EgressWatch {
         });
     }
 
-    fn check(&mut self) -> Result<(), String> {
+    fn check(&mut self) -> Result<(), Bypass> {
         let ifname = self.ifname.clone();
-        let bypass = |why: String| {
-            format!(
-                "{ifname}: known unicast to this port goes through the workers, not the XDP \
-                 fast path: {why}"
-            )
+        let bypass = |reason| Bypass {
+            ifname: ifname.clone(),
+            reason,
         };
-        let unknown = |why: String| {
-            bypass(format!(
-                "cannot tell whether its veth peer receives redirected frames ({why})"
-            ))
-        };
+        let unknown = |why| bypass(BypassReason::Unknown(why));
+        let rtnetlink = |e: std::io::Error| unknown(PeerUnknown::Rtnetlink(e.into()));
         let vp = match &mut self.peer {
             Some(vp) => vp,
             None => self
                 .peer
-                .insert(VethPeer::open(&ifname).map_err(|e| unknown(format!("rtnetlink: {e}")))?),
+                .insert(VethPeer::open(&ifname).map_err(rtnetlink)?),
         };
-        let peer = vp.now().map_err(|e| unknown(format!("rtnetlink: {e}")))?;
+        let peer = vp.now().map_err(rtnetlink)?;
         if let Some(name) = peer.link.name.clone() {
             self.check_tx_csum(&peer, &name);
         }
@@ -468,12 +540,7 @@ impl EgressWatch {
             return Ok(());
         }
         if !peer.link.up {
-            // A veth that is down has no NAPI context either; the workers' transmit to it
-            // is dropped too, but counted (tx_ring_full).
-            return Err(bypass(format!(
-                "its veth peer {} is down (checked every second)",
-                peer.name()
-            )));
+            return Err(bypass(BypassReason::PeerDown(peer.name())));
         }
         if peer.link.native_xdp {
             return Ok(());
@@ -482,24 +549,30 @@ impl EgressWatch {
             .link
             .name
             .clone()
-            .ok_or_else(|| unknown("peer has no name".into()))?;
+            .ok_or_else(|| unknown(PeerUnknown::NoName))?;
         let gro = self
             .ethtool_socket(peer.netnsid)
-            .and_then(|fd| netdev::gro_enabled_on(fd, &name).map_err(|e| format!("GRO: {e}")))
-            .map_err(|why| unknown(format!("peer {name}: {why}")))?;
+            .and_then(|fd| {
+                netdev::gro_enabled_on(fd, &name).map_err(|e| EthtoolError::Gro(e.into()))
+            })
+            .map_err(|source| {
+                unknown(PeerUnknown::Gro {
+                    name: name.clone(),
+                    source,
+                })
+            })?;
         if gro {
             return Ok(());
         }
-        Err(bypass(format!(
-            "its veth peer {name} has GRO off and no XDP program, so the kernel would drop \
-             redirected frames; `ethtool -K {name} gro on`{} enables it (checked every second)",
-            peer.where_()
-        )))
+        Err(bypass(BypassReason::GroOff {
+            name,
+            where_: peer.where_(),
+        }))
     }
 
     /// The ioctl socket for the namespace `nsid` numbers (opened when the peer is first
     /// seen there).
-    fn ethtool_socket(&mut self, nsid: Option<i32>) -> Result<&OwnedFd, String> {
+    fn ethtool_socket(&mut self, nsid: Option<i32>) -> Result<&OwnedFd, EthtoolError> {
         let stale = match &self.ethtool {
             Some((id, _)) if *id != nsid => true,
             Some((_, Err(_))) => self.retry_in == 0,
@@ -508,16 +581,16 @@ impl EgressWatch {
         };
         if stale {
             let fd = match nsid {
-                None => netdev::ioctl_socket().map_err(|e| format!("socket: {e}")),
+                None => netdev::ioctl_socket().map_err(|e| EthtoolError::Socket(e.into())),
                 Some(id) => match self
                     .peer
                     .as_mut()
                     .and_then(|p| netns_path_of(&mut p.sock, id))
                 {
-                    None => Err("its namespace not found".to_owned()),
+                    None => Err(EthtoolError::NamespaceNotFound),
                     Some(path) => crate::sys::netns::run_in(&path, netdev::ioctl_socket)
                         .and_then(|r| r)
-                        .map_err(|e| format!("socket in its namespace: {e}")),
+                        .map_err(|e| EthtoolError::SocketInNamespace(e.into())),
                 },
             };
             self.retry_in = NETNS_RETRY_CHECKS;
@@ -527,7 +600,7 @@ impl EgressWatch {
         match &self.ethtool {
             Some((_, Ok(fd))) => Ok(fd),
             Some((_, Err(e))) => Err(e.clone()),
-            None => Err("no socket".to_owned()),
+            None => Err(EthtoolError::NoSocket),
         }
     }
 }
@@ -1045,7 +1118,7 @@ impl RxPort for AfXdpRx {
         true
     }
 
-    fn serve_on_cpu(&mut self, cpu: usize) -> Result<CpuShare, String> {
+    fn serve_on_cpu(&mut self, cpu: usize) -> Result<CpuShare, NapiPinError> {
         if !self.info.fast_path || self.info.mode != AttachMode::Native {
             return Ok(CpuShare::default());
         }
@@ -1061,10 +1134,10 @@ impl RxPort for AfXdpRx {
                     note,
                 })
             }
-            Err(e) => Err(format!(
-                "{}: fast path stays in softirq context: {e}",
-                self.info.ifname
-            )),
+            Err(source) => Err(NapiPinError {
+                ifname: self.info.ifname.clone(),
+                source,
+            }),
         }
     }
 
@@ -1409,5 +1482,64 @@ impl TxPort for AfXdpPort {
     }
     fn flush(&mut self) {
         self.tx.flush()
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    /// The egress verdicts read as the operator's notes always did, and compare by cause
+    /// (a verdict re-checked every second is reported again only when it changes).
+    #[test]
+    fn bypass_verdicts_name_the_port_the_peer_and_the_fix() {
+        let bypass = |reason| Bypass {
+            ifname: "ve0".into(),
+            reason,
+        };
+        let head = "ve0: known unicast to this port goes through the workers, not the XDP \
+                    fast path: ";
+        assert_eq!(
+            bypass(BypassReason::PeerDown("ve1".into())).to_string(),
+            format!("{head}its veth peer ve1 is down (checked every second)")
+        );
+        assert_eq!(
+            bypass(BypassReason::GroOff {
+                name: "ve1".into(),
+                where_: " (in its namespace)",
+            })
+            .to_string(),
+            format!(
+                "{head}its veth peer ve1 has GRO off and no XDP program, so the kernel would \
+                 drop redirected frames; `ethtool -K ve1 gro on` (in its namespace) enables \
+                 it (checked every second)"
+            )
+        );
+        let enodev = || SysError::from(std::io::Error::from_raw_os_error(libc::ENODEV));
+        let unknown = bypass(BypassReason::Unknown(PeerUnknown::Gro {
+            name: "ve1".into(),
+            source: EthtoolError::Gro(enodev()),
+        }));
+        assert_eq!(
+            unknown.to_string(),
+            format!(
+                "{head}cannot tell whether its veth peer receives redirected frames (peer ve1: \
+                 GRO: {})",
+                std::io::Error::from_raw_os_error(libc::ENODEV)
+            )
+        );
+        assert_eq!(
+            unknown,
+            bypass(BypassReason::Unknown(PeerUnknown::Gro {
+                name: "ve1".into(),
+                source: EthtoolError::Gro(enodev()),
+            }))
+        );
+        assert_ne!(
+            EthtoolError::Gro(enodev()),
+            EthtoolError::Gro(SysError::from(std::io::Error::from_raw_os_error(
+                libc::EPERM
+            )))
+        );
     }
 }

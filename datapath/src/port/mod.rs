@@ -200,7 +200,7 @@ pub trait RxPort: Send {
     /// Called by the worker that polls this port, with the CPU it is pinned to: a port
     /// whose frames are (also) forwarded in the kernel by the XDP fast path moves that
     /// kernel work onto the same CPU (threaded NAPI). `Err`: why it could not.
-    fn serve_on_cpu(&mut self, _cpu: usize) -> Result<CpuShare, String> {
+    fn serve_on_cpu(&mut self, _cpu: usize) -> Result<CpuShare, NapiPinError> {
         Ok(CpuShare::default())
     }
     /// What the operator should know about how this port is served now (e.g. frames to
@@ -248,6 +248,16 @@ pub struct CpuShare {
     pub kernel_threads: bool,
     /// Advice for the operator about this arrangement (shown with the worker's notes).
     pub note: Option<String>,
+}
+
+/// Why [`RxPort::serve_on_cpu`] could not move a port's fast-path kernel work onto the
+/// worker's CPU (threaded NAPI); the port still works, its fast path in softirq context.
+#[derive(Debug, thiserror::Error)]
+#[error("{ifname}: fast path stays in softirq context: {source}")]
+pub struct NapiPinError {
+    pub ifname: String,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// The transmit half of a port.

@@ -570,6 +570,10 @@ mod tests {
 
     #[test]
     fn set_mtu_in_place_follows_the_device_into_its_namespace() {
+        if !crate::testutil::root_or_skip("set_mtu_in_place_follows_the_device_into_its_namespace")
+        {
+            return;
+        }
         let ns = Netns::new("tm");
         let name = unique_name("tm");
         let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
@@ -659,6 +663,11 @@ mod tests {
 
     #[test]
     fn frames_the_device_queue_had_no_room_for_are_kernel_drops_wherever_it_moved() {
+        if !crate::testutil::root_or_skip(
+            "frames_the_device_queue_had_no_room_for_are_kernel_drops_wherever_it_moved",
+        ) {
+            return;
+        }
         let ns = Netns::new("tq");
         let ns2 = Netns::new("tq");
         let name = unique_name("tq");
@@ -699,6 +708,11 @@ mod tests {
 
     #[test]
     fn frames_longer_than_a_slot_are_dropped_whole_and_counted_oversize() {
+        if !crate::testutil::root_or_skip(
+            "frames_longer_than_a_slot_are_dropped_whole_and_counted_oversize",
+        ) {
+            return;
+        }
         let ns = Netns::new("to");
         let name = unique_name("to");
         let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");

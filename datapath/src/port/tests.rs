@@ -1,5 +1,6 @@
-//! Port backend tests. The AF_XDP and tap tests need root (CI runs as root): each builds
-//! its own veth pair / namespace / tap with unique names, removed on drop.
+//! Port backend tests. The AF_XDP and tap tests need root (CI runs as root; as another
+//! user they skip, saying so): each builds its own veth pair / namespace / tap with
+//! unique names, removed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -85,6 +86,9 @@ fn open_veth(pair: &VethPair) -> AfXdpPort {
 
 #[test]
 fn afxdp_rx_receives_frame_sent_by_peer() {
+    if !crate::testutil::root_or_skip("afxdp_rx_receives_frame_sent_by_peer") {
+        return;
+    }
     let ns = Netns::new("xr");
     let pair = VethPair::new("xr");
     ns.adopt(&pair.b);
@@ -104,6 +108,9 @@ fn afxdp_rx_receives_frame_sent_by_peer() {
 /// before the port opened are not.
 #[test]
 fn afxdp_counts_frames_its_veth_peer_dropped() {
+    if !crate::testutil::root_or_skip("afxdp_counts_frames_its_veth_peer_dropped") {
+        return;
+    }
     let ns = Netns::new("xp");
     let pair = VethPair::new("xp");
     ns.adopt(&pair.b);
@@ -173,6 +180,9 @@ fn afxdp_counts_frames_its_veth_peer_dropped() {
 /// up in `kernel_drops` within about a second without anyone asking the kernel.
 #[test]
 fn veth_peer_drops_are_read_in_the_background() {
+    if !crate::testutil::root_or_skip("veth_peer_drops_are_read_in_the_background") {
+        return;
+    }
     let ns = Netns::new("xb");
     let pair = VethPair::new("xb");
     ns.adopt(&pair.b);
@@ -213,6 +223,9 @@ fn wait_carrier(ifname: &str) {
 
 #[test]
 fn afxdp_tx_reaches_peer_with_exact_bytes() {
+    if !crate::testutil::root_or_skip("afxdp_tx_reaches_peer_with_exact_bytes") {
+        return;
+    }
     let ns = Netns::new("xt");
     let pair = VethPair::new("xt");
     ns.adopt(&pair.b);
@@ -234,6 +247,9 @@ fn afxdp_tx_reaches_peer_with_exact_bytes() {
 
 #[test]
 fn afxdp_vlan_edits_round_trip_tagged_frames() {
+    if !crate::testutil::root_or_skip("afxdp_vlan_edits_round_trip_tagged_frames") {
+        return;
+    }
     let ns = Netns::new("xv");
     let pair = VethPair::new("xv");
     ns.adopt(&pair.b);
@@ -285,6 +301,9 @@ fn assert_each_seq_once(frames: &[Vec<u8>], n: u32) {
 
 #[test]
 fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
+    if !crate::testutil::root_or_skip("afxdp_burst_of_64_delivered_exactly_once_both_ways") {
+        return;
+    }
     let ns = Netns::new("xb");
     let pair = VethPair::new("xb");
     ns.adopt(&pair.b);
@@ -338,6 +357,9 @@ fn afxdp_burst_of_64_delivered_exactly_once_both_ways() {
 
 #[test]
 fn afxdp_two_queues_receive_each_frame_once() {
+    if !crate::testutil::root_or_skip("afxdp_two_queues_receive_each_frame_once") {
+        return;
+    }
     let ns = Netns::new("xq");
     let pair = VethPair::with_queues("xq", 2);
     ns.adopt(&pair.b);
@@ -360,6 +382,9 @@ fn afxdp_two_queues_receive_each_frame_once() {
 /// CPU sends on the one queue given all of them.
 #[test]
 fn afxdp_frames_on_an_unbound_queue_are_dropped_and_counted() {
+    if !crate::testutil::root_or_skip("afxdp_frames_on_an_unbound_queue_are_dropped_and_counted") {
+        return;
+    }
     let ns = Netns::new("xu");
     let pair = VethPair::with_queues("xu", 2);
     ns.adopt(&pair.b);
@@ -409,6 +434,9 @@ fn afxdp_frames_on_an_unbound_queue_are_dropped_and_counted() {
 
 #[test]
 fn afxdp_generic_mode_is_reported_and_works() {
+    if !crate::testutil::root_or_skip("afxdp_generic_mode_is_reported_and_works") {
+        return;
+    }
     let ns = Netns::new("xg");
     let pair = VethPair::new("xg");
     ns.adopt(&pair.b);
@@ -424,6 +452,9 @@ fn afxdp_generic_mode_is_reported_and_works() {
 
 #[test]
 fn afxdp_native_mode_on_driver_without_xdp_is_specific_error() {
+    if !crate::testutil::root_or_skip("afxdp_native_mode_on_driver_without_xdp_is_specific_error") {
+        return;
+    }
     let br = crate::testutil::unique_name("xn");
     crate::testutil::run("ip", &["link", "add", &br, "type", "bridge"]);
     struct Del(String);
@@ -455,6 +486,9 @@ fn afxdp_nonexistent_interface_is_specific_error() {
 
 #[test]
 fn afxdp_queue_out_of_range_is_specific_error() {
+    if !crate::testutil::root_or_skip("afxdp_queue_out_of_range_is_specific_error") {
+        return;
+    }
     let pair = VethPair::new("xo");
     let mut cfg = AfXdpConfig::new(pair.a.clone());
     cfg.queues = vec![0, 5];
@@ -484,6 +518,9 @@ fn afxdp_queue_out_of_range_is_specific_error() {
 
 #[test]
 fn afxdp_drop_detaches_program() {
+    if !crate::testutil::root_or_skip("afxdp_drop_detaches_program") {
+        return;
+    }
     let pair = VethPair::new("xd");
     let idx = crate::sys::netdev::if_index(&pair.a).expect("ifindex");
     let port = open_veth(&pair);
@@ -507,6 +544,9 @@ fn afxdp_drop_detaches_program() {
 /// `afxdp_stale_program_after_kill_is_replaced`).
 #[test]
 fn afxdp_forgotten_port_keeps_queue_busy() {
+    if !crate::testutil::root_or_skip("afxdp_forgotten_port_keeps_queue_busy") {
+        return;
+    }
     let pair = VethPair::new("xf");
     std::mem::forget(open_veth(&pair));
     let err = AfXdpPort::open(&AfXdpConfig::new(pair.a.clone())).expect_err("queue still bound");
@@ -538,6 +578,9 @@ fn afxdp_stale_child() {
 
 #[test]
 fn afxdp_stale_program_after_kill_is_replaced() {
+    if !crate::testutil::root_or_skip("afxdp_stale_program_after_kill_is_replaced") {
+        return;
+    }
     let ns = Netns::new("xk");
     let pair = VethPair::new("xk");
     ns.adopt(&pair.b);
@@ -639,6 +682,9 @@ fn afxdp_stale_program_after_kill_is_replaced() {
 /// silently.)
 #[test]
 fn afxdp_foreign_program_is_kept_unless_replacing_is_asked() {
+    if !crate::testutil::root_or_skip("afxdp_foreign_program_is_kept_unless_replacing_is_asked") {
+        return;
+    }
     let ns = Netns::new("xy");
     let pair = VethPair::new("xy");
     ns.adopt(&pair.b);
@@ -692,6 +738,9 @@ fn tap_name(prefix: &str) -> String {
 
 #[test]
 fn tap_receives_frame_written_on_kernel_side() {
+    if !crate::testutil::root_or_skip("tap_receives_frame_written_on_kernel_side") {
+        return;
+    }
     let ns = Netns::new("tr");
     let name = tap_name("tr");
     let mut port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
@@ -705,6 +754,9 @@ fn tap_receives_frame_written_on_kernel_side() {
 
 #[test]
 fn tap_transmits_to_kernel_side_with_edit_and_mtu() {
+    if !crate::testutil::root_or_skip("tap_transmits_to_kernel_side_with_edit_and_mtu") {
+        return;
+    }
     let ns = Netns::new("tt");
     let name = tap_name("tt");
     let mut cfg = TapConfig::new(name.clone());
@@ -746,6 +798,9 @@ fn tap_transmits_to_kernel_side_with_edit_and_mtu() {
 
 #[test]
 fn tap_burst_of_64_received_exactly_once() {
+    if !crate::testutil::root_or_skip("tap_burst_of_64_received_exactly_once") {
+        return;
+    }
     let name = tap_name("tb");
     let mut port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
     crate::testutil::disable_ipv6(&name);
@@ -759,6 +814,9 @@ fn tap_burst_of_64_received_exactly_once() {
 
 #[test]
 fn tap_device_disappears_on_drop() {
+    if !crate::testutil::root_or_skip("tap_device_disappears_on_drop") {
+        return;
+    }
     let name = tap_name("td");
     let port = TapPort::create(&TapConfig::new(name.clone())).expect("create tap");
     assert!(crate::sys::netdev::if_index(&name).is_some());
@@ -899,6 +957,11 @@ fn afxdp_tx_rate_on_veth() {
 
 #[test]
 fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
+    if !crate::testutil::root_or_skip(
+        "afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest",
+    ) {
+        return;
+    }
     let ns = Netns::new("xb");
     let pair = VethPair::new("xb");
     ns.adopt(&pair.b);
@@ -938,6 +1001,9 @@ fn afxdp_tx_skips_a_frame_too_long_for_its_umem_frames_and_sends_the_rest() {
 /// whole (linearized), in order with small ones.
 #[test]
 fn afxdp_multi_buffer_carries_jumbo_frames_both_ways() {
+    if !crate::testutil::root_or_skip("afxdp_multi_buffer_carries_jumbo_frames_both_ways") {
+        return;
+    }
     let ns = Netns::new("xj");
     let pair = VethPair::new("xj");
     ns.adopt(&pair.b);

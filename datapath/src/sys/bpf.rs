@@ -956,6 +956,9 @@ mod tests {
 
     #[test]
     fn program_loads_and_maps_round_trip() {
+        if !crate::testutil::root_or_skip("program_loads_and_maps_round_trip") {
+            return;
+        }
         {
             // Needs root (BPF), like the rest of the datapath's port tests.
             let o = XdpObject::load(1024, true).expect("load XDP object (root, BPF)");

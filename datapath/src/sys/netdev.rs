@@ -365,6 +365,9 @@ mod tests {
     /// The ethtool reads on a veth pair (root: creates the pair).
     #[test]
     fn ethtool_reads_driver_gro_and_tx_csum_of_a_veth() {
+        if !crate::testutil::root_or_skip("ethtool_reads_driver_gro_and_tx_csum_of_a_veth") {
+            return;
+        }
         let v = crate::testutil::VethPair::new("et");
         assert_eq!(driver_name(&v.a).expect("driver"), "veth");
         let sock = ioctl_socket().expect("socket");

@@ -175,6 +175,9 @@ mod tests {
     /// be read from here.
     #[test]
     fn veth_peer_and_its_counters_across_namespaces() {
+        if !crate::testutil::root_or_skip("veth_peer_and_its_counters_across_namespaces") {
+            return;
+        }
         let veth = VethPair::new("rt");
         let ns = Netns::new("rt");
         let ia = netdev::if_index(&veth.a).expect("ifindex");

@@ -572,6 +572,9 @@ mod tests {
 
     #[test]
     fn send_buffer_is_raised_beyond_the_default() {
+        if !crate::testutil::root_or_skip("send_buffer_is_raised_beyond_the_default") {
+            return;
+        }
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
         let fd = s.as_raw_fd();
         // 8 MiB is above net.core.wmem_max's usual default (208 KiB - 4 MiB); as root
