@@ -1,0 +1,289 @@
+//! Attachments of SR-IOV VFs (`deviceID`): the VF's own netdev moves into the pod; its
+//! VLAN, MAC, spoofchk, trust, link state and rates are set through the `sriov` library,
+//! which journals the VF's original state first; DEL puts the netdev back (name, MAC,
+//! MTU, up or down as it was) and restores the VF from the journal, exactly.
+//!
+//! The VF is switched by its NIC, not by vswitchd: it gets no switch port.
+//!
+//! Invariants: the attachment's record (with the netdev's original name, MAC, MTU) is
+//! written before the VF is touched, so DEL (also the rollback of a failed ADD) knows
+//! what to put back; DEL moves back only the device whose PCI address is the VF's.
+
+use std::fs::File;
+
+use sriov::host::Rtnl as VfRtnl;
+use sriov::journal::Journal;
+use sriov::netlink::{NetlinkError, VfSetting};
+use sriov::sysfs::Sysfs;
+use sriov::{Host, VfDesired, VfError, VfState};
+
+use super::conf::NetConf;
+use super::env::Env;
+use super::error::{internal, invalid_config, CniError, Code};
+use super::rtnl::Rtnl;
+use super::sandbox::{self, nl};
+use super::state::VfRecord;
+use super::types::Interface;
+
+/// The rtnetlink backend of VF settings, boxed (a netlink socket, or a fake PF driver in
+/// tests).
+pub struct DynRtnl(pub Box<dyn VfRtnl + Send>);
+
+impl std::fmt::Debug for DynRtnl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynRtnl")
+    }
+}
+
+impl VfRtnl for DynRtnl {
+    fn vf_states(&mut self, pf: &str) -> Result<(u32, Vec<VfState>), NetlinkError> {
+        self.0.vf_states(pf)
+    }
+    fn set_vf(&mut self, ifindex: u32, vf: u32, setting: &VfSetting) -> Result<(), NetlinkError> {
+        self.0.set_vf(ifindex, vf, setting)
+    }
+}
+
+/// Where a VF is: its PF, index, PCI address and (host) netdev.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfLocation {
+    pub pf: String,
+    pub vf: u32,
+    pub pci: String,
+    /// The netdev's name in the host namespace, when it is there.
+    pub netdev: Option<String>,
+}
+
+/// "03:02.1" -> "0000:03:02.1".
+fn full_pci(dev: &str) -> String {
+    if dev.matches(':').count() == 1 {
+        format!("0000:{dev}")
+    } else {
+        dev.to_string()
+    }
+}
+
+/// Finds the VF at PCI address `device_id` among the SR-IOV PFs of `sysfs`.
+pub fn locate(sysfs: &Sysfs, device_id: &str) -> Result<VfLocation, CniError> {
+    let pci = full_pci(device_id);
+    let pfs = sysfs
+        .pfs()
+        .map_err(|e| CniError::new(Code::Io, format!("deviceID {device_id}: {e}")))?;
+    for pf in pfs {
+        if let Some(v) = pf.vfs.iter().find(|v| v.pci.eq_ignore_ascii_case(&pci)) {
+            return Ok(VfLocation {
+                pf: pf.name.clone(),
+                vf: v.vf,
+                pci: v.pci.clone(),
+                netdev: v.netdevs.first().cloned(),
+            });
+        }
+    }
+    Err(invalid_config(format!(
+        "deviceID {device_id}: not a VF of any SR-IOV PF on this host"
+    )))
+}
+
+fn vf_err(e: VfError) -> CniError {
+    match e {
+        e @ (VfError::Invalid { .. } | VfError::TrunkUnsupported { .. }) => {
+            invalid_config(e.to_string())
+        }
+        e => internal(e.to_string()),
+    }
+}
+
+/// The VF's host netdev as it is before ADD (what DEL puts back).
+pub fn prepare(sysfs: &Sysfs, device_id: &str) -> Result<VfRecord, CniError> {
+    let loc = locate(sysfs, device_id)?;
+    let netdev = loc.netdev.clone().ok_or_else(|| {
+        invalid_config(format!(
+            "deviceID {device_id}: VF {} of {} has no netdev in this namespace (bound to \
+             vfio-pci or another userspace driver, or in use by another pod)",
+            loc.vf, loc.pf
+        ))
+    })?;
+    let mut host = Rtnl::open().map_err(nl)?;
+    let l = sandbox::link(&mut host, &netdev, "the host namespace")?;
+    Ok(VfRecord {
+        pf: loc.pf,
+        vf: loc.vf,
+        pci: loc.pci,
+        netdev,
+        mac: l.mac_text(),
+        mtu: l.mtu,
+        up: l.up,
+    })
+}
+
+/// Sets the VF up (journaled) and moves its netdev into the pod as `CNI_IFNAME`.
+pub fn add<R: VfRtnl>(
+    vfs: &mut Host<R>,
+    env: &Env,
+    conf: &NetConf,
+    rec: &VfRecord,
+    mac: Option<sriov::MacAddr>,
+    ns: &File,
+) -> Result<(Vec<Interface>, usize), CniError> {
+    let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
+    if pod.link(&env.ifname).map_err(nl)?.is_some() {
+        return Err(internal(format!(
+            "interface {} already exists in {}",
+            env.ifname, env.netns
+        )));
+    }
+    let mut cfg = conf.vf.clone();
+    cfg.mac = mac;
+    if !cfg.is_empty() {
+        vfs.set(&rec.pf, rec.vf, &cfg).map_err(vf_err)?;
+    }
+    let mut host = Rtnl::open().map_err(nl)?;
+    let l = sandbox::link(&mut host, &rec.netdev, "the host namespace")?;
+    host.set_up(l.index, false).map_err(nl)?;
+    host.move_to(l.index, ns, &env.ifname).map_err(nl)?;
+    let p = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
+    if mac.is_some() || conf.mtu.is_some() {
+        pod.set_link(p.index, None, mac.map(|m| m.0), conf.mtu)
+            .map_err(nl)?;
+    }
+    pod.set_up(p.index, true).map_err(nl)?;
+    let p = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
+    Ok((
+        vec![Interface {
+            name: env.ifname.clone(),
+            mac: p.mac_text(),
+            mtu: Some(p.mtu),
+            sandbox: Some(env.netns.clone()),
+            pci_id: Some(rec.pci.clone()),
+        }],
+        0,
+    ))
+}
+
+/// Whether `l` (seen in the pod) is the VF at `pci`: its parent device says so where the
+/// kernel reports it; otherwise a device that is no virtual kind is taken to be it.
+fn is_the_vf(l: &super::rtnl::Link, pci: &str) -> bool {
+    match &l.parent {
+        Some(parent) => parent.eq_ignore_ascii_case(pci),
+        None => l.kind.is_none(),
+    }
+}
+
+/// Puts the VF's netdev back in the host namespace as it was and restores the VF's
+/// settings from the journal. Every step runs; the first error is returned.
+pub fn del<R: VfRtnl>(
+    vfs: &mut Host<R>,
+    sysfs: &Sysfs,
+    env: &Env,
+    rec: &VfRecord,
+) -> Result<(), CniError> {
+    let netdev = return_netdev(sysfs, env, rec);
+    let settings = match vfs.restore(&rec.pf, rec.vf) {
+        Ok(_) | Err(VfError::NotJournaled { .. }) => Ok(()),
+        Err(e) => Err(vf_err(e)),
+    };
+    netdev.and(settings)
+}
+
+fn return_netdev(sysfs: &Sysfs, env: &Env, rec: &VfRecord) -> Result<(), CniError> {
+    if sandbox::alive(&env.netns) {
+        let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
+        if let Some(l) = pod.link(&env.ifname).map_err(nl)? {
+            if is_the_vf(&l, &rec.pci) {
+                let host_ns = File::open("/proc/self/ns/net")
+                    .map_err(|e| CniError::new(Code::Io, format!("/proc/self/ns/net: {e}")))?;
+                pod.set_up(l.index, false).map_err(nl)?;
+                pod.move_to(l.index, &host_ns, &rec.netdev).map_err(nl)?;
+            }
+        }
+    }
+    // Back in the host namespace (moved above, or by the kernel when the pod's namespace
+    // went away, then possibly renamed devN): find it by its PCI address.
+    let Some(name) = locate(sysfs, &rec.pci).ok().and_then(|l| l.netdev) else {
+        return Ok(());
+    };
+    let mut host = Rtnl::open().map_err(nl)?;
+    let Some(l) = host.link(&name).map_err(nl)? else {
+        return Ok(());
+    };
+    host.set_up(l.index, false).map_err(nl)?;
+    let mac = rec
+        .mac
+        .as_deref()
+        .and_then(|m| m.parse::<sriov::MacAddr>().ok())
+        .map(|m| m.0);
+    let rename = (name != rec.netdev).then_some(rec.netdev.as_str());
+    host.set_link(l.index, rename, mac.filter(|m| Some(*m) != l.mac), Some(rec.mtu).filter(|m| *m != l.mtu))
+        .map_err(nl)?;
+    if rec.up {
+        host.set_up(l.index, true).map_err(nl)?;
+    }
+    Ok(())
+}
+
+/// Checks the VF's netdev in the pod (up, MTU, MAC) and its settings against the
+/// configuration (the journal's desired state).
+pub fn check<R: VfRtnl>(
+    vfs: &mut Host<R>,
+    env: &Env,
+    conf: &NetConf,
+    rec: &VfRecord,
+    requested_mac: Option<sriov::MacAddr>,
+    want_mac: Option<&str>,
+) -> Result<(), CniError> {
+    let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
+    let l = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
+    if !is_the_vf(&l, &rec.pci) {
+        return Err(internal(format!(
+            "{} in {} is not the VF at {}",
+            env.ifname, env.netns, rec.pci
+        )));
+    }
+    if !l.up {
+        return Err(internal(format!("{} in {} is down", env.ifname, env.netns)));
+    }
+    if let Some(mtu) = conf.mtu.filter(|m| *m != l.mtu) {
+        return Err(internal(format!(
+            "{}: MTU {}, the network says {mtu}",
+            env.ifname, l.mtu
+        )));
+    }
+    if let Some(m) = want_mac {
+        let have = l.mac_text().unwrap_or_default();
+        if !have.eq_ignore_ascii_case(m) {
+            return Err(internal(format!(
+                "{}: MAC {have}, the previous result says {m}",
+                env.ifname
+            )));
+        }
+    }
+    let mut cfg = conf.vf.clone();
+    cfg.mac = requested_mac;
+    if cfg.is_empty() {
+        return Ok(());
+    }
+    let drift = vfs
+        .drift(&[VfDesired {
+            pf: rec.pf.clone(),
+            vf: rec.vf,
+            config: cfg,
+        }])
+        .map_err(vf_err)?;
+    match drift.first() {
+        None => Ok(()),
+        Some(d) => Err(internal(format!(
+            "pf {} vf {}: {} is {}, the network says {}",
+            rec.pf, rec.vf, d.setting, d.live, d.desired
+        ))),
+    }
+}
+
+/// The VF settings host for `conf`: sysfs at `sysfs_root`, the journal in the
+/// configuration's `sriovStateDir`.
+pub fn host(sysfs_root: &std::path::Path, conf: &NetConf, rtnl: DynRtnl) -> Host<DynRtnl> {
+    Host::new(
+        Sysfs::new(sysfs_root),
+        Journal::new(&conf.sriov_state_dir),
+        rtnl,
+    )
+}
