@@ -179,11 +179,21 @@ fn add(env: &Env, node: &Node, conf: &NetConf, stdin: &[u8]) -> Result<CniResult
         vf: vf_rec,
     };
     rec.save(&conf.state_dir)?;
+    let mut rec = rec;
     let created = (|| {
-        let (interfaces, index) = match (&sw, &rec.vf) {
-            (Some(sw), _) => port::add(env, conf, sw, mac, &ns)?,
-            (None, Some(v)) => vf::add(&mut node.vf_host(conf)?, env, conf, v, mac, &ns)?,
-            (None, None) => return Err(internal("attachment without a port or a VF")),
+        let (interfaces, index) = if let Some(sw) = &sw {
+            port::add(env, conf, sw, mac, &ns)?
+        } else if let Some(v) = rec.vf.clone() {
+            let (interfaces, index, pod_ifindex) =
+                vf::add(&mut node.vf_host(conf)?, env, conf, &v, mac, &ns)?;
+            rec.vf = Some(state::VfRecord {
+                pod_ifindex: Some(pod_ifindex),
+                ..v
+            });
+            rec.save(&conf.state_dir)?;
+            (interfaces, index)
+        } else {
+            return Err(internal("attachment without a port or a VF"));
         };
         let mut result = conf.prev_result.clone().unwrap_or_default();
         let index = result.interfaces.len() + index;

@@ -28,6 +28,9 @@ pub struct VfRecord {
     pub mac: Option<String>,
     pub mtu: u32,
     pub up: bool,
+    /// Its index in the pod once moved there: DEL moves back only that device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ifindex: Option<u32>,
 }
 
 /// One attachment.

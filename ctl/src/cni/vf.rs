@@ -7,7 +7,9 @@
 //!
 //! Invariants: the attachment's record (with the netdev's original name, MAC, MTU) is
 //! written before the VF is touched, so DEL (also the rollback of a failed ADD) knows
-//! what to put back; DEL moves back only the device whose PCI address is the VF's.
+//! what to put back; once the netdev is in the pod its index there is recorded, and DEL
+//! moves back only that device (and, where the kernel names a parent device, only if it
+//! is the VF's PCI address), never an interface of the pod's that merely has the name.
 
 use std::fs::File;
 
@@ -113,10 +115,13 @@ pub fn prepare(sysfs: &Sysfs, device_id: &str) -> Result<VfRecord, CniError> {
         mac: l.mac_text(),
         mtu: l.mtu,
         up: l.up,
+        pod_ifindex: None,
     })
 }
 
-/// Sets the VF up (journaled) and moves its netdev into the pod as `CNI_IFNAME`.
+/// Sets the VF up (journaled) and moves its netdev into the pod as `CNI_IFNAME`; returns
+/// the result's interfaces, the pod interface's position among them, and its index in
+/// the pod (for the record).
 pub fn add<R: VfRtnl>(
     vfs: &mut Host<R>,
     env: &Env,
@@ -124,7 +129,7 @@ pub fn add<R: VfRtnl>(
     rec: &VfRecord,
     mac: Option<sriov::MacAddr>,
     ns: &File,
-) -> Result<(Vec<Interface>, usize), CniError> {
+) -> Result<(Vec<Interface>, usize, u32), CniError> {
     let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
     if pod.link(&env.ifname).map_err(nl)?.is_some() {
         return Err(internal(format!(
@@ -157,16 +162,18 @@ pub fn add<R: VfRtnl>(
             pci_id: Some(rec.pci.clone()),
         }],
         0,
+        p.index,
     ))
 }
 
-/// Whether `l` (seen in the pod) is the VF at `pci`: its parent device says so where the
-/// kernel reports it; otherwise a device that is no virtual kind is taken to be it.
-fn is_the_vf(l: &super::rtnl::Link, pci: &str) -> bool {
-    match &l.parent {
-        Some(parent) => parent.eq_ignore_ascii_case(pci),
-        None => l.kind.is_none(),
-    }
+/// Whether `l` (seen in the pod) is the VF's netdev that ADD moved there: the index
+/// recorded then, and the VF's PCI address as parent where the kernel reports one.
+fn is_the_vf(l: &super::rtnl::Link, rec: &VfRecord) -> bool {
+    rec.pod_ifindex == Some(l.index)
+        && l
+            .parent
+            .as_deref()
+            .is_none_or(|p| p.eq_ignore_ascii_case(&rec.pci))
 }
 
 /// Puts the VF's netdev back in the host namespace as it was and restores the VF's
@@ -189,7 +196,7 @@ fn return_netdev(sysfs: &Sysfs, env: &Env, rec: &VfRecord) -> Result<(), CniErro
     if sandbox::alive(&env.netns) {
         let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
         if let Some(l) = pod.link(&env.ifname).map_err(nl)? {
-            if is_the_vf(&l, &rec.pci) {
+            if is_the_vf(&l, rec) {
                 let host_ns = File::open("/proc/self/ns/net")
                     .map_err(|e| CniError::new(Code::Io, format!("/proc/self/ns/net: {e}")))?;
                 pod.set_up(l.index, false).map_err(nl)?;
@@ -233,7 +240,7 @@ pub fn check<R: VfRtnl>(
 ) -> Result<(), CniError> {
     let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
     let l = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
-    if !is_the_vf(&l, &rec.pci) {
+    if !is_the_vf(&l, rec) {
         return Err(internal(format!(
             "{} in {} is not the VF at {}",
             env.ifname, env.netns, rec.pci
