@@ -184,14 +184,15 @@ fn add(env: &Env, node: &Node, conf: &NetConf, stdin: &[u8]) -> Result<CniResult
         let (interfaces, index) = if let Some(sw) = &sw {
             port::add(env, conf, sw, mac, &ns)?
         } else if let Some(v) = rec.vf.clone() {
-            let (interfaces, index, pod_ifindex) =
-                vf::add(&mut node.vf_host(conf)?, env, conf, &v, mac, &ns)?;
-            rec.vf = Some(state::VfRecord {
-                pod_ifindex: Some(pod_ifindex),
-                ..v
-            });
-            rec.save(&conf.state_dir)?;
-            (interfaces, index)
+            // Recorded as soon as it is in the pod, so that DEL brings it back.
+            let mut moved = |pod_ifindex: u32| {
+                rec.vf = Some(state::VfRecord {
+                    pod_ifindex: Some(pod_ifindex),
+                    ..v.clone()
+                });
+                rec.save(&conf.state_dir)
+            };
+            vf::add(&mut node.vf_host(conf)?, env, conf, &v, mac, &ns, &mut moved)?
         } else {
             return Err(internal("attachment without a port or a VF"));
         };

@@ -119,9 +119,9 @@ pub fn prepare(sysfs: &Sysfs, device_id: &str) -> Result<VfRecord, CniError> {
     })
 }
 
-/// Sets the VF up (journaled) and moves its netdev into the pod as `CNI_IFNAME`; returns
-/// the result's interfaces, the pod interface's position among them, and its index in
-/// the pod (for the record).
+/// Sets the VF up (journaled) and moves its netdev into the pod as `CNI_IFNAME`; tells
+/// `moved` the netdev's index in the pod as soon as it is there (for the record); returns
+/// the result's interfaces and the pod interface's position among them.
 pub fn add<R: VfRtnl>(
     vfs: &mut Host<R>,
     env: &Env,
@@ -129,7 +129,8 @@ pub fn add<R: VfRtnl>(
     rec: &VfRecord,
     mac: Option<sriov::MacAddr>,
     ns: &File,
-) -> Result<(Vec<Interface>, usize, u32), CniError> {
+    moved: &mut dyn FnMut(u32) -> Result<(), CniError>,
+) -> Result<(Vec<Interface>, usize), CniError> {
     let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
     if pod.link(&env.ifname).map_err(nl)?.is_some() {
         return Err(internal(format!(
@@ -147,6 +148,7 @@ pub fn add<R: VfRtnl>(
     host.set_up(l.index, false).map_err(nl)?;
     host.move_to(l.index, ns, &env.ifname).map_err(nl)?;
     let p = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
+    moved(p.index)?;
     if mac.is_some() || conf.mtu.is_some() {
         pod.set_link(p.index, None, mac.map(|m| m.0), conf.mtu)
             .map_err(nl)?;
@@ -162,7 +164,6 @@ pub fn add<R: VfRtnl>(
             pci_id: Some(rec.pci.clone()),
         }],
         0,
-        p.index,
     ))
 }
 
@@ -177,35 +178,47 @@ fn is_the_vf(l: &super::rtnl::Link, rec: &VfRecord) -> bool {
 }
 
 /// Puts the VF's netdev back in the host namespace as it was and restores the VF's
-/// settings from the journal. Every step runs; the first error is returned.
+/// settings from the journal. Every step runs; the first error is returned. The VF's
+/// settings come back before the netdev's MAC: a PF driver refuses a VF's own MAC change
+/// while an administrative MAC is set (igb does).
 pub fn del<R: VfRtnl>(
     vfs: &mut Host<R>,
     sysfs: &Sysfs,
     env: &Env,
     rec: &VfRecord,
 ) -> Result<(), CniError> {
-    let netdev = return_netdev(sysfs, env, rec);
+    let moved = move_back(env, rec);
     let settings = match vfs.restore(&rec.pf, rec.vf) {
         Ok(_) | Err(VfError::NotJournaled { .. }) => Ok(()),
         Err(e) => Err(vf_err(e)),
     };
-    netdev.and(settings)
+    let netdev = restore_netdev(sysfs, rec);
+    moved.and(settings).and(netdev)
 }
 
-fn return_netdev(sysfs: &Sysfs, env: &Env, rec: &VfRecord) -> Result<(), CniError> {
-    if sandbox::alive(&env.netns) {
-        let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
-        if let Some(l) = pod.link(&env.ifname).map_err(nl)? {
-            if is_the_vf(&l, rec) {
-                let host_ns = File::open("/proc/self/ns/net")
-                    .map_err(|e| CniError::new(Code::Io, format!("/proc/self/ns/net: {e}")))?;
-                pod.set_up(l.index, false).map_err(nl)?;
-                pod.move_to(l.index, &host_ns, &rec.netdev).map_err(nl)?;
-            }
-        }
+/// Moves the VF's netdev out of the pod (if it is still there) under its original name.
+fn move_back(env: &Env, rec: &VfRecord) -> Result<(), CniError> {
+    if !sandbox::alive(&env.netns) {
+        // Gone with its namespace: the kernel has returned the VF's netdev to the host.
+        return Ok(());
     }
-    // Back in the host namespace (moved above, or by the kernel when the pod's namespace
-    // went away, then possibly renamed devN): find it by its PCI address.
+    let mut pod = Rtnl::open_in(&env.netns).map_err(nl)?;
+    let Some(l) = pod.link(&env.ifname).map_err(nl)? else {
+        return Ok(());
+    };
+    if !is_the_vf(&l, rec) {
+        return Ok(());
+    }
+    let host_ns = File::open("/proc/self/ns/net")
+        .map_err(|e| CniError::new(Code::Io, format!("/proc/self/ns/net: {e}")))?;
+    pod.set_up(l.index, false).map_err(nl)?;
+    pod.move_to(l.index, &host_ns, &rec.netdev).map_err(nl)
+}
+
+/// Gives the VF's netdev, back in the host namespace (moved by [`move_back`], or by the
+/// kernel when the pod's namespace went away, then perhaps renamed devN), its original
+/// name, MAC, MTU and up/down state; found by the VF's PCI address.
+fn restore_netdev(sysfs: &Sysfs, rec: &VfRecord) -> Result<(), CniError> {
     let Some(name) = locate(sysfs, &rec.pci).ok().and_then(|l| l.netdev) else {
         return Ok(());
     };
@@ -213,19 +226,19 @@ fn return_netdev(sysfs: &Sysfs, env: &Env, rec: &VfRecord) -> Result<(), CniErro
     let Some(l) = host.link(&name).map_err(nl)? else {
         return Ok(());
     };
-    host.set_up(l.index, false).map_err(nl)?;
     let mac = rec
         .mac
         .as_deref()
         .and_then(|m| m.parse::<sriov::MacAddr>().ok())
-        .map(|m| m.0);
+        .map(|m| m.0)
+        .filter(|m| Some(*m) != l.mac);
     let rename = (name != rec.netdev).then_some(rec.netdev.as_str());
-    host.set_link(l.index, rename, mac.filter(|m| Some(*m) != l.mac), Some(rec.mtu).filter(|m| *m != l.mtu))
-        .map_err(nl)?;
-    if rec.up {
-        host.set_up(l.index, true).map_err(nl)?;
+    let mtu = Some(rec.mtu).filter(|m| *m != l.mtu);
+    if rename.is_some() || mac.is_some() || mtu.is_some() {
+        host.set_up(l.index, false).map_err(nl)?;
+        host.set_link(l.index, rename, mac, mtu).map_err(nl)?;
     }
-    Ok(())
+    host.set_up(l.index, rec.up).map_err(nl)
 }
 
 /// Checks the VF's netdev in the pod (up, MTU, MAC) and its settings against the
