@@ -21,8 +21,8 @@ use sriov::sysfs::fake;
 use sriov::{LinkState, MacAddr, VfState, VlanProto};
 
 fn root() -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
-    if uid.as_deref().map(|u| u.trim_ascii()) == Ok(b"0".as_slice()) {
+    let uid = Command::new("id").arg("-u").output().ok().map(|o| o.stdout);
+    if uid.as_deref().map(<[u8]>::trim_ascii) == Some(b"0".as_slice()) {
         return true;
     }
     eprintln!("SKIPPED cni_vf: needs root (network namespaces, veth)");
@@ -61,9 +61,12 @@ fn default_vf(vf: u32) -> VfState {
     }
 }
 
+/// PF name -> (ifindex, its VFs).
+type Pfs = HashMap<String, (u32, Vec<VfState>)>;
+
 /// A PF driver in memory, shared between the plugin and the test.
 #[derive(Debug, Clone)]
-struct FakePf(Arc<Mutex<HashMap<String, (u32, Vec<VfState>)>>>);
+struct FakePf(Arc<Mutex<Pfs>>);
 
 impl FakePf {
     fn vf(&self, pf: &str, vf: usize) -> VfState {
@@ -155,12 +158,23 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sysroot = dir.path().join("sys");
     fake::add_nic(&sysroot, &pf, "0000:3b:00.0", "igb", Some(7), 2, true).expect("fake PF");
-    ip(&["link", "add", &vf_dev, "type", "veth", "peer", "name", &peer]);
+    ip(&[
+        "link", "add", &vf_dev, "type", "veth", "peer", "name", &peer,
+    ]);
     let _cleanup = Cleanup {
         veth: vf_dev.clone(),
         dir,
     };
-    ip(&["link", "set", &vf_dev, "address", "02:00:00:ee:00:01", "mtu", "1500", "up"]);
+    ip(&[
+        "link",
+        "set",
+        &vf_dev,
+        "address",
+        "02:00:00:ee:00:01",
+        "mtu",
+        "1500",
+        "up",
+    ]);
     let ns = Netns::new("cvf");
     let driver = FakePf(Arc::new(Mutex::new(HashMap::from([(
         pf.clone(),
@@ -214,7 +228,10 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
     let l = ip_json(&["-n", ns.name(), "addr", "show", "dev", "net1"]);
     assert_eq!(l[0]["address"], "02:00:00:ee:00:99");
     assert_eq!(l[0]["mtu"], 1400);
-    assert!(l[0]["flags"].as_array().expect("flags").contains(&json!("UP")));
+    assert!(l[0]["flags"]
+        .as_array()
+        .expect("flags")
+        .contains(&json!("UP")));
     assert!(l[0]["addr_info"]
         .as_array()
         .expect("addrs")
@@ -233,12 +250,25 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
     let mut check = conf.clone();
     check["prevResult"] = r.clone();
     let check_text = check.to_string();
-    run(&env(CniCommand::Check, cid, &netns), &node, check_text.as_bytes()).expect("CHECK");
+    run(
+        &env(CniCommand::Check, cid, &netns),
+        &node,
+        check_text.as_bytes(),
+    )
+    .expect("CHECK");
     driver.set_vlan(&pf, 0, 20);
-    let e = run(&env(CniCommand::Check, cid, &netns), &node, check_text.as_bytes())
-        .expect_err("CHECK after drift");
+    let e = run(
+        &env(CniCommand::Check, cid, &netns),
+        &node,
+        check_text.as_bytes(),
+    )
+    .expect_err("CHECK after drift");
     assert_eq!(e.code.number(), 999);
-    assert!(e.msg.starts_with(&format!("pf {pf} vf 0: vlan is ")), "{}", e.msg);
+    assert!(
+        e.msg.starts_with(&format!("pf {pf} vf 0: vlan is ")),
+        "{}",
+        e.msg
+    );
     driver.set_vlan(&pf, 0, 10);
 
     // DEL: the netdev is back with its name, MAC, MTU and state; the VF as it was.
@@ -249,7 +279,10 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
     let h = ip_json(&["link", "show", "dev", &vf_dev]);
     assert_eq!(h[0]["address"], "02:00:00:ee:00:01");
     assert_eq!(h[0]["mtu"], 1500);
-    assert!(h[0]["flags"].as_array().expect("flags").contains(&json!("UP")));
+    assert!(h[0]["flags"]
+        .as_array()
+        .expect("flags")
+        .contains(&json!("UP")));
     assert!(!Command::new("ip")
         .args(["-n", ns.name(), "link", "show", "dev", "net1"])
         .output()
@@ -258,11 +291,25 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
         .success());
     assert_eq!(driver.vf(&pf, 0), default_vf(0));
     assert!(!journal.join(&pf).join("vf0.json").exists());
-    assert!(!state.join("sriov-net").join(format!("{cid}-net1.json")).exists());
+    assert!(!state
+        .join("sriov-net")
+        .join(format!("{cid}-net1.json"))
+        .exists());
     run(&env(CniCommand::Del, cid, &netns), &node, text.as_bytes()).expect("DEL again");
 
     // A pod interface of the same name that ADD did not move is never taken.
-    ip(&["-n", ns.name(), "link", "add", "net1", "type", "veth", "peer", "name", "other"]);
+    ip(&[
+        "-n",
+        ns.name(),
+        "link",
+        "add",
+        "net1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "other",
+    ]);
     let e = run(&env(CniCommand::Add, cid, &netns), &node, text.as_bytes())
         .expect_err("ADD over an existing net1");
     assert_eq!(e.msg, format!("interface net1 already exists in {netns}"));
@@ -272,15 +319,23 @@ fn vf_moves_into_the_pod_with_its_settings_and_comes_back_exactly() {
         .expect("ip")
         .status
         .success());
-    assert_eq!(driver.vf(&pf, 0), default_vf(0), "VF untouched by the failed ADD");
+    assert_eq!(
+        driver.vf(&pf, 0),
+        default_vf(0),
+        "VF untouched by the failed ADD"
+    );
     let h = ip_json(&["link", "show", "dev", &vf_dev]);
     assert_eq!(h[0]["address"], "02:00:00:ee:00:01");
 
     // An unknown deviceID is an invalid configuration.
     let mut bad = conf.clone();
     bad["deviceID"] = json!("0000:3b:1f.7");
-    let e = run(&env(CniCommand::Add, cid, &netns), &node, bad.to_string().as_bytes())
-        .expect_err("unknown VF");
+    let e = run(
+        &env(CniCommand::Add, cid, &netns),
+        &node,
+        bad.to_string().as_bytes(),
+    )
+    .expect_err("unknown VF");
     assert_eq!(e.code.number(), 7);
     assert_eq!(
         e.msg,

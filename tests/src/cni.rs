@@ -131,9 +131,7 @@ impl Drop for TempDir {
 
 /// The port of `bridge` owned by attachment (`cid`, `ifname`) in `show --json` output.
 pub fn port_of(show: &Value, bridge: &str, cid: &str, ifname: &str) -> Option<Value> {
-    show.as_array()?
-        .iter()
-        .find(|b| b["name"] == bridge)?["ports"]
+    show.as_array()?.iter().find(|b| b["name"] == bridge)?["ports"]
         .as_array()?
         .iter()
         .find(|p| p["owner"]["container_id"] == cid && p["owner"]["ifname"] == ifname)

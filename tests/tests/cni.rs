@@ -94,8 +94,14 @@ fn cni_add_check_del_version_and_errors() {
     // ADD with a requested MAC and the pod named in CNI_ARGS.
     let args = "IgnoreUnknown=1;MAC=02:00:00:cc:00:01;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1";
     let r = cni("ADD", &cid_a, &a.path(), "eth0", args, &text).ok();
-    let host_if = r["interfaces"][0]["name"].as_str().expect("host end").to_string();
-    assert!(host_if.len() <= 15 && host_if.ends_with("-eth0"), "{host_if}");
+    let host_if = r["interfaces"][0]["name"]
+        .as_str()
+        .expect("host end")
+        .to_string();
+    assert!(
+        host_if.len() <= 15 && host_if.ends_with("-eth0"),
+        "{host_if}"
+    );
     assert_eq!(r["cniVersion"], "1.0.0");
     assert_eq!(r["interfaces"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!(r["interfaces"][0].get("sandbox"), None, "{r}");
@@ -162,7 +168,10 @@ fn cni_add_check_del_version_and_errors() {
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = r.clone();
     let check_text = check_conf.to_string();
-    assert_eq!(cni("CHECK", &cid_a, &a.path(), "eth0", args, &check_text).ok(), Value::Null);
+    assert_eq!(
+        cni("CHECK", &cid_a, &a.path(), "eth0", args, &check_text).ok(),
+        Value::Null
+    );
     d.ctl_ok(&["set-port", &bridge, &host_if, "--access", "200"]);
     let m = cni("CHECK", &cid_a, &a.path(), "eth0", args, &check_text).err(999);
     assert_eq!(
@@ -183,7 +192,10 @@ fn cni_add_check_del_version_and_errors() {
     assert_eq!(pr.received, 3, "ping a -> b: {pr:?}");
 
     // DEL: port, host end, lease and record gone; again: still fine.
-    assert_eq!(cni("DEL", &cid_a, &a.path(), "eth0", args, &text).ok(), Value::Null);
+    assert_eq!(
+        cni("DEL", &cid_a, &a.path(), "eth0", args, &text).ok(),
+        Value::Null
+    );
     let show = d.ctl_json(&["show"]);
     assert_eq!(port_of(&show, &bridge, &cid_a, "eth0"), None);
     assert!(!link_exists(None, &host_if));
@@ -197,7 +209,10 @@ fn cni_add_check_del_version_and_errors() {
 
     // DEL after the namespace is gone.
     let b_path = b.path();
-    let host_b = r2["interfaces"][0]["name"].as_str().expect("host end").to_string();
+    let host_b = r2["interfaces"][0]["name"]
+        .as_str()
+        .expect("host end")
+        .to_string();
     drop(b);
     cni("DEL", &cid_b, &b_path, "eth0", "", &text).ok();
     let show = d.ctl_json(&["show"]);
@@ -210,7 +225,10 @@ fn cni_add_check_del_version_and_errors() {
     // Bad input: the spec's codes, a message naming the problem, nothing created.
     let bad = |c: Value| cni("ADD", &cid_a, &a.path(), "eth0", "", &c.to_string());
     let m = cni("ADD", &cid_a, &a.path(), "eth0", "", "{not json").err(6);
-    assert!(m.starts_with("network configuration is not valid JSON"), "{m}");
+    assert!(
+        m.starts_with("network configuration is not valid JSON"),
+        "{m}"
+    );
     let mut c = conf.clone();
     c["vlan"] = json!(5000);
     assert_eq!(bad(c).err(7), "vlan: VLAN 5000 is out of range; use 1-4094");
@@ -226,7 +244,9 @@ fn cni_add_check_del_version_and_errors() {
     assert_eq!(bad(c).err(2), "unsupported field \"vlna\": 100");
     let mut c = conf.clone();
     c["cniVersion"] = json!("0.2.0");
-    assert!(bad(c).err(1).starts_with("cniVersion 0.2.0 is not supported"));
+    assert!(bad(c)
+        .err(1)
+        .starts_with("cniVersion 0.2.0 is not supported"));
     let m = cni("ADD", "", &a.path(), "eth0", "", &text).err(4);
     assert!(m.starts_with("CNI_CONTAINERID '' is invalid"), "{m}");
     assert!(!link_exists(Some(a.name()), "eth0"));
@@ -236,7 +256,10 @@ fn cni_add_check_del_version_and_errors() {
     let dead = tmp.join("no-such.sock");
     c["socket"] = json!(dead);
     let m = bad(c).err(11);
-    assert!(m.starts_with(&format!("cannot reach vswitchd at {dead}")), "{m}");
+    assert!(
+        m.starts_with(&format!("cannot reach vswitchd at {dead}")),
+        "{m}"
+    );
     let mut d = d;
     d.stop();
     let m = cni("ADD", &cid_a, &a.path(), "eth0", "", &text).err(11);
@@ -321,12 +344,18 @@ fn cni_ports_survive_restart_then_gc_and_sweep_remove_them() {
     );
     assert!(port_of(&d.ctl_json(&["show"]), &bridge, &cc, "eth0").is_some());
     let out = d.ctl_ok(&["cni-gc", "--state-dir", &state]);
-    assert!(out.starts_with(&format!("removed container {cc} eth0")), "{out}");
+    assert!(
+        out.starts_with(&format!("removed container {cc} eth0")),
+        "{out}"
+    );
     let show = d.ctl_json(&["show"]);
     assert_eq!(port_of(&show, &bridge, &cc, "eth0"), None);
     assert!(port_of(&show, &bridge, &ca, "eth0").is_some());
     assert!(!lease(&tmp, &net, "10.231.8.22"));
-    assert_eq!(d.ctl_ok(&["cni-gc", "--state-dir", &state]), "nothing to remove\n");
+    assert_eq!(
+        d.ctl_ok(&["cni-gc", "--state-dir", &state]),
+        "nothing to remove\n"
+    );
     cni("DEL", &ca, &a.path(), "eth0", "", &text).ok();
     assert_eq!(port_of(&d.ctl_json(&["show"]), &bridge, &ca, "eth0"), None);
 }
@@ -356,7 +385,15 @@ fn cni_tap_trunk_and_veth_access_ping() {
         json!({"interfaceType": "tap", "trunk": [{"id": 100}, {"id": 200}], "native": 100,
                "mac": "02:00:00:cd:00:01"}),
     );
-    let mut veth_conf = netconf("1.1.0", &net_veth, &d, &bridge, 9, &tmp, json!({"vlan": 100}));
+    let mut veth_conf = netconf(
+        "1.1.0",
+        &net_veth,
+        &d,
+        &bridge,
+        9,
+        &tmp,
+        json!({"vlan": 100}),
+    );
     veth_conf["ipam"]["ranges"][0][0]["rangeStart"] = json!("10.231.9.40");
     veth_conf["ipam"]["ranges"][0][0]["rangeEnd"] = json!("10.231.9.49");
     let ca = format!("{}tap", unique_name("c"));

@@ -112,8 +112,7 @@ impl Podman {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
                 .expect("applet link");
         }
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-            .expect("passwd");
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
         std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
         root.to_string_lossy().into_owned()
     }
@@ -123,8 +122,20 @@ impl Podman {
         let rootfs = self.rootfs(name);
         let id = self
             .ok(&[
-                "run", "-d", "--name", name, "--network", networks, "--cap-add", "NET_RAW",
-                "--ulimit", "host", "--rootfs", &rootfs, "/bin/sleep", "600",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                networks,
+                "--cap-add",
+                "NET_RAW",
+                "--ulimit",
+                "host",
+                "--rootfs",
+                &rootfs,
+                "/bin/sleep",
+                "600",
             ])
             .trim()
             .to_string();
@@ -168,14 +179,26 @@ impl Container {
     fn ip(&self, network: &str) -> String {
         self.networks[network]["IPAddress"]
             .as_str()
-            .unwrap_or_else(|| panic!("{} has no address on {network}: {}", self.name, self.networks))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} has no address on {network}: {}",
+                    self.name, self.networks
+                )
+            })
             .to_string()
     }
 }
 
 /// A vswitch-cni network `name`: VLAN `vlan`, host-local addresses `first`-`last` of
 /// 10.233.0.0/24; `dirs`: vswitch-cni's state directory and host-local's data directory.
-fn conflist(d: &Daemon, bridge: &str, name: &str, vlan: u16, (first, last): (u8, u8), (state, ipam): (&str, &str)) -> String {
+fn conflist(
+    d: &Daemon,
+    bridge: &str,
+    name: &str,
+    vlan: u16,
+    (first, last): (u8, u8),
+    (state, ipam): (&str, &str),
+) -> String {
     json!({
         "cniVersion": "1.0.0",
         "name": name,
@@ -245,13 +268,20 @@ fn podman_containers_on_two_vswitch_vlans() {
     assert_eq!(a.ip(&n100), "10.233.0.10");
     assert_eq!(b.ip(&n100), "10.233.0.11");
     assert_eq!(c.ip(&n200), "10.233.0.50");
-    assert_eq!((both.ip(&n100), both.ip(&n200)), ("10.233.0.12".into(), "10.233.0.51".into()));
+    assert_eq!(
+        (both.ip(&n100), both.ip(&n200)),
+        ("10.233.0.12".into(), "10.233.0.51".into())
+    );
 
     // One port per attachment, owned by the container, in its network's VLAN.
     let show = d.ctl_json(&["show"]);
     let ports = d.ports(&bridge);
     assert_eq!(ports.len(), 5, "{show}");
-    for (ctr, net, vlan) in [(&a, &n100, "access 100"), (&b, &n100, "access 100"), (&c, &n200, "access 200")] {
+    for (ctr, net, vlan) in [
+        (&a, &n100, "access 100"),
+        (&b, &n100, "access 100"),
+        (&c, &n200, "access 200"),
+    ] {
         let port = port_of(&show, &bridge, &ctr.id, "eth0")
             .unwrap_or_else(|| panic!("no port of {} eth0: {show}", ctr.name));
         assert_eq!(port["vlan"], vlan);
@@ -262,10 +292,19 @@ fn podman_containers_on_two_vswitch_vlans() {
     let mut both_vlans: Vec<String> = ports
         .iter()
         .filter(|x| x["owner"]["container_id"] == both.id.as_str())
-        .map(|x| format!("{} {}", x["owner"]["network"].as_str().unwrap_or(""), x["vlan"].as_str().unwrap_or("")))
+        .map(|x| {
+            format!(
+                "{} {}",
+                x["owner"]["network"].as_str().unwrap_or(""),
+                x["vlan"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     both_vlans.sort();
-    assert_eq!(both_vlans, vec![format!("{n100} access 100"), format!("{n200} access 200")]);
+    assert_eq!(
+        both_vlans,
+        vec![format!("{n100} access 100"), format!("{n200} access 200")]
+    );
 
     // The pods' interfaces keep the kernel's default offloads.
     let k = run_timeout(
@@ -274,7 +313,11 @@ fn podman_containers_on_two_vswitch_vlans() {
         Duration::from_secs(10),
     );
     assert!(k.stdout.contains("tx-checksumming: on"), "{}", k.stdout);
-    assert!(k.stdout.contains("tcp-segmentation-offload: on"), "{}", k.stdout);
+    assert!(
+        k.stdout.contains("tcp-segmentation-offload: on"),
+        "{}",
+        k.stdout
+    );
 
     // Same VLAN: ping; across VLANs (same subnet): nothing; both networks: both.
     assert_eq!(pings(&p, &a, "10.233.0.11"), 3, "a -> b (VLAN 100)");
@@ -285,7 +328,14 @@ fn podman_containers_on_two_vswitch_vlans() {
 
     // 4 MiB over TCP from a to b, byte for byte.
     let server = p.run(
-        &["exec", "-d", &b.name, "/bin/sh", "-c", "sleep 120 | nc -l -p 5001 > /tmp/recv"],
+        &[
+            "exec",
+            "-d",
+            &b.name,
+            "/bin/sh",
+            "-c",
+            "sleep 120 | nc -l -p 5001 > /tmp/recv",
+        ],
         Duration::from_secs(30),
     );
     assert!(server.success(), "{}{}", server.stdout, server.stderr);

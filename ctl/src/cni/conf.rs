@@ -330,7 +330,9 @@ impl NetConf {
         let (port_vlan, vf) = vlans(&c, &mode)?;
         if let Some(mtu) = c.mtu {
             if !(68..=65535).contains(&mtu) {
-                return Err(invalid_config(format!("mtu {mtu} is out of range (68-65535)")));
+                return Err(invalid_config(format!(
+                    "mtu {mtu} is out of range (68-65535)"
+                )));
             }
         }
         let mac = match c
@@ -348,9 +350,7 @@ impl NetConf {
             Some(m) => Some(
                 m.get("type")
                     .and_then(Value::as_str)
-                    .filter(|t| {
-                        !t.is_empty() && !t.contains('/') && t != &"." && t != &".."
-                    })
+                    .filter(|t| !t.is_empty() && !t.contains('/') && t != &"." && t != &"..")
                     .ok_or_else(|| {
                         invalid_config("ipam: needs a \"type\" naming a plugin in CNI_PATH")
                     })?
@@ -465,7 +465,9 @@ fn mode(c: &RawConf) -> Result<Mode, CniError> {
 fn vlans(c: &RawConf, mode: &Mode) -> Result<(PortVlan, sriov::VfConfig), CniError> {
     let vid = |key: &str, v: u32| Vid::new(v).map_err(|e| invalid_config(format!("{key}: {e}")));
     if c.vlan.is_some() && c.trunk.is_some() {
-        return Err(invalid_config("set either vlan (access) or trunk, not both"));
+        return Err(invalid_config(
+            "set either vlan (access) or trunk, not both",
+        ));
     }
     if c.native.is_some() && c.trunk.is_none() {
         return Err(invalid_config("native applies to trunk ports only"));
@@ -508,7 +510,11 @@ fn vlans(c: &RawConf, mode: &Mode) -> Result<(PortVlan, sriov::VfConfig), CniErr
         let vf = sriov::VfConfig {
             vlan,
             mac: None,
-            spoofchk: c.spoofchk.as_ref().map(|v| v.value("spoofchk")).transpose()?,
+            spoofchk: c
+                .spoofchk
+                .as_ref()
+                .map(|v| v.value("spoofchk"))
+                .transpose()?,
             trust: c.trust.as_ref().map(|v| v.value("trust")).transpose()?,
             link_state,
             min_tx_rate: c.min_tx_rate,
@@ -540,9 +546,7 @@ fn vlans(c: &RawConf, mode: &Mode) -> Result<(PortVlan, sriov::VfConfig), CniErr
 }
 
 fn parse_mac(s: &str) -> Result<sriov::MacAddr, CniError> {
-    let mac: sriov::MacAddr = s
-        .parse()
-        .map_err(|e| invalid_config(format!("mac: {e}")))?;
+    let mac: sriov::MacAddr = s.parse().map_err(|e| invalid_config(format!("mac: {e}")))?;
     sriov::validate::check_mac(mac).map_err(|e| invalid_config(format!("mac: {e}")))
 }
 
@@ -609,18 +613,29 @@ mod tests {
             r#"{{{BASE},"bridge":"br0","vlan":100,"mtu":9000,"ipam":{{"type":"host-local"}}}}"#
         ))
         .expect("access");
-        assert_eq!(c.mode, Mode::Veth { bridge: "br0".into() });
+        assert_eq!(
+            c.mode,
+            Mode::Veth {
+                bridge: "br0".into()
+            }
+        );
         assert_eq!(c.port_vlan.to_string(), "access 100");
         assert_eq!(c.ipam.as_deref(), Some("host-local"));
         assert_eq!(c.effective_mtu(), 9000);
         assert_eq!(c.socket, PathBuf::from("/run/vswitch/vswitchd.sock"));
         let p = c.port_spec("abc-eth0", crate::config::PortKind::Packet, "abc-eth0");
-        assert_eq!((p.access, p.mtu, p.interface), (Some(100), Some(9000), None));
+        assert_eq!(
+            (p.access, p.mtu, p.interface),
+            (Some(100), Some(9000), None)
+        );
 
         for (trunk, want) in [
             (r#""10,20-22""#, "trunk 10,20-22"),
             ("[10, 20]", "trunk 10,20"),
-            (r#"[{"id": 10}, {"minID": 20, "maxID": 22}]"#, "trunk 10,20-22"),
+            (
+                r#"[{"id": 10}, {"minID": 20, "maxID": 22}]"#,
+                "trunk 10,20-22",
+            ),
             (r#""all""#, "trunk all"),
         ] {
             let c = parse(&format!(
@@ -628,7 +643,12 @@ mod tests {
             ))
             .expect(trunk);
             assert_eq!(c.port_vlan.to_string(), want, "{trunk}");
-            assert_eq!(c.mode, Mode::Tap { bridge: "br0".into() });
+            assert_eq!(
+                c.mode,
+                Mode::Tap {
+                    bridge: "br0".into()
+                }
+            );
         }
         let c = parse(&format!(
             r#"{{{BASE},"bridge":"br0","trunk":"10,20","native":5}}"#
@@ -661,9 +681,14 @@ mod tests {
             })
         );
         assert_eq!((c.vf.spoofchk, c.vf.trust), (Some(false), Some(true)));
-        assert_eq!(c.mac.map(|m| m.to_string()).as_deref(), Some("02:00:00:00:00:21"));
-        let c = parse(&format!(r#"{{{BASE},"deviceID":"03:02.1","trunk":"10,20-21"}}"#))
-            .expect("vf trunk");
+        assert_eq!(
+            c.mac.map(|m| m.to_string()).as_deref(),
+            Some("02:00:00:00:00:21")
+        );
+        let c = parse(&format!(
+            r#"{{{BASE},"deviceID":"03:02.1","trunk":"10,20-21"}}"#
+        ))
+        .expect("vf trunk");
         assert_eq!(
             c.vf.vlan,
             Some(sriov::VlanMode::Trunk {
@@ -675,8 +700,16 @@ mod tests {
     #[test]
     fn bad_input_gets_the_spec_codes_and_names_the_key() {
         for (json, code, msg) in [
-            ("{not json".to_string(), 6, "network configuration is not valid JSON"),
-            ("[1,2]".to_string(), 6, "network configuration is not a JSON object"),
+            (
+                "{not json".to_string(),
+                6,
+                "network configuration is not valid JSON",
+            ),
+            (
+                "[1,2]".to_string(),
+                6,
+                "network configuration is not a JSON object",
+            ),
             (
                 format!(r#"{{{BASE},"bridge":"br0","vlna":100}}"#),
                 2,

@@ -107,7 +107,11 @@ pub fn gc(env: &Env, node: &Node, conf: &NetConf, stdin: &[u8]) -> Result<(), Cn
         match sw.show() {
             Err(e) => errors.push(e),
             Ok(bridges) => {
-                for p in bridges.iter().filter(|b| &b.name == bridge).flat_map(|b| &b.ports) {
+                for p in bridges
+                    .iter()
+                    .filter(|b| &b.name == bridge)
+                    .flat_map(|b| &b.ports)
+                {
                     let Some(a) = cni_owner(p) else { continue };
                     let key = (a.container_id.as_str(), a.ifname.as_str());
                     if a.network != conf.name

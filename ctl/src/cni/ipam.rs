@@ -76,10 +76,8 @@ fn spawn(
     }
     match serde_json::from_slice::<ErrorJson>(&out.stdout) {
         Ok(e) => {
-            let mut err = CniError::new(
-                Code::from_number(e.code),
-                format!("ipam {kind}: {}", e.msg),
-            );
+            let mut err =
+                CniError::new(Code::from_number(e.code), format!("ipam {kind}: {}", e.msg));
             if let Some(d) = e.details.filter(|d| !d.is_empty()) {
                 err = err.with_details(d);
             }

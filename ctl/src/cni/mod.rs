@@ -192,7 +192,15 @@ fn add(env: &Env, node: &Node, conf: &NetConf, stdin: &[u8]) -> Result<CniResult
                 });
                 rec.save(&conf.state_dir)
             };
-            vf::add(&mut node.vf_host(conf)?, env, conf, &v, mac, &ns, &mut moved)?
+            vf::add(
+                &mut node.vf_host(conf)?,
+                env,
+                conf,
+                &v,
+                mac,
+                &ns,
+                &mut moved,
+            )?
         } else {
             return Err(internal("attachment without a port or a VF"));
         };

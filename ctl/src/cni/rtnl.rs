@@ -13,18 +13,15 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressMessage, AddressScope,
-};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -136,14 +133,17 @@ impl Rtnl {
     /// Creates a veth pair: `host` here, `peer` in the namespace open as `peer_ns`.
     pub fn create_veth(&mut self, host: &VethEnd, peer: &VethEnd, peer_ns: &File) -> Result<()> {
         let mut p = LinkMessage::default();
-        p.attributes.push(LinkAttribute::IfName(peer.name.to_string()));
+        p.attributes
+            .push(LinkAttribute::IfName(peer.name.to_string()));
         p.attributes.push(LinkAttribute::Mtu(peer.mtu));
         if let Some(mac) = peer.mac {
             p.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
-        p.attributes.push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
+        p.attributes
+            .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
         let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(host.name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::IfName(host.name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(host.mtu));
         if let Some(mac) = host.mac {
             msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
@@ -193,7 +193,8 @@ impl Rtnl {
         let what = format!(
             "set link {index}{}{}{}",
             name.map(|n| format!(" name {n}")).unwrap_or_default(),
-            mac.map(|m| format!(" address {}", sriov::MacAddr(m))).unwrap_or_default(),
+            mac.map(|m| format!(" address {}", sriov::MacAddr(m)))
+                .unwrap_or_default(),
             mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
         );
         self.ack(RouteNetlinkMessage::SetLink(msg), 0, what)
@@ -239,7 +240,8 @@ impl Rtnl {
             IpAddr::V6(_) => {
                 msg.header.family = AddressFamily::Inet6;
                 msg.attributes.push(AddressAttribute::Address(net.addr));
-                msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+                msg.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
             }
         }
         self.ack(
@@ -312,7 +314,11 @@ impl Rtnl {
             "add route {dst}{} dev {oif}",
             gw.map(|g| format!(" via {g}")).unwrap_or_default()
         );
-        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, what)
+        self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            what,
+        )
     }
 
     fn ack(&mut self, msg: RouteNetlinkMessage, flags: u16, what: String) -> Result<()> {
@@ -352,9 +358,9 @@ impl Rtnl {
                     NetlinkPayload::Error(err) => {
                         return match err.code {
                             None => Ok(None),
-                            Some(code) => Err(io::Error::from_raw_os_error(
-                                code.get().saturating_neg(),
-                            )),
+                            Some(code) => {
+                                Err(io::Error::from_raw_os_error(code.get().saturating_neg()))
+                            }
                         }
                     }
                     NetlinkPayload::InnerMessage(inner) => return Ok(Some(inner)),
@@ -392,7 +398,8 @@ impl Rtnl {
 
 /// The netlink messages in one datagram.
 fn split(data: &[u8]) -> io::Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
-    let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, format!("netlink answer: {e}"));
+    let bad =
+        |e: String| io::Error::new(io::ErrorKind::InvalidData, format!("netlink answer: {e}"));
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < data.len() {

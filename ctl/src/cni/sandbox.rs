@@ -72,7 +72,12 @@ fn default_gateway(ipam: &CniResult, dst: IpAddr) -> Option<IpAddr> {
 }
 
 /// Checks that every address of `want` is on interface `index`.
-pub fn check_addresses(pod: &mut Rtnl, index: u32, ifname: &str, want: &[IpNet]) -> Result<(), CniError> {
+pub fn check_addresses(
+    pod: &mut Rtnl,
+    index: u32,
+    ifname: &str,
+    want: &[IpNet],
+) -> Result<(), CniError> {
     let have = pod.addrs(index).map_err(nl)?;
     let missing: Vec<String> = want
         .iter()
@@ -85,7 +90,10 @@ pub fn check_addresses(pod: &mut Rtnl, index: u32, ifname: &str, want: &[IpNet])
         Err(internal(format!(
             "{ifname} lacks address {} (has {})",
             missing.join(", "),
-            have.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            have.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }

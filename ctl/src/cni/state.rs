@@ -56,7 +56,8 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> CniError {
 
 /// The record file of an attachment.
 pub fn path(dir: &Path, network: &str, container_id: &str, ifname: &str) -> PathBuf {
-    dir.join(network).join(format!("{container_id}-{ifname}.json"))
+    dir.join(network)
+        .join(format!("{container_id}-{ifname}.json"))
 }
 
 impl Record {

@@ -56,7 +56,9 @@ impl Switch {
     pub fn show(&self) -> Result<Vec<BridgeView>, CniError> {
         match self.call(Request::Show {})? {
             Response::Show { bridges } => Ok(bridges),
-            other => Err(internal(format!("vswitchd show: unexpected reply {other:?}"))),
+            other => Err(internal(format!(
+                "vswitchd show: unexpected reply {other:?}"
+            ))),
         }
     }
 

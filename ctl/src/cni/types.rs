@@ -219,7 +219,14 @@ mod tests {
         let n6: IpNet = "fd00::5/64".parse().expect("v6");
         assert_eq!(n6.prefix, 64);
         assert!(!n6.is_v4());
-        for bad in ["10.1.0.5", "10.1.0.5/33", "fd00::1/129", "x/24", "10.1.0.5/-1", ""] {
+        for bad in [
+            "10.1.0.5",
+            "10.1.0.5/33",
+            "fd00::1/129",
+            "x/24",
+            "10.1.0.5/-1",
+            "",
+        ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad} accepted");
         }
     }
@@ -244,14 +251,14 @@ mod tests {
             routes: vec![],
             dns: Dns::default(),
         };
-        let v1 = serde_json::to_string(&r.clone().for_version(Version::V1_0_0, "1.0.0"))
-            .expect("json");
+        let v1 =
+            serde_json::to_string(&r.clone().for_version(Version::V1_0_0, "1.0.0")).expect("json");
         assert_eq!(
             v1,
             r#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/run/netns/x"}],"ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":0}],"dns":{}}"#
         );
-        let v11 = serde_json::to_string(&r.clone().for_version(Version::V1_1_0, "1.1.0"))
-            .expect("json");
+        let v11 =
+            serde_json::to_string(&r.clone().for_version(Version::V1_1_0, "1.1.0")).expect("json");
         assert!(v11.contains(r#""mtu":1500"#), "{v11}");
         let v04 = serde_json::to_string(&r.for_version(Version::V0_4_0, "0.4.0")).expect("json");
         assert!(

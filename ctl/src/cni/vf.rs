@@ -171,8 +171,7 @@ pub fn add<R: VfRtnl>(
 /// recorded then, and the VF's PCI address as parent where the kernel reports one.
 fn is_the_vf(l: &super::rtnl::Link, rec: &VfRecord) -> bool {
     rec.pod_ifindex == Some(l.index)
-        && l
-            .parent
+        && l.parent
             .as_deref()
             .is_none_or(|p| p.eq_ignore_ascii_case(&rec.pci))
 }

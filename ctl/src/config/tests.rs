@@ -428,7 +428,7 @@ fn cni_owner_parses_round_trips_and_is_shown() {
 name = "br0"
 
 [[bridge.port]]
-name = "3f2a9c1b07-eth0"
+name = "3f2a971ec0-eth0"
 type = "packet"
 access = 100
 
