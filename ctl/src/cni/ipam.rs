@@ -109,7 +109,8 @@ fn versions(kind: &str, path: &Path, env: &Env, ours: &str) -> Vec<String> {
 }
 
 /// `stdin` with the `cniVersion` the plugin gets: the configuration's when it speaks it
-/// (or does not say), else the newest both speak that is not newer.
+/// (or does not say), else the newest both speak that is not newer (and `prevResult`
+/// converted to that version's shape).
 fn adapt<'a>(
     kind: &str,
     path: &Path,
@@ -142,6 +143,13 @@ fn adapt<'a>(
                 ),
             )
         })?;
+    // The previous result (CHECK, DEL) in the shape of that version too.
+    if let Some(v) = Version::supported(&best) {
+        if let Ok(prev) = serde_json::from_value::<CniResult>(conf["prevResult"].clone()) {
+            conf["prevResult"] = serde_json::to_value(prev.for_version(v, &best))
+                .map_err(|e| internal(format!("encode prevResult for ipam {kind}: {e}")))?;
+        }
+    }
     conf["cniVersion"] = serde_json::Value::String(best);
     serde_json::to_vec(&conf)
         .map(Cow::Owned)
