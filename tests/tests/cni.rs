@@ -163,6 +163,9 @@ fn cni_add_check_del_version_and_errors() {
     assert_eq!(routes[0]["gateway"], "10.231.7.1");
     let h = ip_json(None, &["link", "show", "dev", &host_if]);
     assert_eq!(h[0]["mtu"], 1400);
+    let v6 = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6"))
+        .expect("host end's disable_ipv6");
+    assert_eq!(v6.trim(), "1", "IPv6 on the host end (a switch port)");
 
     // CHECK passes, and fails on a changed VLAN or a lost address.
     let mut check_conf = conf.clone();

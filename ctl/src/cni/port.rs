@@ -75,8 +75,15 @@ pub fn add(
     }
     match &conf.mode {
         Mode::Veth { bridge } => {
-            // The host end of an ADD that died half-way has this derived name too.
+            // The host end of an ADD that died half-way has this derived name too; any
+            // other device of that name is not ours to remove.
             if let Some(stale) = host.link(&name).map_err(nl)? {
+                if stale.kind.as_deref() != Some("veth") {
+                    return Err(internal(format!(
+                        "{name} exists in the host namespace and is no veth ({})",
+                        stale.kind.as_deref().unwrap_or("a device")
+                    )));
+                }
                 host.delete(stale.index).map_err(nl)?;
             }
             host.create_veth(
@@ -94,6 +101,7 @@ pub fn add(
             )
             .map_err(nl)?;
             let h = sandbox::link(&mut host, &name, "the host namespace")?;
+            no_ipv6(&name)?;
             host.set_up(h.index, true).map_err(nl)?;
             let p = sandbox::link(&mut pod, &env.ifname, &env.netns)?;
             pod.set_up(p.index, true).map_err(nl)?;
@@ -144,6 +152,21 @@ pub fn add(
             ))
         }
         Mode::Vf { .. } => Err(internal("a VF attachment has no switch port")),
+    }
+}
+
+/// Turns IPv6 off on the host end (a switch port has no addresses: the host would
+/// otherwise solicit routers and join groups on the pod's link). Without IPv6 in the
+/// kernel there is nothing to turn off.
+fn no_ipv6(ifname: &str) -> Result<(), CniError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CniError::new(
+            super::error::Code::Io,
+            format!("{path}: {e}"),
+        )),
     }
 }
 
