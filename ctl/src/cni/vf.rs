@@ -176,23 +176,26 @@ fn is_the_vf(l: &super::rtnl::Link, rec: &VfRecord) -> bool {
             .is_none_or(|p| p.eq_ignore_ascii_case(&rec.pci))
 }
 
-/// Puts the VF's netdev back in the host namespace as it was and restores the VF's
-/// settings from the journal. Every step runs; the first error is returned. The VF's
-/// settings come back before the netdev's MAC: a PF driver refuses a VF's own MAC change
-/// while an administrative MAC is set (igb does).
+/// Restores the VF's settings from the journal and puts its netdev back in the host
+/// namespace as it was. Every step runs; the first error is returned.
+///
+/// Order matters on real PF drivers: while an administrative MAC is set, igb refuses a
+/// VF's own MAC change, and a VF driver adopts the administrative MAC when it resets
+/// (igbvf does when its interface goes down). So the settings (with the original MAC)
+/// come back first, then the netdev goes down and home.
 pub fn del<R: VfRtnl>(
     vfs: &mut Host<R>,
     sysfs: &Sysfs,
     env: &Env,
     rec: &VfRecord,
 ) -> Result<(), CniError> {
-    let moved = move_back(env, rec);
     let settings = match vfs.restore(&rec.pf, rec.vf) {
         Ok(_) | Err(VfError::NotJournaled { .. }) => Ok(()),
         Err(e) => Err(vf_err(e)),
     };
+    let moved = move_back(env, rec);
     let netdev = restore_netdev(sysfs, rec);
-    moved.and(settings).and(netdev)
+    settings.and(moved).and(netdev)
 }
 
 /// Moves the VF's netdev out of the pod (if it is still there) under its original name.
@@ -216,7 +219,8 @@ fn move_back(env: &Env, rec: &VfRecord) -> Result<(), CniError> {
 
 /// Gives the VF's netdev, back in the host namespace (moved by [`move_back`], or by the
 /// kernel when the pod's namespace went away, then perhaps renamed devN), its original
-/// name, MAC, MTU and up/down state; found by the VF's PCI address.
+/// name, MTU, MAC and up/down state; found by the VF's PCI address. Each setting is its
+/// own request, so one refusal does not hide another.
 fn restore_netdev(sysfs: &Sysfs, rec: &VfRecord) -> Result<(), CniError> {
     let Some(name) = locate(sysfs, &rec.pci).ok().and_then(|l| l.netdev) else {
         return Ok(());
@@ -225,17 +229,37 @@ fn restore_netdev(sysfs: &Sysfs, rec: &VfRecord) -> Result<(), CniError> {
     let Some(l) = host.link(&name).map_err(nl)? else {
         return Ok(());
     };
-    let mac = rec
+    host.set_up(l.index, false).map_err(nl)?;
+    if name != rec.netdev {
+        host.set_link(l.index, Some(&rec.netdev), None, None)
+            .map_err(nl)?;
+    }
+    if l.mtu != rec.mtu {
+        host.set_link(l.index, None, None, Some(rec.mtu))
+            .map_err(nl)?;
+    }
+    let want = rec
         .mac
         .as_deref()
         .and_then(|m| m.parse::<sriov::MacAddr>().ok())
-        .map(|m| m.0)
-        .filter(|m| Some(*m) != l.mac);
-    let rename = (name != rec.netdev).then_some(rec.netdev.as_str());
-    let mtu = Some(rec.mtu).filter(|m| *m != l.mtu);
-    if rename.is_some() || mac.is_some() || mtu.is_some() {
-        host.set_up(l.index, false).map_err(nl)?;
-        host.set_link(l.index, rename, mac, mtu).map_err(nl)?;
+        .map(|m| m.0);
+    let have = |host: &mut Rtnl| -> Result<Option<[u8; 6]>, CniError> {
+        Ok(host.link(&rec.netdev).map_err(nl)?.and_then(|l| l.mac))
+    };
+    if let Some(mac) = want.filter(|m| Some(*m) != l.mac) {
+        match host.set_link(l.index, None, Some(mac), None) {
+            Ok(()) => {}
+            // The PF refuses the VF's own change while an administrative MAC is set (the
+            // journal restored the original one): a VF driver reset adopts it.
+            Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => {
+                host.set_up(l.index, true).map_err(nl)?;
+                host.set_up(l.index, false).map_err(nl)?;
+                if have(&mut host)? != Some(mac) {
+                    return Err(nl(e));
+                }
+            }
+            Err(e) => return Err(nl(e)),
+        }
     }
     host.set_up(l.index, rec.up).map_err(nl)
 }
