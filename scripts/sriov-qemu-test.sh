@@ -249,6 +249,23 @@ if [ -n "$pf" ]; then
   mark cni_after_pf vswitchctl vf show "$pf" 1 --json
   mark cni_pod_after nsenter -t $podpid -n $IP link show net1
   kill $podpid
+  # The pod dies without a DEL: the kernel returns the VF's netdev to the host (as net1,
+  # down); a later DEL still puts name, MAC, MTU and settings back.
+  unshare -n sleep 600 &
+  podpid=$!
+  sleep 0.5
+  podns=/proc/$podpid/ns/net
+  mark cni_add2 cni ADD
+  kill $podpid
+  wait $podpid 2>/dev/null
+  i=0
+  while [ -z "$(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null)" ] && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i+1))
+  done
+  echo "@@RETURNED $(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null)"
+  mark cni_del_gone cni DEL
+  mark cni_gone_link $IP -j link show "$vfdev"
+  mark cni_gone_pf vswitchctl vf show "$pf" 1 --json
 fi
 echo "@@DONE"
 poweroff -f
@@ -308,7 +325,7 @@ for ln in lines:
     if m:
         errs[m.group(1)] = m.group(2).strip()
         continue
-    m = re.match(r"^@@(PF|SPEED|ERROR|VFDEV|PODNS) ?(.*)$", ln)
+    m = re.match(r"^@@(PF|SPEED|ERROR|VFDEV|PODNS|RETURNED) ?(.*)$", ln)
     if m:
         meta.setdefault(m.group(1), []).append(m.group(2).strip())
         continue
@@ -467,6 +484,21 @@ if check(len(vfdev) == 2, f"VF 1 has a netdev under igbvf ({vfdev})"):
         check(norm(after_vf) == norm(before_vf) and not after_vf[0]["journaled"],
               "VF 1 settings exactly as before ADD, journal entry gone")
     check(rcs.get("cni_pod_after", 0) != 0, "net1 gone from the pod")
+    check(rcs.get("cni_add2") == 0, f"second ADD exits 0 ({errs.get('cni_add2', '')})")
+    check((meta.get("RETURNED") or [""])[0] == "net1",
+          f"the dead pod's VF netdev came back to the host as net1 ({meta.get('RETURNED')})")
+    check(rcs.get("cni_del_gone") == 0,
+          f"DEL after the pod's namespace is gone exits 0 ({errs.get('cni_del_gone', '')})")
+    gone_link = (js("cni_gone_link") or [{}])[0]
+    check([gone_link.get(k) for k in ("ifname", "mtu", "address")]
+          == [before_link.get(k) for k in ("ifname", "mtu", "address")]
+          and "UP" in gone_link.get("flags", []),
+          f"{dev} restored from the dead pod: name, MTU, MAC, up ({gone_link.get('address')})")
+    gone_vf = js("cni_gone_pf")
+    if gone_vf is not None and before_vf is not None:
+        norm = lambda x: [dict(v, journaled=None) for v in x]
+        check(norm(gone_vf) == norm(before_vf) and not gone_vf[0]["journaled"],
+              "VF 1 settings exactly as before the second ADD")
 
 print("---- sriov-qemu-test: igb results ----")
 print("set_text (iproute2 view after set):")
