@@ -14,6 +14,10 @@ profile=${1:-test}
 pkgs_build=(clang llvm libclang-dev libelf-dev zlib1g-dev libpcap-dev m4 pkg-config make)
 pkgs_net=(iproute2 ethtool tcpdump iperf3 iputils-ping strace dnsmasq-base)
 pkgs_qemu=(busybox-static cpio)
+# vswitch-cni's tests: a real runtime (podman 4.3 with its CNI backend, runc) and the
+# standard CNI plugins (host-local, static IPAM in /usr/lib/cni); containers run a static
+# busybox (see pkgs_demo for why busybox-static only when no busybox is installed).
+pkgs_cni=(podman containernetworking-plugins runc)
 # Best effort (profile bench): a failure to install these is a warning, not an error.
 pkgs_optional=()
 # scripts/demo.sh: udhcpc as the DHCP client. Any busybox will do; installing
@@ -24,7 +28,7 @@ pkgs_demo=()
 want=("${pkgs_build[@]}")
 case "$profile" in
   build) ;;
-  test) want+=("${pkgs_net[@]}") ;;
+  test) want+=("${pkgs_net[@]}" "${pkgs_cni[@]}" "${pkgs_demo[@]}") ;;
   demo) want+=("${pkgs_net[@]}" "${pkgs_demo[@]}") ;;
   qemu) want+=("${pkgs_net[@]}" "${pkgs_qemu[@]}") ;;
   bench) want+=("${pkgs_net[@]}"); pkgs_optional+=(openvswitch-switch-dpdk) ;;

@@ -6,7 +6,9 @@
 # spoofchk off + trust on, VF2 trunk; read back with `vswitchctl vf show --json` and with
 # iproute2 `ip -j link show`; probe the settings igb may not implement; send invalid
 # requests (must exit non-zero and change nothing); `vf restore --all` (must return
-# every VF to the state printed before). The VM prints each result between markers on
+# every VF to the state printed before). Then vswitch-cni attaches VF 1 (its igbvf
+# netdev) to a pod namespace with VLAN 30, a MAC, spoofchk off, trust on and MTU 1400,
+# and DEL puts the netdev and the VF back exactly. The VM prints each result between markers on
 # its serial console; this script checks them on the host (python3) and prints
 # PASS/FAIL. Exit status: 0 pass, 1 fail.
 #
@@ -111,6 +113,8 @@ step "building vswitchctl (release)"
 "$CARGO" build --release -q -p vswitch-ctl
 vswitchctl="${CARGO_TARGET_DIR:-$repo/target}/release/vswitchctl"
 [ -x "$vswitchctl" ] || fail "no $vswitchctl after build"
+cniplugin="$(dirname "$vswitchctl")/vswitch-cni"
+[ -x "$cniplugin" ] || fail "no $cniplugin after build"
 
 # ---- 4. initramfs ----------------------------------------------------------------
 stage="$cache/initramfs"
@@ -132,7 +136,8 @@ copy_bin /bin/busybox /bin/busybox
 # busybox's `ip` applet shadows iproute2 in busybox sh: iproute2 lives off PATH.
 copy_bin "$(command -v ip)" /opt/iproute2/ip
 copy_bin "$vswitchctl" /usr/bin/vswitchctl
-for m in dca.ko i2c-algo-bit.ko igb.ko; do
+copy_bin "$cniplugin" /usr/bin/vswitch-cni
+for m in dca.ko i2c-algo-bit.ko igb.ko igbvf.ko; do
   cp "$(modfind "$m")" "$stage/lib/modules/$m"
 done
 
@@ -211,6 +216,56 @@ if [ -n "$pf" ]; then
   mark restored_ours vswitchctl vf show "$pf" --json
   mark restored_ip $IP -j link show "$pf"
   mark diff_after vswitchctl vf diff "$pf" --json
+
+  # vswitch-cni with VF 1: the igbvf driver gives the VFs their netdevs.
+  insmod /lib/modules/igbvf.ko || echo "@@ERROR insmod igbvf"
+  vfpci=$(basename "$(readlink /sys/class/net/$pf/device/virtfn1)")
+  i=0
+  while [ -z "$(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null)" ] && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i+1))
+  done
+  vfdev=$(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null | head -n1)
+  echo "@@VFDEV $vfpci $vfdev"
+  $IP link set "$vfdev" up
+  mark cni_before_link $IP -j link show "$vfdev"
+  mark cni_before_pf vswitchctl vf show "$pf" 1 --json
+  unshare -n sleep 600 &
+  podpid=$!
+  sleep 0.5
+  podns=/proc/$podpid/ns/net
+  echo "@@PODNS $podns"
+  conf='{"cniVersion":"1.1.0","name":"vfnet","type":"vswitch-cni","deviceID":"'$vfpci'","vlan":30,"spoofchk":"off","trust":"on","mac":"02:00:00:00:00:31","mtu":1400,"stateDir":"/tmp/cni"}'
+  cni() {
+    echo "$conf" | CNI_COMMAND=$1 CNI_CONTAINERID=vfpod1 CNI_NETNS=$podns CNI_IFNAME=net1 \
+      CNI_PATH=/usr/bin vswitch-cni
+  }
+  mark cni_add cni ADD
+  mark cni_vf vswitchctl vf show "$pf" 1 --json
+  mark cni_pod nsenter -t $podpid -n $IP -j link show net1
+  mark cni_host_gone $IP link show "$vfdev"
+  mark cni_del cni DEL
+  mark cni_del_again cni DEL
+  mark cni_after_link $IP -j link show "$vfdev"
+  mark cni_after_pf vswitchctl vf show "$pf" 1 --json
+  mark cni_pod_after nsenter -t $podpid -n $IP link show net1
+  kill $podpid
+  # The pod dies without a DEL: the kernel returns the VF's netdev to the host (as net1,
+  # down); a later DEL still puts name, MAC, MTU and settings back.
+  unshare -n sleep 600 &
+  podpid=$!
+  sleep 0.5
+  podns=/proc/$podpid/ns/net
+  mark cni_add2 cni ADD
+  kill $podpid
+  wait $podpid 2>/dev/null
+  i=0
+  while [ -z "$(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null)" ] && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i+1))
+  done
+  echo "@@RETURNED $(ls /sys/bus/pci/devices/$vfpci/net 2>/dev/null)"
+  mark cni_del_gone cni DEL
+  mark cni_gone_link $IP -j link show "$vfdev"
+  mark cni_gone_pf vswitchctl vf show "$pf" 1 --json
 fi
 echo "@@DONE"
 poweroff -f
@@ -270,7 +325,7 @@ for ln in lines:
     if m:
         errs[m.group(1)] = m.group(2).strip()
         continue
-    m = re.match(r"^@@(PF|SPEED|ERROR) ?(.*)$", ln)
+    m = re.match(r"^@@(PF|SPEED|ERROR|VFDEV|PODNS|RETURNED) ?(.*)$", ln)
     if m:
         meta.setdefault(m.group(1), []).append(m.group(2).strip())
         continue
@@ -390,6 +445,60 @@ rv = js("restored_ours")
 if rv:
     check(not any(v["journaled"] for v in rv["vfs"]), "journal entries removed after restore")
 check(js("diff_after") == [], "vf diff empty after restore")
+
+# vswitch-cni with VF 1 and its igbvf netdev.
+vfdev = (meta.get("VFDEV") or [""])[0].split()
+podns = (meta.get("PODNS") or [""])[0]
+if check(len(vfdev) == 2, f"VF 1 has a netdev under igbvf ({vfdev})"):
+    vfpci, dev = vfdev
+    before_link = (js("cni_before_link") or [{}])[0]
+    before_vf = js("cni_before_pf")
+    check(rcs.get("cni_add") == 0, f"vswitch-cni ADD of VF 1 exits 0 ({errs.get('cni_add', '')})")
+    res = js("cni_add")
+    if res:
+        check(res.get("interfaces") == [{"name": "net1", "mac": "02:00:00:00:00:31", "mtu": 1400,
+                                         "sandbox": podns, "pciID": vfpci}],
+              f"ADD result names net1 in the pod with MAC, MTU and PCI address: {res}")
+    vf = js("cni_vf")
+    if vf:
+        v = vf[0]
+        check((v["vlan"], v["mac"].lower(), v["spoofchk"], v["trust"], v["journaled"])
+              == (30, "02:00:00:00:00:31", False, True, True),
+              f"VF 1 set by the plugin on igb: vlan 30, MAC, spoofchk off, trust on, journaled ({v})")
+    pod = js("cni_pod")
+    if pod:
+        check((pod[0]["ifname"], pod[0]["mtu"], pod[0]["address"].lower())
+              == ("net1", 1400, "02:00:00:00:00:31"),
+              f"the pod has the VF's netdev as net1, MTU 1400, the MAC ({pod[0].get('ifname')})")
+    check(rcs.get("cni_host_gone", 0) != 0, f"{dev} left the host namespace")
+    check(rcs.get("cni_del") == 0, f"vswitch-cni DEL exits 0 ({errs.get('cni_del', '')})")
+    check(rcs.get("cni_del_again") == 0, f"a second DEL exits 0 ({errs.get('cni_del_again', '')})")
+    after_link = (js("cni_after_link") or [{}])[0]
+    check([after_link.get(k) for k in ("ifname", "mtu", "address")]
+          == [before_link.get(k) for k in ("ifname", "mtu", "address")],
+          f"{dev} back in the host with its name, MTU and MAC ({after_link.get('address')})")
+    check("UP" in after_link.get("flags", []), f"{dev} up again, as before")
+    after_vf = js("cni_after_pf")
+    if after_vf is not None and before_vf is not None:
+        norm = lambda x: [dict(v, journaled=None) for v in x]
+        check(norm(after_vf) == norm(before_vf) and not after_vf[0]["journaled"],
+              "VF 1 settings exactly as before ADD, journal entry gone")
+    check(rcs.get("cni_pod_after", 0) != 0, "net1 gone from the pod")
+    check(rcs.get("cni_add2") == 0, f"second ADD exits 0 ({errs.get('cni_add2', '')})")
+    check((meta.get("RETURNED") or [""])[0] == "net1",
+          f"the dead pod's VF netdev came back to the host as net1 ({meta.get('RETURNED')})")
+    check(rcs.get("cni_del_gone") == 0,
+          f"DEL after the pod's namespace is gone exits 0 ({errs.get('cni_del_gone', '')})")
+    gone_link = (js("cni_gone_link") or [{}])[0]
+    check([gone_link.get(k) for k in ("ifname", "mtu", "address")]
+          == [before_link.get(k) for k in ("ifname", "mtu", "address")]
+          and "UP" in gone_link.get("flags", []),
+          f"{dev} restored from the dead pod: name, MTU, MAC, up ({gone_link.get('address')})")
+    gone_vf = js("cni_gone_pf")
+    if gone_vf is not None and before_vf is not None:
+        norm = lambda x: [dict(v, journaled=None) for v in x]
+        check(norm(gone_vf) == norm(before_vf) and not gone_vf[0]["journaled"],
+              "VF 1 settings exactly as before the second ADD")
 
 print("---- sriov-qemu-test: igb results ----")
 print("set_text (iproute2 view after set):")

@@ -332,6 +332,48 @@ pub fn call(conn: &Conn, req: Request, json: bool) -> Result<u8> {
     }
 }
 
+/// `cni-gc`: removes attachments of vswitch-cni whose network namespace is gone.
+pub fn cni_gc(conn: &Conn, state_dir: &Path, dry_run: bool, json: bool) -> Result<u8> {
+    let node = ctl::cni::Node::system(conn.socket.clone());
+    let (swept, errors) = ctl::cni::gc::sweep(&node, state_dir, &conn.socket, dry_run);
+    if json {
+        print_json(&swept)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        if swept.is_empty() && errors.is_empty() {
+            writeln!(out, "nothing to remove")?;
+        }
+        for s in &swept {
+            writeln!(
+                out,
+                "{} container {} {} (network {}{}): netns {} is gone",
+                if dry_run { "would remove" } else { "removed" },
+                s.container_id,
+                s.ifname,
+                s.network,
+                s.port
+                    .as_ref()
+                    .map(|p| format!(", port {p}"))
+                    .unwrap_or_default(),
+                s.netns
+            )?;
+        }
+    }
+    for e in &errors {
+        eprintln!("vswitchctl: cni-gc: {e}");
+    }
+    Ok(if errors.is_empty() {
+        EXIT_OK
+    } else if errors
+        .iter()
+        .any(|e| e.code == ctl::cni::error::Code::TryAgainLater)
+    {
+        EXIT_UNREACHABLE
+    } else {
+        EXIT_FAILED
+    })
+}
+
 /// Builds a port spec from CLI flags.
 pub fn port_spec(a: &AddPortArgs) -> PortSpec {
     let mut p = PortSpec::new(

@@ -292,6 +292,9 @@ pub enum NameOf {
     },
     /// A VF's physical function.
     VfPf,
+    /// A name given outside the configuration file (a CNI network's `bridge`, its
+    /// `CNI_IFNAME`): the label says which.
+    Given(&'static str),
 }
 
 impl fmt::Display for NameOf {
@@ -301,6 +304,7 @@ impl fmt::Display for NameOf {
             NameOf::Port { .. } => f.write_str("port"),
             NameOf::Interface { port, .. } => write!(f, "port {port}: interface"),
             NameOf::VfPf => f.write_str("vf pf"),
+            NameOf::Given(label) => f.write_str(label),
         }
     }
 }
@@ -325,6 +329,7 @@ impl IfnameError {
                 format!("bridge[{bridge}].port[{port}].interface")
             }
             NameOf::VfPf => format!("vf[{name}].pf"),
+            NameOf::Given(label) => (*label).to_string(),
         }
     }
 }
@@ -677,6 +682,53 @@ pub struct PortSpec {
     pub storm_multicast_pps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm_unknown_pps: Option<u32>,
+    /// Who created the port on whose behalf (a pod's interface, by the CNI plugin); shown
+    /// by `show`. The datapath ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<PortOwner>,
+}
+
+/// Who a port was created for, when a tool created it on someone's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "lowercase", deny_unknown_fields)]
+pub enum PortOwner {
+    /// A pod's interface attached by `vswitch-cni` (see docs/cni.md).
+    Cni(CniAttachment),
+}
+
+/// One CNI attachment: a container's interface on a CNI network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CniAttachment {
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_IFNAME`: the interface's name inside the pod.
+    pub ifname: String,
+    /// `CNI_NETNS`: the pod's network namespace (`vswitchctl cni-gc` removes the port
+    /// once it is gone).
+    pub netns: String,
+    /// The CNI network's `name`.
+    pub network: String,
+    /// "namespace/name" of the Kubernetes pod (`K8S_POD_NAMESPACE`/`K8S_POD_NAME` in
+    /// `CNI_ARGS`), when the runtime says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+impl fmt::Display for PortOwner {
+    /// "cni pod default/web container 3f2a9c1b07e4 eth0 network vlan100".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortOwner::Cni(a) => {
+                f.write_str("cni")?;
+                if let Some(pod) = &a.pod {
+                    write!(f, " pod {pod}")?;
+                }
+                let short: String = a.container_id.chars().take(12).collect();
+                write!(f, " container {short} {} network {}", a.ifname, a.network)
+            }
+        }
+    }
 }
 
 impl PortSpec {
@@ -702,6 +754,7 @@ impl PortSpec {
             storm_broadcast_pps: None,
             storm_multicast_pps: None,
             storm_unknown_pps: None,
+            owner: None,
         }
     }
 

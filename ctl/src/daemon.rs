@@ -1300,6 +1300,7 @@ impl Daemon {
                         .filter(|(_, on)| !on)
                         .map(|(k, _)| k.to_string())
                         .collect(),
+                        owner: st.spec.owner.clone(),
                     })
                     .collect(),
             })

@@ -1,9 +1,11 @@
 //! vswitch control plane: the configuration store, the typed control protocol, the
 //! daemon state that drives the datapath, the control-socket server and the client.
-//! Binaries: `vswitchd` (src/bin/vswitchd.rs) and `vswitchctl` (src/main.rs).
+//! Binaries: `vswitchd` (src/bin/vswitchd.rs), `vswitchctl` (src/main.rs) and the CNI
+//! plugin `vswitch-cni` (src/bin/vswitch-cni.rs, module [`cni`]).
 #![deny(unsafe_code)]
 
 pub mod client;
+pub mod cni;
 pub mod config;
 pub mod daemon;
 pub mod frame_spec;

@@ -99,6 +99,18 @@ enum Command {
     },
     /// SR-IOV virtual functions: list, show, set, restore, diff, capabilities.
     Vf(vf::VfArgs),
+    /// Remove pods' attachments (vswitch-cni) whose network namespace is gone: for
+    /// runtimes that do not run CNI GC (see docs/cni.md).
+    CniGc {
+        /// vswitch-cni's state directory (its `stateDir`).
+        #[arg(long, default_value = ctl::cni::conf::DEFAULT_STATE_DIR)]
+        state_dir: std::path::PathBuf,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Exit code for "not found".
@@ -283,6 +295,11 @@ fn run(c: Command, conn: &Conn) -> anyhow::Result<u8> {
             json,
         ),
         Command::Reload {} => call(conn, Request::Reload {}, false),
+        Command::CniGc {
+            state_dir,
+            dry_run,
+            json,
+        } => cmds::cni_gc(conn, &state_dir, dry_run, json),
         Command::Doctor { interfaces, json } => cmds::doctor(&interfaces, json),
         Command::Completions { shell } => {
             clap_complete::generate(

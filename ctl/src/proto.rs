@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use datapath::vlan::{Vid, VlanError};
 use datapath::wire::MacAddr;
 
-use crate::config::PortSpec;
+use crate::config::{PortOwner, PortSpec};
 use datapath::worker::PollMode;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -301,6 +301,9 @@ pub struct PortView {
     /// (omitted when it receives all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub no_flood: Vec<String>,
+    /// Who the port was created for (a pod, by the CNI plugin); omitted when nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<PortOwner>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,9 @@ pub fn show(bridges: &[BridgeView]) -> String {
         let _ = writeln!(s, "Bridge {}", b.name);
         for p in &b.ports {
             let _ = writeln!(s, "    Port {}", p.name);
+            if let Some(o) = &p.owner {
+                let _ = writeln!(s, "        owner: {o}");
+            }
             let _ = writeln!(s, "        vlan: {}", p.vlan);
             if p.mtu != 1500 {
                 let _ = writeln!(s, "        mtu: {}", p.mtu);

@@ -247,6 +247,9 @@ fn half_open_client_is_closed_after_timeout() {
 /// used to end vswitchd with "control loop: Interrupted system call".
 #[test]
 fn stop_and_continue_keeps_the_daemon_serving() {
+    if !root_or_skip("stop_and_continue_keeps_the_daemon_serving") {
+        return;
+    }
     let _w = Watchdog::new(
         "stop_and_continue_keeps_the_daemon_serving",
         Duration::from_secs(60),

@@ -34,6 +34,7 @@ use datapath::worker::{Datapath, DatapathConfig, WorkerSnapshot};
 
 pub use datapath::testutil;
 
+pub mod cni;
 pub mod daemon;
 pub mod inject;
 pub mod lab;

@@ -549,3 +549,56 @@ fn problem_paths_name_the_field() {
         assert_eq!(path(&text), want, "{text:?}");
     }
 }
+
+#[test]
+fn cni_owner_parses_round_trips_and_is_shown() {
+    let text = r#"
+[[bridge]]
+name = "br0"
+
+[[bridge.port]]
+name = "3f2a971ec0-eth0"
+type = "packet"
+access = 100
+
+[bridge.port.owner]
+by = "cni"
+container_id = "3f2a9c1b07e4aa55"
+ifname = "eth0"
+netns = "/run/netns/cni-1"
+network = "vlan100"
+pod = "default/web"
+"#;
+    let c = parse(text).expect("valid");
+    let p = &c.bridge("br0").expect("bridge").ports[0];
+    let want = PortOwner::Cni(CniAttachment {
+        container_id: "3f2a9c1b07e4aa55".into(),
+        ifname: "eth0".into(),
+        netns: "/run/netns/cni-1".into(),
+        network: "vlan100".into(),
+        pod: Some("default/web".into()),
+    });
+    assert_eq!(p.owner.as_ref(), Some(&want));
+    assert_eq!(
+        want.to_string(),
+        "cni pod default/web container 3f2a9c1b07e4 eth0 network vlan100"
+    );
+    let again = parse(&c.to_toml()).expect("round trip");
+    assert_eq!(again, c);
+    // JSON (the control protocol) carries the same shape.
+    let json = serde_json::to_string(&want).expect("json");
+    assert_eq!(
+        json,
+        r#"{"by":"cni","container_id":"3f2a9c1b07e4aa55","ifname":"eth0","netns":"/run/netns/cni-1","network":"vlan100","pod":"default/web"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<PortOwner>(&json).expect("parse"),
+        want
+    );
+    // Unknown owners and unknown keys are refused like any other unknown key.
+    let bad = text.replace("by = \"cni\"", "by = \"kubelet\"");
+    assert!(parse(&bad).is_err(), "unknown owner kind accepted");
+    let bad = text.replace("pod = ", "pood = ");
+    let e = parse(&bad).expect_err("unknown key accepted").to_string();
+    assert!(e.contains("pood"), "{e}");
+}
