@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate tcprate latency soak fuzz clean
+.PHONY: all setup build demo test test-unit test-sriov lint bench pktrate tcprate latency scale soak fuzz clean
 
 all: build
 
@@ -45,6 +45,14 @@ bench: setup
 PKTRATE_ARGS ?=
 pktrate: setup
 	$(CARGO) run --release -p vswitch-benches --bin pktrate -- $(PKTRATE_ARGS)
+
+## scale: ports per bridge: add/del-port times, RSS and open files per port, show/stats/
+## metrics times with all configured (root), e.g. SCALE_ARGS="--ports 1000".
+SCALE_ARGS ?=
+scale:
+	@bash scripts/setup.sh
+	$(CARGO) build --release -p vswitch-ctl -p vswitch-benches
+	$(CARGO) run --release -p vswitch-benches --bin scale -- $(SCALE_ARGS)
 
 ## tcprate: TCP throughput (iperf3, 1 and 4 streams) and ping RTT between two namespaces
 ## through a veth pair, the Linux bridge, vswitch and Open vSwitch 3.1's userspace datapath

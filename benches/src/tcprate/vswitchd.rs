@@ -34,6 +34,12 @@ impl Vswitchd {
     /// Starts `BIN_DIR/vswitchd` with one worker on `cpu` (and the packet ports' fast path
     /// on or off) and waits until its control socket answers.
     pub fn start(bin_dir: &Path, cpu: usize, packet_fast_path: bool) -> anyhow::Result<Vswitchd> {
+        Vswitchd::start_with(bin_dir, &config_toml(cpu, packet_fast_path))
+    }
+
+    /// Starts `BIN_DIR/vswitchd` with the configuration `toml` and waits until its
+    /// control socket answers.
+    pub fn start_with(bin_dir: &Path, toml: &str) -> anyhow::Result<Vswitchd> {
         let daemon = bin_dir.join("vswitchd");
         let ctl = bin_dir.join("vswitchctl");
         for b in [&daemon, &ctl] {
@@ -51,8 +57,7 @@ impl Vswitchd {
         let config = dir.path().join("vswitchd.toml");
         let sock = dir.path().join("vswitchd.sock");
         let log = dir.path().join("vswitchd.log");
-        std::fs::write(&config, config_toml(cpu, packet_fast_path))
-            .context("write vswitchd config")?;
+        std::fs::write(&config, toml).context("write vswitchd config")?;
         let log_file = File::create(&log).context("vswitchd log")?;
         let child = Command::new(&daemon)
             .arg("--config")
