@@ -218,12 +218,16 @@ impl VnetSocket {
     /// Opens a socket on interface `ifindex` of the caller's network namespace.
     pub fn open(ifindex: u32) -> io::Result<VnetSocket> {
         let proto = ETH_P_ALL.to_be();
+        // Protocol 0: the socket receives nothing until `bind` below hooks it to this one
+        // interface. Created with ETH_P_ALL it would queue every interface's frames until
+        // then, and the rebind would wait for an RCU grace period (synchronize_net,
+        // ~15 ms of every add-port).
         // SAFETY: plain socket(2) call.
         let fd = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::c_int::from(proto),
+                0,
             )
         };
         check(fd)?;
