@@ -82,7 +82,6 @@ const CNI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 /// Runs the plugin for `command` with the attachment variables and `conf` on stdin;
 /// killed (and the test failed) after [`CNI_TIMEOUT`].
 pub fn cni(command: &str, cid: &str, netns: &str, ifname: &str, args: &str, conf: &str) -> Call {
-    use std::io::Read;
     let mut child = Command::new(plugin())
         .env_remove("VSWITCH_SOCKET")
         .env("CNI_COMMAND", command)
@@ -102,34 +101,14 @@ pub fn cni(command: &str, cid: &str, netns: &str, ifname: &str, args: &str, conf
         .expect("stdin")
         .write_all(conf.as_bytes())
         .expect("write the configuration");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + CNI_TIMEOUT;
-    let status = loop {
-        match child.try_wait().expect("wait for vswitch-cni") {
-            Some(s) => break s,
-            None if std::time::Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("vswitch-cni {command} did not finish within {CNI_TIMEOUT:?}");
-            }
-            None => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
+    let o = crate::collect_output(child, std::time::Instant::now(), CNI_TIMEOUT);
+    let Some(status) = o.status else {
+        panic!("vswitch-cni {command} did not finish within {CNI_TIMEOUT:?}");
     };
     Call {
         code: status.code(),
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
+        stdout: o.stdout,
+        stderr: o.stderr,
     }
 }
 

@@ -65,13 +65,24 @@ impl CmdOutput {
 /// of hanging). Output is collected on helper threads so a chatty command cannot block.
 pub fn run_timeout(cmd: &str, args: &[&str], timeout: Duration) -> CmdOutput {
     let start = Instant::now();
-    let mut child = Command::new(cmd)
+    let child = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd} {args:?}: {e}"));
+    collect_output(child, start, timeout)
+}
+
+/// Collects a spawned child's piped stdout and stderr (on helper threads, so a chatty
+/// command cannot block) and waits for it, killing it at `start + timeout` (then
+/// `status: None`).
+pub fn collect_output(
+    mut child: std::process::Child,
+    start: Instant,
+    timeout: Duration,
+) -> CmdOutput {
     let mut out = child.stdout.take().expect("child stdout is piped");
     let mut err = child.stderr.take().expect("child stderr is piped");
     let out_t = std::thread::spawn(move || {
